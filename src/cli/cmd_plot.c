@@ -1,0 +1,10 @@
+/* dptrain plot: not built yet; says so instead of pretending. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int dpt_cmd_plot(int argc, char **argv)
+{
+    fprintf(stderr, "dptrain plot: not available in this version yet\n");
+    return dpt_status_exit_code(DPT_ERR_UNSUPPORTED);
+}

@@ -1,0 +1,10 @@
+/* dptrain train: not built yet; says so instead of pretending. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int dpt_cmd_train(int argc, char **argv)
+{
+    fprintf(stderr, "dptrain train: not available in this version yet\n");
+    return dpt_status_exit_code(DPT_ERR_UNSUPPORTED);
+}

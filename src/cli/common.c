@@ -1,0 +1,80 @@
+/* Owns the flag-parsing and error-reporting helpers shared by all subcommands. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+
+int dpt_cli_fail(dpt_status_t s)
+{
+    const char *msg = dpt_last_error();
+    fprintf(stderr, "dptrain: error: %s\n", msg[0] ? msg : dpt_status_str(s));
+    return dpt_status_exit_code(s);
+}
+
+int dpt_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "dptrain %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'dptrain %s --help')\n", cmd);
+    return DPT_EXIT_USAGE;
+}
+
+bool dpt_cli_parse_size(const char *cmd, const char *flag, const char *text, size_t min,
+                        size_t max, size_t *out)
+{
+    char *end;
+    errno = 0;
+    if (text[0] == '-' || text[0] == '\0') goto bad;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end || v < min || v > max) goto bad;
+    *out = (size_t)v;
+    return true;
+bad:
+    dpt_cli_usage_error(cmd, "%s expects an integer in [%zu, %zu], got '%s'", flag, min, max,
+                        text);
+    return false;
+}
+
+bool dpt_cli_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (text[0] == '-' || text[0] == '\0') goto bad;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end) goto bad;
+    *out = (uint64_t)v;
+    return true;
+bad:
+    dpt_cli_usage_error(cmd, "%s expects a non-negative integer, got '%s'", flag, text);
+    return false;
+}
+
+bool dpt_cli_parse_double(const char *cmd, const char *flag, const char *text, double min,
+                          double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (text[0] == '\0' || errno || *end || !isfinite(v) || v < min || v > max) {
+        dpt_cli_usage_error(cmd, "%s expects a number in [%g, %g], got '%s'", flag, min, max,
+                            text);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+const char *dpt_cli_value(const char *cmd, int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        dpt_cli_usage_error(cmd, "%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}

@@ -1,0 +1,57 @@
+/* Owns the dptrain command line: dispatch to subcommands and top-level help. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommand_t;
+
+static const subcommand_t subcommands[] = {
+    {"train", dpt_cmd_train, "train a model on a dataset, write metrics.csv and checkpoints"},
+    {"eval", dpt_cmd_eval, "evaluate a checkpoint on a dataset (loss, accuracy, confusion)"},
+    {"predict", dpt_cmd_predict, "write class predictions of a checkpoint to CSV"},
+    {"schedule", dpt_cmd_schedule, "preview a learning-rate schedule as CSV, without training"},
+    {"lr-find", dpt_cmd_lr_find, "learning-rate range test"},
+    {"bench", dpt_cmd_bench, "thread and batch scaling benchmarks"},
+    {"info", dpt_cmd_info, "version, BLIS kernel set, threads, CPU features; --checkpoint F"},
+    {"plot", dpt_cmd_plot, "draw loss, accuracy and LR of a run directory with gnuplot"},
+};
+
+static void print_help(FILE *f)
+{
+    fprintf(f, "usage: dptrain COMMAND [FLAGS]   (dptrain COMMAND --help for its flags)\n\n"
+               "CPU data-parallel neural-network trainer, version %s.\n\ncommands:\n",
+            DPT_VERSION);
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
+    fprintf(f, "\nexit codes: 0 ok, 1 internal error, 2 usage or invalid argument, 3 malformed "
+               "input file,\n  4 I/O error, 5 memory or size limit, 6 not available, 7 training "
+               "diverged (docs/errors.md)\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return DPT_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        print_help(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("dptrain %s\n", DPT_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "dptrain: unknown command '%s'; valid commands:", argv[1]);
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        fprintf(stderr, " %s", subcommands[i].name);
+    fprintf(stderr, "\n");
+    return DPT_EXIT_USAGE;
+}

@@ -1,0 +1,80 @@
+/* Owns the scratch-file helpers used by the test suites. */
+#include "support.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <zlib.h>
+
+char *mkdtemp(char *templ);
+
+char *t_make_tmpdir(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    size_t n = strlen(base) + strlen(tag) + 32;
+    char *path = malloc(n);
+    cr_assert_not_null(path);
+    snprintf(path, n, "%s/dpt-%s-XXXXXX", base, tag);
+    cr_assert_not_null(mkdtemp(path), "mkdtemp failed for %s", path);
+    return path;
+}
+
+char *t_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    cr_assert_not_null(p);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+void t_write_file(const char *path, const void *data, size_t n, int gz)
+{
+    if (gz) {
+        gzFile g = gzopen(path, "wb");
+        cr_assert_not_null(g, "gzopen %s", path);
+        if (n) cr_assert_eq(gzwrite(g, data, (unsigned)n), (int)n);
+        cr_assert_eq(gzclose(g), Z_OK);
+        return;
+    }
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "fopen %s", path);
+    if (n) cr_assert_eq(fwrite(data, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+void t_write_text(const char *path, const char *text)
+{
+    t_write_file(path, text, strlen(text), 0);
+}
+
+char *t_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(fread(buf, 1, (size_t)len, f), (size_t)len);
+    buf[len] = '\0';
+    fclose(f);
+    if (n) *n = (size_t)len;
+    return buf;
+}
+
+int t_system(const char *cmd)
+{
+    int rc = system(cmd);
+    if (rc == -1 || !WIFEXITED(rc)) return -1;
+    return WEXITSTATUS(rc);
+}
+
+const char *t_dptrain_bin(void)
+{
+    return DPT_BINARY_DIR "/dptrain";
+}

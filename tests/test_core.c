@@ -1,0 +1,79 @@
+/* Tests for src/core: status messages, exit codes, the seeded RNG. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "core/checked.h"
+#include "core/rng.h"
+#include "dptrain/status.h"
+
+Test(status, error_message_is_recorded_and_returned)
+{
+    dpt_status_t s = dpt_error(DPT_ERR_FORMAT, "%s: byte %d: bad magic", "f.idx", 3);
+    cr_assert_eq(s, DPT_ERR_FORMAT);
+    cr_assert_str_eq(dpt_last_error(), "f.idx: byte 3: bad magic");
+    dpt_error_clear();
+    cr_assert_str_eq(dpt_last_error(), "");
+}
+
+Test(status, exit_codes_distinguish_classes)
+{
+    cr_assert_eq(dpt_status_exit_code(DPT_OK), 0);
+    cr_assert_eq(dpt_status_exit_code(DPT_ERR_INVALID_ARG), 2);
+    cr_assert_eq(dpt_status_exit_code(DPT_ERR_FORMAT), 3);
+    cr_assert_eq(dpt_status_exit_code(DPT_ERR_IO), 4);
+    cr_assert_str_eq(dpt_status_str(DPT_ERR_FORMAT), "format error");
+    cr_assert_str_eq(dpt_status_str((dpt_status_t)999), "unknown status");
+}
+
+Test(rng, same_seed_same_sequence_and_streams_differ)
+{
+    dpt_rng_t a, b, c;
+    dpt_rng_seed(&a, 42, 0);
+    dpt_rng_seed(&b, 42, 0);
+    dpt_rng_seed(&c, 42, 1);
+    int differ = 0;
+    for (int i = 0; i < 100; i++) {
+        uint64_t x = dpt_rng_next(&a);
+        cr_assert_eq(x, dpt_rng_next(&b));
+        differ += x != dpt_rng_next(&c);
+    }
+    cr_assert_gt(differ, 95);
+}
+
+Test(rng, shuffle_is_a_permutation_and_below_is_in_range)
+{
+    enum { N = 1000 };
+    uint32_t idx[N];
+    int seen[N] = {0};
+    for (uint32_t i = 0; i < N; i++) idx[i] = i;
+    dpt_rng_t r;
+    dpt_rng_seed(&r, 7, 3);
+    dpt_rng_shuffle_u32(&r, idx, N);
+    int moved = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        cr_assert_lt(idx[i], N);
+        seen[idx[i]]++;
+        moved += idx[i] != i;
+    }
+    for (int i = 0; i < N; i++) cr_assert_eq(seen[i], 1);
+    cr_assert_gt(moved, 900);
+    for (int i = 0; i < 1000; i++) cr_assert_lt(dpt_rng_below(&r, 7), 7u);
+}
+
+Test(rng, uniform_mean_is_plausible)
+{
+    dpt_rng_t r;
+    dpt_rng_seed(&r, 1, 1);
+    double sum = 0;
+    for (int i = 0; i < 100000; i++) sum += dpt_rng_uniform(&r);
+    cr_assert_float_eq(sum / 100000, 0.5, 0.01);
+}
+
+Test(checked, multiplication_overflow_is_detected)
+{
+    size_t out;
+    cr_assert(dpt_mul_size(1000, 1000, &out));
+    cr_assert_eq(out, 1000000u);
+    cr_assert_not(dpt_mul_size(SIZE_MAX / 2, 3, &out));
+    cr_assert_not(dpt_add_size(SIZE_MAX, 1, &out));
+}
