@@ -1,0 +1,95 @@
+/* The data-parallel training engine.
+ *
+ * Each minibatch is cut into fixed micro-shards of `micro_batch` rows (their number depends
+ * on the batch, never on the thread count). Worker threads (one OpenMP parallel region per
+ * step) each own a replica and process micro-shards; each micro-shard's gradient goes to its
+ * own buffer; after a barrier the threads split the parameters by range and, chunk by chunk,
+ * sum the micro-shard buffers in a fixed tree order and apply the optimizer in the same pass.
+ * Same seed, batch and micro-batch => bitwise-identical parameters for any thread count.
+ *
+ * Thread safety: a trainer is driven from one thread; it starts its own workers. */
+#ifndef DPTRAIN_TRAINER_H
+#define DPTRAIN_TRAINER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/dataset.h"
+#include "dptrain/model.h"
+#include "dptrain/optimizer.h"
+#include "dptrain/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct dpt_trainer dpt_trainer_t;
+
+typedef struct dpt_trainer_config {
+    size_t threads;     /* worker threads; 0 = all cores */
+    size_t batch_size;  /* global minibatch */
+    size_t micro_batch; /* rows per micro-shard (fixes the reduction order) */
+    uint64_t seed;      /* initialisation, shuffling, dropout */
+} dpt_trainer_config_t;
+
+/* threads 0, batch 128, micro_batch 128, seed 1. */
+dpt_trainer_config_t dpt_trainer_config_default(void);
+
+/* Learning rate (and momentum, or a negative value for "configured") for optimizer step
+ * `step` (0-based). Called once per step on the driving thread. */
+typedef double (*dpt_lr_fn)(void *user, uint64_t step, double *momentum);
+
+/* Called after each step with the number of batches done in this epoch (may be NULL). */
+typedef void (*dpt_progress_fn)(void *user, size_t batches_done, size_t batches_total,
+                                size_t samples_done, double running_loss);
+
+typedef struct dpt_epoch_stats {
+    double loss, accuracy;           /* means over the epoch's training samples */
+    double seconds, samples_per_second;
+    double lr_last, momentum_last;   /* of the last step */
+    size_t steps, samples;
+    double forward_backward_seconds; /* per-phase split of the steps, driving thread's view */
+    double update_seconds;           /* fused reduce + optimizer */
+} dpt_epoch_stats_t;
+
+/* The trainer borrows model and optimizer (they must outlive it) and owns the parameters,
+ * gradient buffers and replicas. Initialises parameters from cfg->seed. */
+dpt_status_t dpt_trainer_create(const dpt_model_t *model, dpt_optimizer_t *opt,
+                                const dpt_trainer_config_t *cfg, dpt_trainer_t **out);
+void dpt_trainer_free(dpt_trainer_t *t);
+
+/* Threads the trainer runs (cfg->threads resolved) and the team size it actually got in its
+ * last parallel region (0 before the first). */
+size_t dpt_trainer_threads(const dpt_trainer_t *t);
+size_t dpt_trainer_team_size(const dpt_trainer_t *t);
+
+/* Parameters (dpt_model_param_count floats, the model's layout); writable for restores. */
+float *dpt_trainer_params(dpt_trainer_t *t);
+/* Optimizer steps taken so far; settable for exact resume. */
+uint64_t dpt_trainer_step_count(const dpt_trainer_t *t);
+void dpt_trainer_set_step_count(dpt_trainer_t *t, uint64_t steps);
+
+/* Runs one epoch over ds in the order given by a permutation of (seed, epoch). The last
+ * partial batch is a smaller step. */
+dpt_status_t dpt_trainer_train_epoch(dpt_trainer_t *t, const dpt_dataset_t *ds, uint64_t epoch,
+                                     dpt_lr_fn lr_fn, void *lr_user, dpt_progress_fn progress,
+                                     void *progress_user, dpt_epoch_stats_t *stats);
+
+/* Runs `steps` optimizer steps on the first rows of the epoch-0 order (for benchmarks and the
+ * LR range test); loss_out (may be NULL) receives each step's mean loss. */
+dpt_status_t dpt_trainer_train_steps(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t steps,
+                                     dpt_lr_fn lr_fn, void *lr_user, double *loss_out,
+                                     dpt_epoch_stats_t *stats);
+
+/* Mean loss and accuracy of the current parameters on ds (evaluation mode: no dropout).
+ * confusion (may be NULL) receives classes x classes counts [true][predicted]. */
+dpt_status_t dpt_trainer_evaluate(dpt_trainer_t *t, const dpt_dataset_t *ds, double *loss,
+                                  double *accuracy, uint64_t *confusion);
+
+/* Writes the epoch order (a permutation of 0..n-1) that epoch `epoch` uses. */
+void dpt_epoch_order(uint64_t seed, uint64_t epoch, uint32_t *idx, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,123 @@
+/* Owns everything BLIS: kernel-set selection, initialisation, and the single-threaded
+ * per-worker GEMM. The only file that includes blis.h. */
+#include "kernels/gemm.h"
+
+#include <blis.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static char kernel_name[32] = "uninitialised";
+static char kernel_reason[160] = "";
+
+/* Each worker thread gets its own runtime object fixed at one thread, so BLIS never spawns
+ * threads inside a worker and never copies the global runtime under its mutex per call. */
+static _Thread_local rntm_t worker_rntm;
+static _Thread_local bool worker_rntm_ready;
+
+static bool cpu_has_avx512_skx_set(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+
+static bool cpu_has_avx2_fma(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/* The kernel set dptrain prefers for this CPU, or -1 to let BLIS decide. Measured on an AMD
+ * EPYC with AVX-512 (docs/performance.md): skx ~150-178 GFLOP/s, zen ~99, zen3 ~80-93,
+ * haswell ~50, generic ~25-30 for sgemm 256x784x256 on one thread. */
+static int preferred_arch(const char **why)
+{
+    if (cpu_has_avx512_skx_set()) {
+        *why = "chosen by dptrain: CPU has AVX-512 F/DQ/CD/BW/VL";
+        return BLIS_ARCH_SKX;
+    }
+    if (cpu_has_avx2_fma()) {
+        __builtin_cpu_init();
+        bool amd = __builtin_cpu_is("amd");
+        *why = amd ? "chosen by dptrain: AMD CPU with AVX2+FMA"
+                   : "chosen by dptrain: CPU with AVX2+FMA";
+        return amd ? BLIS_ARCH_ZEN : BLIS_ARCH_HASWELL;
+    }
+    *why = "BLIS's own detection (CPU has neither AVX-512 nor AVX2+FMA)";
+    return -1;
+}
+
+static void init_blis(void)
+{
+    const char *user = getenv("BLIS_ARCH_TYPE");
+    bool we_set = false;
+    if (user && *user) {
+        snprintf(kernel_reason, sizeof kernel_reason, "BLIS_ARCH_TYPE=%s set by the user", user);
+    } else {
+        const char *why;
+        int arch = preferred_arch(&why);
+        snprintf(kernel_reason, sizeof kernel_reason, "%s", why);
+        if (arch >= 0) {
+            char buf[16];
+            snprintf(buf, sizeof buf, "%d", arch);
+            setenv("BLIS_ARCH_TYPE", buf, 1);
+            we_set = true;
+        }
+    }
+    /* bli_arch_query_id() before bli_init() aborts in 0.9.0 when BLIS_ARCH_TYPE is set. */
+    bli_init();
+    arch_t id = bli_arch_query_id();
+    snprintf(kernel_name, sizeof kernel_name, "%s", bli_arch_string(id));
+    /* Child processes (e.g. a PyTorch comparison) should see the user's environment. */
+    if (we_set) unsetenv("BLIS_ARCH_TYPE");
+}
+
+dpt_status_t dpt_gemm_init(void)
+{
+    pthread_once(&init_once, init_blis);
+    return DPT_OK;
+}
+
+const char *dpt_gemm_kernel_name(void)
+{
+    return kernel_name;
+}
+
+const char *dpt_gemm_kernel_reason(void)
+{
+    return kernel_reason;
+}
+
+const char *dpt_gemm_blis_version(void)
+{
+    dpt_gemm_init();
+    return bli_info_get_version_str();
+}
+
+static rntm_t *thread_rntm(void)
+{
+    if (!worker_rntm_ready) {
+        dpt_gemm_init();
+        bli_rntm_init(&worker_rntm);
+        bli_rntm_set_num_threads(1, &worker_rntm);
+        worker_rntm_ready = true;
+    }
+    return &worker_rntm;
+}
+
+void dpt_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+               size_t ldc)
+{
+    if (m == 0 || n == 0) return;
+    /* BLIS typed API strides describe the matrices as stored (before the transpose flag):
+     * row-major storage has row stride = stored row length and column stride 1. */
+    bli_sgemm_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                 trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k,
+                 &alpha, (float *)a, (inc_t)lda, 1, (float *)b, (inc_t)ldb, 1, &beta, c,
+                 (inc_t)ldc, 1, NULL, thread_rntm());
+}

@@ -1,0 +1,31 @@
+/* Single-precision GEMM for the layers, on BLIS, one thread per call, plus the process-wide
+ * choice of BLIS kernel set. This header does not expose BLIS: only gemm.c includes blis.h. */
+#ifndef DPT_KERNELS_GEMM_H
+#define DPT_KERNELS_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dptrain/status.h"
+
+/* Chooses the BLIS kernel set and initialises BLIS. Idempotent and thread-safe; call it
+ * before the first parallel region (dpt_trainer_create and `dptrain info` do).
+ * BLIS reads BLIS_ARCH_TYPE once, at its first initialisation: an explicit user setting
+ * wins; otherwise dptrain picks the fastest set the CPU supports, because Debian's BLIS
+ * 0.9.0 falls back to its slow `generic` kernels on CPUs it does not recognise. */
+dpt_status_t dpt_gemm_init(void);
+
+/* Name of the kernel set in use ("skx", "zen", "generic", ...), the reason it was chosen,
+ * and the BLIS version string. Valid after dpt_gemm_init. */
+const char *dpt_gemm_kernel_name(void);
+const char *dpt_gemm_kernel_reason(void);
+const char *dpt_gemm_blis_version(void);
+
+/* C[m x n] = alpha * op(A) * op(B) + beta * C, all row-major. op(A) is m x k: A is stored
+ * m x k (lda >= k) or, with trans_a, k x m (lda >= m); likewise B. Runs on the calling
+ * thread only, whatever BLIS_NUM_THREADS / OMP_NUM_THREADS say. Thread-safe. */
+void dpt_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
+               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+               size_t ldc);
+
+#endif

@@ -1,0 +1,34 @@
+/* Owns the loss: numerically stable log-softmax (subtract the row max, log-sum-exp) with
+ * cross-entropy, its gradient and the accuracy count. */
+#include "nn/softmax_xent.h"
+
+#include <math.h>
+
+double dpt_softmax_xent(const float *logits, const int32_t *labels, size_t rows, size_t classes,
+                        float scale, float *dlogits, float *probs, size_t *correct)
+{
+    double loss = 0.0;
+    size_t hits = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const float *z = logits + r * classes;
+        size_t arg = 0;
+        float max = z[0];
+        for (size_t j = 1; j < classes; j++)
+            if (z[j] > max) max = z[j], arg = j;
+        double sum = 0.0;
+        for (size_t j = 0; j < classes; j++) sum += exp((double)z[j] - max);
+        double log_sum = log(sum);
+        size_t y = (size_t)labels[r];
+        loss += log_sum - ((double)z[y] - max);
+        hits += arg == y;
+        if (dlogits || probs) {
+            for (size_t j = 0; j < classes; j++) {
+                float p = (float)exp((double)z[j] - max - log_sum);
+                if (probs) probs[r * classes + j] = p;
+                if (dlogits) dlogits[r * classes + j] = (p - (j == y ? 1.0f : 0.0f)) * scale;
+            }
+        }
+    }
+    if (correct) *correct = hits;
+    return loss;
+}

@@ -1,0 +1,35 @@
+/* A worker's model replica: its own activations and gradient scratch, reading the shared
+ * parameters. Sized once for a maximum number of rows; nothing is allocated in a step. */
+#ifndef DPT_PARALLEL_REPLICA_H
+#define DPT_PARALLEL_REPLICA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/dataset.h"
+#include "nn/model_internal.h"
+
+typedef struct dpt_replica dpt_replica_t;
+
+dpt_status_t dpt_replica_create(const dpt_model_t *m, size_t max_rows, dpt_replica_t **out);
+void dpt_replica_free(dpt_replica_t *r);
+
+/* Gathers rows ids[0..rows) of ds (batch assembly), runs forward and backward, and writes
+ * this shard's gradient (the sum over its rows of dL/dparams * scale) into grads. Returns the
+ * summed loss; *correct gets the number of right predictions. */
+double dpt_replica_train_shard(dpt_replica_t *r, const dpt_model_t *m, const float *params,
+                               const dpt_dataset_t *ds, const uint32_t *ids, size_t rows,
+                               float scale, float *grads, const dpt_step_ctx_t *ctx,
+                               size_t *correct);
+
+/* Forward only (evaluation mode). probs (may be NULL) receives rows x classes softmax
+ * probabilities; labels_out (may be NULL) receives the true labels. Returns summed loss. */
+double dpt_replica_eval_shard(dpt_replica_t *r, const dpt_model_t *m, const float *params,
+                              const dpt_dataset_t *ds, const uint32_t *ids, size_t rows,
+                              float *probs, size_t *correct);
+
+/* Logits of the last forward pass ([rows x classes]). */
+const float *dpt_replica_logits(const dpt_replica_t *r, const dpt_model_t *m);
+const int32_t *dpt_replica_labels(const dpt_replica_t *r);
+
+#endif

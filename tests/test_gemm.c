@@ -1,0 +1,84 @@
+/* Tests for src/kernels/gemm.c: every transpose case against a naive double loop, and the
+ * kernel-set choice. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "kernels/gemm.h"
+
+static void fill(float *x, size_t n, uint64_t seed)
+{
+    dpt_rng_t r;
+    dpt_rng_seed(&r, seed, 0);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(dpt_rng_uniform(&r) * 2 - 1);
+}
+
+/* Element (i, j) of op(X) where X is stored row-major with leading dimension ld. */
+static double at(const float *x, size_t ld, bool trans, size_t i, size_t j)
+{
+    return trans ? x[j * ld + i] : x[i * ld + j];
+}
+
+static void check_case(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, float beta)
+{
+    size_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+    size_t arows = ta ? k : m, brows = tb ? n : k;
+    float *a = malloc(arows * lda * sizeof *a), *b = malloc(brows * ldb * sizeof *b);
+    float *c = malloc(m * ldc * sizeof *c), *c0 = malloc(m * ldc * sizeof *c0);
+    fill(a, arows * lda, 1);
+    fill(b, brows * ldb, 2);
+    fill(c, m * ldc, 3);
+    memcpy(c0, c, m * ldc * sizeof *c);
+    dpt_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    for (size_t i = 0; i < m; i++) {
+        for (size_t j = 0; j < n; j++) {
+            double s = 0;
+            for (size_t p = 0; p < k; p++) s += at(a, lda, ta, i, p) * at(b, ldb, tb, p, j);
+            double want = alpha * s + beta * c0[i * ldc + j];
+            cr_assert_float_eq(c[i * ldc + j], want, 1e-4 * (1 + fabs(want)),
+                               "ta=%d tb=%d (%zu,%zu): %g vs %g", ta, tb, i, j,
+                               c[i * ldc + j], want);
+        }
+        /* Padding between rows must be untouched. */
+        for (size_t j = n; j < ldc; j++) cr_assert_eq(c[i * ldc + j], c0[i * ldc + j]);
+    }
+    free(a), free(b), free(c), free(c0);
+}
+
+Test(gemm, no_transpose)
+{
+    check_case(false, false, 37, 29, 53, 1.0f, 0.0f);
+}
+Test(gemm, transpose_a)
+{
+    check_case(true, false, 31, 17, 64, 0.5f, 1.0f);
+}
+Test(gemm, transpose_b)
+{
+    check_case(false, true, 64, 33, 19, 1.0f, 1.0f);
+}
+Test(gemm, transpose_both)
+{
+    check_case(true, true, 13, 41, 27, -2.0f, 0.25f);
+}
+Test(gemm, layer_shapes)
+{
+    check_case(false, false, 128, 256, 784, 1.0f, 0.0f);
+    check_case(true, false, 784, 256, 128, 1.0f, 0.0f);
+    check_case(false, true, 128, 784, 256, 1.0f, 0.0f);
+}
+
+Test(gemm, kernel_set_is_reported_and_not_generic_on_avx512)
+{
+    dpt_gemm_init();
+    cr_assert_neq(strcmp(dpt_gemm_kernel_name(), "uninitialised"), 0);
+    cr_assert_gt(strlen(dpt_gemm_kernel_reason()), 0u);
+    cr_assert_gt(strlen(dpt_gemm_blis_version()), 0u);
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512cd") && !getenv("BLIS_ARCH_TYPE"))
+        cr_assert_str_eq(dpt_gemm_kernel_name(), "skx");
+}
