@@ -1,10 +1,172 @@
-/* dptrain train: not built yet; says so instead of pretending. */
+/* dptrain train: flags -> dpt_run_config_t -> dpt_run_train. `--resume DIR` replays the
+ * command line stored in DIR's checkpoint, then applies the flags given now on top. */
+#include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
+#include "dptrain/run.h"
+
+static const char *const usage =
+    "usage: dptrain train [FLAGS]\n"
+    "Trains a classifier with data-parallel workers and writes a run directory:\n"
+    "config.txt (every resolved setting), metrics.csv (one row per epoch), checkpoint.dpt\n"
+    "(latest epoch), best.dpt (lowest validation loss) and, with --plot, metrics.png.\n\n"
+    "data:\n"
+    "  --data SPEC           fashion-mnist (default) | mnist:DIR | idx:IMAGES,LABELS |\n"
+    "                        cifar10:DIR | csv:FILE\n"
+    "  --val-split F         hold out fraction F (0 < F < 1) of the training data for\n"
+    "                        validation (default 0: validate on the dataset's test split)\n"
+    "  --csv-label-column N  CSV label column, 0-based, -1 = last (default -1)\n"
+    "  --csv-header          the CSV's first row is a header\n"
+    "  --csv-delimiter C     CSV field delimiter (default ',')\n"
+    "model and optimisation:\n"
+    "  --model SPEC          layers, e.g. \"dense:256,relu,dropout:0.2,dense:128,relu,dense:10\"\n"
+    "                        (default " DPT_DEFAULT_MODEL ")\n"
+    "  --optimizer SPEC      sgd:momentum=M,dampening=D,weight_decay=W,nesterov=0|1\n"
+    "                        (default sgd:momentum=0.9)\n"
+    "  --lr F                base learning rate (default 0.05)\n"
+    "  --lr-schedule SPEC    NAME:key=value,... (see 'dptrain schedule --help'; default constant)\n"
+    "  --warmup SPEC         linear:steps=N,start_factor=F | constant:steps=N,factor=F\n"
+    "  --epochs N            epochs to train (default 3; with --resume: the new total)\n"
+    "  --batch-size N        global minibatch (default 128)\n"
+    "  --micro-batch N       rows per micro-shard (default 128); results are bitwise identical\n"
+    "                        for any --threads at a fixed batch size and micro-batch\n"
+    "  --seed N              seed for initialisation, shuffling, dropout (default 1)\n"
+    "execution and output:\n"
+    "  --threads N           worker threads (default 0 = all cores)\n"
+    "  --out DIR             run directory (default runs/YYYYmmdd-HHMMSS)\n"
+    "  --resume DIR          continue the run in DIR from its checkpoint, exactly\n"
+    "  --plot                draw DIR/metrics.png with gnuplot at the end\n"
+    "  --quiet               no progress display or per-epoch lines\n"
+    "  --help                this text\n";
+
+#define MAX_ARGS 256
+
+typedef struct {
+    dpt_run_config_t cfg;
+    const char *resume_dir;
+} train_args_t;
+
+/* Parses argv[start..argc) into a; returns -1 on success, else the exit code. */
+static int parse_flags(train_args_t *a, int argc, char **argv, int start)
+{
+    dpt_run_config_t *c = &a->cfg;
+    for (int i = start; i < argc; i++) {
+        const char *f = argv[i], *v = NULL;
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (!strcmp(f, "--quiet")) { c->quiet = 1; continue; }
+        if (!strcmp(f, "--plot")) { c->plot = 1; continue; }
+        if (!strcmp(f, "--csv-header")) { c->data.csv_header = 1; continue; }
+        if (strncmp(f, "--", 2) != 0) return dpt_cli_usage_error("train", "unexpected argument '%s'", f);
+        if (!(v = dpt_cli_value("train", argc, argv, &i))) return DPT_EXIT_USAGE;
+        size_t z;
+        bool ok = true;
+        if (!strcmp(f, "--data")) c->data_spec = v;
+        else if (!strcmp(f, "--model")) c->model_spec = v;
+        else if (!strcmp(f, "--optimizer")) c->optimizer_spec = v;
+        else if (!strcmp(f, "--lr-schedule")) c->schedule_spec = v;
+        else if (!strcmp(f, "--warmup")) c->warmup_spec = v;
+        else if (!strcmp(f, "--out")) c->out_dir = v;
+        else if (!strcmp(f, "--resume")) a->resume_dir = v;
+        else if (!strcmp(f, "--lr")) ok = dpt_cli_parse_double("train", f, v, 1e-12, 1e6, &c->lr);
+        else if (!strcmp(f, "--val-split"))
+            ok = dpt_cli_parse_double("train", f, v, 0.0, 0.99, &c->val_split);
+        else if (!strcmp(f, "--epochs")) ok = dpt_cli_parse_size("train", f, v, 1, 1000000, &c->epochs);
+        else if (!strcmp(f, "--batch-size"))
+            ok = dpt_cli_parse_size("train", f, v, 1, 1u << 20, &c->trainer.batch_size);
+        else if (!strcmp(f, "--micro-batch"))
+            ok = dpt_cli_parse_size("train", f, v, 1, 65536, &c->trainer.micro_batch);
+        else if (!strcmp(f, "--threads"))
+            ok = dpt_cli_parse_size("train", f, v, 0, 1024, &c->trainer.threads);
+        else if (!strcmp(f, "--seed")) ok = dpt_cli_parse_u64("train", f, v, &c->trainer.seed);
+        else if (!strcmp(f, "--csv-label-column")) {
+            double d;
+            ok = dpt_cli_parse_double("train", f, v, -1, 1e6, &d);
+            c->data.csv_label_column = (int)d;
+        } else if (!strcmp(f, "--csv-delimiter")) {
+            if (strlen(v) != 1) return dpt_cli_usage_error("train", "--csv-delimiter takes one character");
+            c->data.csv_delimiter = v[0];
+        } else
+            return dpt_cli_usage_error("train", "unknown flag '%s'", f);
+        if (!ok) return DPT_EXIT_USAGE;
+        (void)z;
+    }
+    return -1;
+}
+
+/* Joins argv (minus --resume and its value) as a NUL-separated blob appended to *blob. */
+static int append_blob(char **blob, size_t *len, int argc, char **argv, int start)
+{
+    for (int i = start; i < argc; i++) {
+        if (!strcmp(argv[i], "--resume")) { i++; continue; }
+        size_t n = strlen(argv[i]) + 1;
+        char *grown = realloc(*blob, *len + n);
+        if (!grown) return -1;
+        memcpy(grown + *len, argv[i], n);
+        *blob = grown;
+        *len += n;
+    }
+    return 0;
+}
+
+/* Splits a NUL-separated blob into up to MAX_ARGS pointers (argv[0] left for the name). */
+static int split_blob(char *blob, size_t len, char **out)
+{
+    int n = 1;
+    out[0] = "train";
+    for (size_t i = 0; i < len && n < MAX_ARGS; i += strlen(blob + i) + 1) out[n++] = blob + i;
+    return n;
+}
 
 int dpt_cmd_train(int argc, char **argv)
 {
-    fprintf(stderr, "dptrain train: not available in this version yet\n");
-    return dpt_status_exit_code(DPT_ERR_UNSUPPORTED);
+    train_args_t a = {.cfg = dpt_run_config_default()};
+    int rc = parse_flags(&a, argc, argv, 1);
+    if (rc >= 0) return rc;
+    char *blob = NULL, *stored = NULL;
+    size_t len = 0, stored_len = 0;
+    char default_out[64];
+    if (a.resume_dir) {
+        /* Replay the stored command line, then today's flags on top. */
+        dpt_status_t s = dpt_run_read_argv(a.resume_dir, &stored, &stored_len);
+        if (s != DPT_OK) return dpt_cli_fail(s);
+        char *stored_argv[MAX_ARGS];
+        int n = split_blob(stored, stored_len, stored_argv);
+        const char *dir = a.resume_dir;
+        a = (train_args_t){.cfg = dpt_run_config_default()};
+        if ((rc = parse_flags(&a, n, stored_argv, 1)) >= 0 || (rc = parse_flags(&a, argc, argv, 1)) >= 0) {
+            free(stored);
+            return rc;
+        }
+        a.cfg.out_dir = dir;
+        a.cfg.resume = 1;
+        blob = malloc(stored_len ? stored_len : 1);
+        if (blob) memcpy(blob, stored, stored_len), len = stored_len;
+    } else if (!a.cfg.out_dir) {
+        time_t now = time(NULL);
+        strftime(default_out, sizeof default_out, "runs/%Y%m%d-%H%M%S", localtime(&now));
+        a.cfg.out_dir = default_out;
+    }
+    if (append_blob(&blob, &len, argc, argv, 1) != 0) {
+        free(stored), free(blob);
+        return dpt_cli_fail(dpt_error(DPT_ERR_NOMEM, "out of memory"));
+    }
+    a.cfg.argv_blob = blob;
+    a.cfg.argv_blob_len = len;
+    dpt_run_result_t res;
+    dpt_status_t s = dpt_run_train(&a.cfg, &res);
+    free(stored), free(blob);
+    if (s != DPT_OK) return dpt_cli_fail(s);
+    if (!a.cfg.quiet)
+        printf("done: %zu epochs, val loss %.4f, val accuracy %.4f, %.0f samples/s on %zu threads; "
+               "metrics in %s/metrics.csv\n",
+               res.epochs_done, res.val_loss, res.val_accuracy, res.samples_per_second,
+               res.threads, a.cfg.out_dir);
+    return 0;
 }

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Quick start, command 2: set up, build, and run the whole test suite (ctest over the
+# Criterion suites). Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cd build
+ctest --output-on-failure -j"$(nproc)"
