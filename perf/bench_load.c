@@ -1,0 +1,60 @@
+/* Owns the dataset-loading benchmark: loads a spec N times and prints median/min seconds and
+ * throughput in MB of in-memory sample storage per second.
+ *
+ * usage: bench_load [SPEC [N]]   (defaults: fashion-mnist, 5) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "dptrain/dataset.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    const char *spec = argc > 1 ? argv[1] : "fashion-mnist";
+    int runs = argc > 2 ? atoi(argv[2]) : 5;
+    if (runs < 1 || runs > 1000) {
+        fprintf(stderr, "bench_load: N must be 1..1000\n");
+        return 2;
+    }
+    double *t = malloc((size_t)runs * sizeof *t);
+    size_t bytes = 0;
+    char desc[2][256] = {"", ""};
+    if (!t) return 1;
+    for (int r = 0; r < runs; r++) {
+        dpt_dataset_t *train = NULL, *test = NULL;
+        double t0 = now_s();
+        dpt_status_t s = dpt_dataset_open(spec, NULL, &train, &test);
+        t[r] = now_s() - t0;
+        if (s) {
+            fprintf(stderr, "bench_load: %s\n", dpt_last_error());
+            free(t);
+            return dpt_status_exit_code(s);
+        }
+        bytes = dpt_dataset_storage_bytes(train) + (test ? dpt_dataset_storage_bytes(test) : 0);
+        snprintf(desc[0], sizeof desc[0], "%s", dpt_dataset_describe(train));
+        if (test) snprintf(desc[1], sizeof desc[1], "%s", dpt_dataset_describe(test));
+        dpt_dataset_free(train);
+        dpt_dataset_free(test);
+    }
+    qsort(t, (size_t)runs, sizeof *t, cmp_double);
+    double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    printf("%s\n", desc[0]);
+    if (desc[1][0]) printf("%s\n", desc[1]);
+    printf("spec %s: %d runs, median %.3f s, min %.3f s, %.1f MB/s (median, %.1f MB in memory)\n",
+           spec, runs, med, t[0], (double)bytes / 1e6 / med, (double)bytes / 1e6);
+    free(t);
+    return 0;
+}

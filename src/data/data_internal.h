@@ -1,0 +1,54 @@
+/* Owns the layout shared by the dataset loaders: the reference-counted sample storage that
+ * every view points into, and the loader entry points dataset.c dispatches to. */
+#ifndef DPT_DATA_INTERNAL_H
+#define DPT_DATA_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/dataset.h"
+
+/* Classes of the fixed 10-class sets (MNIST, Fashion-MNIST, CIFAR-10). */
+#define DPT_TEN_CLASSES 10
+/* Caps for CSV tables: classes, columns per row, bytes per field, bytes per line. */
+#define DPT_CSV_MAX_CLASSES 65536u
+#define DPT_CSV_MAX_COLUMNS ((size_t)1 << 20)
+#define DPT_CSV_MAX_FIELD ((size_t)1 << 20)
+#define DPT_CSV_MAX_LINE ((size_t)16 << 20)
+
+/* Immutable once loaded; shared by every view cut from it. Exactly one of u8 / f32 holds the
+ * samples, row-major [count x features]. */
+typedef struct dpt_store {
+    atomic_size_t refs;
+    size_t count;    /* rows */
+    size_t features; /* values per row = c * h * w */
+    size_t c, h, w;
+    size_t classes;
+    uint8_t *u8; /* images: raw pixels */
+    float *f32;  /* tables: raw values */
+    int32_t *labels;
+    char name[128]; /* "fashion-mnist", "mnist:DIR", "csv:FILE", ... */
+} dpt_store_t;
+
+/* A zeroed store with one reference; NULL when out of memory. */
+dpt_store_t *dpt_store_new(const char *name);
+void dpt_store_retain(dpt_store_t *st);
+/* Drops one reference; frees the storage with the last one. NULL is a no-op. */
+void dpt_store_release(dpt_store_t *st);
+/* Bytes needed for the samples, labels and one full index array of `count` rows of
+ * `row_bytes` each; false on overflow. Loaders compare it with opt->max_bytes before
+ * allocating. */
+int dpt_store_bytes_needed(size_t count, size_t row_bytes, size_t *out);
+
+/* Loads one IDX image file and its label file (raw or gzip). classes == 0 means "max label
+ * + 1"; otherwise labels must be below it. On success *out owns the storage. */
+dpt_status_t dpt_idx_load(const char *images, const char *labels, size_t classes, const char *name,
+                          const dpt_data_options_t *opt, dpt_store_t **out);
+/* Loads n CIFAR-10 binary batch files, in order, into one store. */
+dpt_status_t dpt_cifar10_load(const char *const *paths, size_t n, const char *name,
+                              const dpt_data_options_t *opt, dpt_store_t **out);
+/* Loads a numeric CSV table with one label column. */
+dpt_status_t dpt_csv_load(const char *path, const dpt_data_options_t *opt, dpt_store_t **out);
+
+#endif
