@@ -241,3 +241,25 @@ Test(model_spec, argument_on_activation)
 {
     expect_spec_error("relu:3,dense:3", 3, "takes no argument");
 }
+Test(model_spec, bad_initialisation)
+{
+    expect_spec_error("dense:8:lecun,dense:3", 3, "initialisation must be he or xavier");
+}
+
+Test(model, he_and_xavier_initialisations_differ_in_scale)
+{
+    dpt_model_t *he, *xa;
+    cr_assert_eq(dpt_model_create("dense:64:he,relu,dense:4", 400, 4, &he), DPT_OK);
+    cr_assert_eq(dpt_model_create("dense:64:xavier,relu,dense:4", 400, 4, &xa), DPT_OK);
+    size_t n = dpt_model_param_count(he), k = 400 * 64;
+    float *a = calloc(n, 4), *b = calloc(n, 4);
+    dpt_model_init_params(he, a, 3);
+    dpt_model_init_params(xa, b, 3);
+    double va = 0, vb = 0;
+    for (size_t i = 0; i < k; i++) va += a[i] * a[i], vb += b[i] * b[i];
+    /* He normal: var 2/400 = 0.005; Xavier uniform: var 2/(400+64) = 0.00431 */
+    cr_assert_float_eq(va / k, 0.005, 0.0003);
+    cr_assert_float_eq(vb / k, 2.0 / 464, 0.0003);
+    free(a), free(b);
+    dpt_model_free(he), dpt_model_free(xa);
+}

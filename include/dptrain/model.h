@@ -28,7 +28,8 @@ typedef struct dpt_tensor_info {
     int is_bias;
 } dpt_tensor_info_t;
 
-/* Parses spec (comma-separated layers: dense:N, relu, tanh, sigmoid, gelu, dropout:P) for
+/* Parses spec (comma-separated layers: dense:N[:he|:xavier], relu, tanh, sigmoid, gelu,
+ * dropout:P) for
  * inputs of in_features floats. The last layer must be dense:classes. Errors name the
  * offending item and list the valid layer kinds. */
 dpt_status_t dpt_model_create(const char *spec, size_t in_features, size_t classes,
@@ -45,8 +46,9 @@ const char *dpt_model_describe(const dpt_model_t *m);
 /* Multiply-adds of one sample's forward pass through the dense layers (for GFLOP/s). */
 double dpt_model_forward_flops(const dpt_model_t *m);
 
-/* Initialises params (dpt_model_param_count floats): He normal for dense layers followed by
- * ReLU/GELU, Xavier uniform otherwise, zero biases; depends only on seed. */
+/* Initialises params (dpt_model_param_count floats): Xavier/Glorot-uniform weights (Keras's
+ * default for Dense; measured better than He here, docs/design.md), He-normal for layers
+ * written dense:N:he, zero biases; depends only on seed. */
 void dpt_model_init_params(const dpt_model_t *m, float *params, uint64_t seed);
 
 #ifdef __cplusplus

@@ -47,6 +47,7 @@ typedef struct dpt_layer {
     size_t in, out;          /* features per sample */
     size_t w_off, b_off;     /* dense: weight [in x out] and bias [out] offsets in floats */
     float p;                 /* dropout probability */
+    bool init_he;            /* dense: He-normal instead of Xavier-uniform weights */
     uint32_t index;          /* position in the model (keys dropout randomness) */
 } dpt_layer_t;
 

@@ -26,6 +26,21 @@ static dpt_status_t parse_width(const char *item, const char *arg, size_t *out)
     return DPT_OK;
 }
 
+/* "N" or "N:he" / "N:xavier": width and weight initialisation. */
+static dpt_status_t parse_dense_arg(const char *item, char *arg, dpt_layer_t *l)
+{
+    char *init = strchr(arg, ':');
+    if (init) {
+        *init++ = '\0';
+        if (strcmp(init, "he") == 0) l->init_he = true;
+        else if (strcmp(init, "xavier") != 0)
+            return dpt_error(DPT_ERR_INVALID_ARG,
+                             "model spec: 'dense:%s:%s': initialisation must be he or xavier",
+                             arg, init);
+    }
+    return parse_width(item, arg, &l->out);
+}
+
 static dpt_status_t parse_prob(const char *item, const char *arg, float *out)
 {
     char *end;
@@ -74,7 +89,7 @@ static dpt_status_t add_layer(dpt_model_t *m, char *item, size_t *width)
         l->kind = kinds[k].kind;
         l->ops = kinds[k].ops;
         dpt_status_t s = DPT_OK;
-        if (l->kind == DPT_LAYER_DENSE) s = parse_width(item, arg, &l->out);
+        if (l->kind == DPT_LAYER_DENSE) s = parse_dense_arg(item, arg, l);
         if (l->kind == DPT_LAYER_DROPOUT) s = parse_prob(item, arg, &l->p);
         if (s != DPT_OK) return s;
         *width = l->out;
@@ -200,17 +215,6 @@ double dpt_model_forward_flops(const dpt_model_t *m)
     return f;
 }
 
-/* He-normal weights when a ReLU-like activation follows the dense layer, else Xavier-uniform. */
-static bool relu_like_follows(const dpt_model_t *m, size_t i)
-{
-    for (size_t j = i + 1; j < m->n_layers; j++) {
-        dpt_layer_kind_t k = m->layers[j].kind;
-        if (k == DPT_LAYER_DROPOUT) continue;
-        return k == DPT_LAYER_RELU || k == DPT_LAYER_GELU;
-    }
-    return false;
-}
-
 void dpt_model_init_params(const dpt_model_t *m, float *params, uint64_t seed)
 {
     memset(params, 0, m->n_params * sizeof *params);
@@ -221,7 +225,7 @@ void dpt_model_init_params(const dpt_model_t *m, float *params, uint64_t seed)
         dpt_rng_seed(&r, seed, 1000 + i);
         float *w = params + l->w_off;
         size_t n = l->in * l->out;
-        if (relu_like_follows(m, i)) {
+        if (l->init_he) {
             double std = sqrt(2.0 / (double)l->in);
             for (size_t k = 0; k < n; k++) w[k] = (float)(dpt_rng_normal(&r) * std);
         } else {
