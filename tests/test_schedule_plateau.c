@@ -120,7 +120,10 @@ Test(plateau, mode_max_abs)
     dpt_schedule_plateau_init(s, &ps);
     const double m[] = {0.5, 0.54, 0.56};
     const int r[] = {0, 0, 0};
-    feed(s, &ps, m, r, 3);
+    feed(s, &ps, m, r, 2);
+    cr_assert_eq(ps.num_bad_epochs, 1);
+    cr_assert_float_eq(ps.best, 0.5, 0);
+    feed(s, &ps, m + 2, r + 2, 1);
     cr_assert_eq(ps.num_bad_epochs, 0);
     cr_assert_float_eq(ps.best, 0.56, 0);
     dpt_schedule_free(s);

@@ -175,10 +175,14 @@ static dpt_status_t plot(const dpt_schedule_t *s, const opts_t *o)
     if (!g) return dpt_error(DPT_ERR_IO, "cannot start gnuplot: %s", strerror(errno));
     fprintf(g, "set terminal pngcairo size 1000,600\nset output ");
     put_quoted(g, o->plot);
+    /* The user's own spec makes a short title; the full description would not fit. */
+    char title[2 * DPT_SCHEDULE_SPEC_MAX + 64];
+    snprintf(title, sizeof title, "%s%s%s, lr %g", o->spec && o->spec[0] ? o->spec : "constant",
+             o->warmup && o->warmup[0] ? ", warmup " : "", o->warmup ? o->warmup : "", o->lr);
     fprintf(g, "\nset title ");
-    put_quoted(g, dpt_schedule_describe(s));
-    fprintf(g, " noenhanced font ',8'\nset xlabel 'optimizer step'\nset ylabel 'learning rate'\n"
-               "set grid\nset key top right\n");
+    put_quoted(g, title);
+    fprintf(g, " noenhanced\nset xlabel 'optimizer step'\nset ylabel 'learning rate'\n"
+               "set grid\nset key below\n");
     if (has_m)
         fprintf(g, "set y2label 'momentum'\nset y2tics\nset ytics nomirror\n"
                    "plot '-' with lines lw 2 title 'lr', '-' axes x1y2 with lines title "

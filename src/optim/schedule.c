@@ -892,15 +892,26 @@ static void help_table(text_buf_t *t, const kind_spec_t *table, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         tb_printf(t, "  %-16s", table[i].name);
+        size_t col = 18;
         for (size_t k = 0; table[i].keys[k].name; k++) {
             const key_spec_t *key = &table[i].keys[k];
-            tb_printf(t, "%s%s", k ? ", " : "", key->name);
+            char item[128];
             if (!key->def)
-                tb_printf(t, " (required)");
+                snprintf(item, sizeof item, "%s (required)", key->name);
             else if (key->def[0] == '@')
-                tb_printf(t, "=(%s)", key->def + 1);
+                snprintf(item, sizeof item, "%s=(%s)", key->name, key->def + 1);
             else
-                tb_printf(t, "=%s", key->def);
+                snprintf(item, sizeof item, "%s=%s", key->name, key->def);
+            /* Wrap at 96 columns so that help reads in a terminal. */
+            if (k && col + strlen(item) + 2 > 96) {
+                tb_printf(t, ",\n%18s", "");
+                col = 18;
+            } else if (k) {
+                tb_printf(t, ", ");
+                col += 2;
+            }
+            tb_printf(t, "%s", item);
+            col += strlen(item);
         }
         tb_printf(t, "\n");
     }
