@@ -19,16 +19,42 @@
     } while (0)
 
 /* Writes n bytes of text to a fresh file "t.csv" and returns its "csv:PATH" spec. */
+/* Scratch directories of the running test (each test runs in its own process); the suites'
+ * fini hook removes them. */
+static char *scratch[4];
+static int n_scratch;
+
+static char *scratch_dir(const char *tag)
+{
+    char *d = t_make_tmpdir(tag);
+    cr_assert_lt(n_scratch, 4);
+    scratch[n_scratch++] = d;
+    return d;
+}
+
+static void remove_scratch(void)
+{
+    for (int i = 0; i < n_scratch; i++) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch[i]);
+        t_system(cmd);
+        free(scratch[i]);
+    }
+    n_scratch = 0;
+}
+
+TestSuite(csv, .fini = remove_scratch);
+TestSuite(csv_errors, .fini = remove_scratch);
+
 static char *csv_fixture(const char *text, size_t n)
 {
-    char *dir = t_make_tmpdir("csv");
+    char *dir = scratch_dir("csv");
     char *p = t_path(dir, "t.csv");
     t_write_file(p, text, n, 0);
     char *spec = malloc(strlen(p) + 5);
     cr_assert_not_null(spec);
     sprintf(spec, "csv:%s", p);
     free(p);
-    free(dir);
     return spec;
 }
 

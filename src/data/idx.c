@@ -58,16 +58,17 @@ static dpt_status_t idx_check_size(const dpt_reader_t *ri, const uint32_t *dims,
         return dpt_error(DPT_ERR_LIMIT,
                          "%s: byte 4: image data size overflows (%u x %u x %u bytes)", ri->path,
                          dims[0], dims[1], dims[2]);
-    if (need > opt->max_bytes)
-        return dpt_error(DPT_ERR_LIMIT,
-                         "%s: byte 4: dataset of %u x %u x %u images is over the memory limit "
-                         "(max_bytes %zu vs needed %zu)",
-                         ri->path, dims[0], dims[1], dims[2], opt->max_bytes, need);
+    /* A raw file that cannot hold what it declares is malformed, whatever the limit. */
     if (!ri->is_gzip && ri->file_size - 16 < data)
         return dpt_error(DPT_ERR_FORMAT,
                          "%s: byte 16: file ends inside image data (expected %zu bytes vs got "
                          "%zu)",
                          ri->path, data, ri->file_size - 16);
+    if (need > opt->max_bytes)
+        return dpt_error(DPT_ERR_LIMIT,
+                         "%s: byte 4: dataset of %u x %u x %u images is over the memory limit "
+                         "(max_bytes %zu vs needed %zu)",
+                         ri->path, dims[0], dims[1], dims[2], opt->max_bytes, need);
     return DPT_OK;
 }
 
