@@ -348,8 +348,9 @@ Test(csv_errors, over_max_bytes)
 {
     dpt_data_options_t opt = dpt_data_options_default();
     opt.max_bytes = 40; /* 2 rows x (2 floats + label + index) = 32; 3 rows = 48 */
-    assert_fails(load_fails("1,2,0\n3,4,1\n5,6,0\n", &opt), DPT_ERR_LIMIT,
-                 "t.csv: row 3: table is over the memory limit (max_bytes 40");
+    assert_fails(
+        load_fails("1,2,0\n3,4,1\n5,6,0\n", &opt), DPT_ERR_LIMIT,
+        "t.csv: row 3: table is over the memory limit (max_bytes 40 vs needed at least 48)");
     opt.max_bytes = 48;
     cr_assert_eq(load_fails("1,2,0\n3,4,1\n5,6,0\n", &opt), DPT_OK, "%s", dpt_last_error());
 }

@@ -135,11 +135,13 @@ static dpt_status_t csv_grow(csv_state_t *st)
     /* per row: float features, label, one index entry of the full view */
     if (!dpt_mul_size(nf, sizeof(float), &row_bytes) ||
         !dpt_store_bytes_needed(1, row_bytes, &per_row) ||
-        !dpt_mul_size(per_row, st->rows + 1, &need) || need > st->max_bytes)
+        !dpt_mul_size(per_row, st->rows + 1, &need))
+        need = SIZE_MAX;
+    if (need > st->max_bytes)
         return dpt_error(DPT_ERR_LIMIT,
-                         "%s: row %zu: table is over the memory limit (max_bytes %zu vs needed "
-                         "more)",
-                         st->path, st->row, st->max_bytes);
+                         "%s: row %zu: table is over the memory limit (max_bytes %zu vs needed at "
+                         "least %zu)",
+                         st->path, st->row, st->max_bytes, need);
     if (st->rows == UINT32_MAX)
         return dpt_error(DPT_ERR_LIMIT, "%s: row %zu: more than %u data rows", st->path, st->row,
                          UINT32_MAX);
