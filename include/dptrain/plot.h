@@ -3,6 +3,8 @@
 #ifndef DPTRAIN_PLOT_H
 #define DPTRAIN_PLOT_H
 
+#include <stdio.h>
+
 #include "dptrain/status.h"
 
 #ifdef __cplusplus
@@ -18,6 +20,20 @@ extern "C" {
  * gnuplot is not on PATH ("gnuplot not found: install it with apt-get install gnuplot-nox").
  * Runs gnuplot as a child process (no shell); safe to call from any one thread at a time. */
 dpt_status_t dpt_plot_metrics(const char *metrics_csv, const char *png_path);
+
+/* Writes the body of a gnuplot script (data blocks, settings, plot commands) to f; the
+ * terminal and output lines are already written and `unset output` follows. */
+typedef void (*dpt_gnuplot_script_fn)(FILE *f, void *user);
+
+/* The one way dptrain runs gnuplot: writes a script with a 900 x height PNG terminal (pngcairo when
+ * available) and the body from put, runs gnuplot without a shell, and renames the PNG over
+ * png_path only on success. DPT_ERR_UNSUPPORTED when gnuplot is not on PATH, DPT_ERR_IO when
+ * it fails (with gnuplot's last error line). Used by plot, schedule, lr-find and bench. */
+dpt_status_t dpt_gnuplot_draw(const char *png_path, int height, dpt_gnuplot_script_fn put,
+                              void *user);
+
+/* Writes s as a gnuplot single-quoted string (a quote inside is doubled). */
+void dpt_gnuplot_put_quoted(FILE *f, const char *s);
 
 #ifdef __cplusplus
 }

@@ -110,8 +110,7 @@ static char *find_gnuplot(void)
     }
 }
 
-/* Writes s as a gnuplot single-quoted string, where only ' needs escaping (as ''). */
-static void put_quoted(FILE *f, const char *s)
+void dpt_gnuplot_put_quoted(FILE *f, const char *s)
 {
     fputc('\'', f);
     for (; *s; s++) {
@@ -158,14 +157,16 @@ static bool lr_wants_log(const series_t *s)
     return s->has[S_LR] && hi / lo >= 100;
 }
 
-static void put_script(FILE *f, const series_t *s, const char *csv, const char *png_tmp)
+typedef struct {
+    const series_t *s;
+    const char *csv;
+} metrics_plot_t;
+
+static void put_metrics_script(FILE *f, void *user)
 {
-    /* pngcairo draws smoother text; plain png (libgd) is the fallback some builds have. */
-    fprintf(f, "if (strstrt(' '.GPVAL_TERMINALS.' ', ' pngcairo ') > 0) {\n"
-               "  set terminal pngcairo noenhanced size 900,1200 font ',10'\n"
-               "} else {\n  set terminal png noenhanced size 900,1200\n}\nset output ");
-    put_quoted(f, png_tmp);
-    fprintf(f, "\n$metrics << EOD\n");
+    const series_t *s = ((metrics_plot_t *)user)->s;
+    const char *csv = ((metrics_plot_t *)user)->csv;
+    fprintf(f, "$metrics << EOD\n");
     double lo = INFINITY, hi = -INFINITY;
     for (size_t r = 0; r < s->rows; r++) {
         fprintf(f, "%.17g", s->epoch[r]);
@@ -181,12 +182,12 @@ static void put_script(FILE *f, const series_t *s, const char *csv, const char *
             "EOD\nset datafile missing 'NaN'\nset xrange [%.17g:%.17g]\nset grid\n"
             "set key top right\nset xlabel 'epoch'\nset multiplot layout 3,1 title ",
             lo - pad, hi + pad);
-    put_quoted(f, csv);
+    dpt_gnuplot_put_quoted(f, csv);
     fputc('\n', f);
     put_panel(f, s, "loss", "loss", S_TRAIN_LOSS, S_VAL_LOSS, false);
     put_panel(f, s, "accuracy", "accuracy", S_TRAIN_ACC, S_VAL_ACC, false);
     put_panel(f, s, "learning rate", "lr", S_LR, -1, lr_wants_log(s));
-    fprintf(f, "unset multiplot\nunset output\n");
+    fprintf(f, "unset multiplot\n");
 }
 
 /* The last non-empty line of gnuplot's stderr, to say why it failed. */
@@ -224,7 +225,7 @@ static dpt_status_t run_gnuplot(const char *gnuplot, const char *script, const c
         if (errno != EINTR)
             return dpt_error(DPT_ERR_IO, "%s: waiting for gnuplot: %s", png_path, strerror(errno));
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return DPT_OK;
-    char why[300];
+    char why[600];
     last_line(log, why, sizeof why);
     return dpt_error(DPT_ERR_IO, "%s: gnuplot failed (%s %d)%s%s", png_path,
                      WIFEXITED(status) ? "exit status" : "signal",
@@ -233,8 +234,8 @@ static dpt_status_t run_gnuplot(const char *gnuplot, const char *script, const c
 }
 
 /* Writes the script, runs gnuplot into a temporary PNG beside png_path, renames it over. */
-static dpt_status_t draw(const series_t *s, const char *csv, const char *png_path,
-                         const char *gnuplot)
+static dpt_status_t draw(const char *png_path, int height, const char *gnuplot,
+                         dpt_gnuplot_script_fn put, void *user)
 {
     static atomic_uint counter;
     size_t n = strlen(png_path) + 64;
@@ -257,7 +258,16 @@ static dpt_status_t draw(const series_t *s, const char *csv, const char *png_pat
         if (fd >= 0) close(fd);
     }
     if (f) {
-        put_script(f, s, csv, png_tmp);
+        /* pngcairo draws smoother text; plain png (libgd) is the fallback some builds have. */
+        fprintf(f,
+                "if (strstrt(' '.GPVAL_TERMINALS.' ', ' pngcairo ') > 0) {\n"
+                "  set terminal pngcairo noenhanced size 900,%d font ',10'\n"
+                "} else {\n  set terminal png noenhanced size 900,%d\n}\nset output ",
+                height, height);
+        dpt_gnuplot_put_quoted(f, png_tmp);
+        fputc('\n', f);
+        put(f, user);
+        fprintf(f, "unset output\n");
         if (ferror(f) | fclose(f))
             st = dpt_error(DPT_ERR_IO, "%s: writing %s failed: %s", png_path, script,
                            strerror(errno));
@@ -275,6 +285,22 @@ static dpt_status_t draw(const series_t *s, const char *csv, const char *png_pat
     return st;
 }
 
+dpt_status_t dpt_gnuplot_draw(const char *png_path, int height, dpt_gnuplot_script_fn put,
+                              void *user)
+{
+    if (!png_path || !*png_path) return dpt_error(DPT_ERR_INVALID_ARG, "plot: need a PNG path");
+    /* The path goes into a gnuplot script on a line of its own. */
+    if (strpbrk(png_path, "\r\n"))
+        return dpt_error(DPT_ERR_INVALID_ARG, "plot: paths with line breaks are not supported");
+    char *gnuplot = find_gnuplot();
+    if (!gnuplot)
+        return dpt_error(DPT_ERR_UNSUPPORTED,
+                         "gnuplot not found: install it with apt-get install gnuplot-nox");
+    dpt_status_t st = draw(png_path, height, gnuplot, put, user);
+    free(gnuplot);
+    return st;
+}
+
 dpt_status_t dpt_plot_metrics(const char *metrics_csv, const char *png_path)
 {
     if (!metrics_csv || !png_path || !*png_path)
@@ -284,12 +310,8 @@ dpt_status_t dpt_plot_metrics(const char *metrics_csv, const char *png_path)
         return dpt_error(DPT_ERR_INVALID_ARG, "plot: paths with line breaks are not supported");
     series_t s = {0};
     dpt_status_t st = load_series(metrics_csv, &s);
-    char *gnuplot = st ? NULL : find_gnuplot();
-    if (!st && !gnuplot)
-        st = dpt_error(DPT_ERR_UNSUPPORTED,
-                       "gnuplot not found: install it with apt-get install gnuplot-nox");
-    if (!st) st = draw(&s, metrics_csv, png_path, gnuplot);
-    free(gnuplot);
+    metrics_plot_t mp = {&s, metrics_csv};
+    if (!st) st = dpt_gnuplot_draw(png_path, 1200, put_metrics_script, &mp);
     series_free(&s);
     return st;
 }
