@@ -180,6 +180,9 @@ Test(model, layout_is_aligned_and_counts_parameters)
     cr_assert_geq(dpt_model_param_count(m), real);
     cr_assert_str_eq(dpt_model_tensor(m, 0)->name, "dense0.weight");
     cr_assert_float_eq(dpt_model_forward_flops(m), 2.0 * (784 * 256 + 256 * 128 + 128 * 10), 1);
+    /* 2x forward + input gradients of the 2nd and 3rd dense layers */
+    cr_assert_float_eq(dpt_model_train_flops(m),
+                       4.0 * (784 * 256 + 256 * 128 + 128 * 10) + 2.0 * (256 * 128 + 128 * 10), 1);
     dpt_model_free(m);
 }
 

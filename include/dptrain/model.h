@@ -45,6 +45,9 @@ size_t dpt_model_classes(const dpt_model_t *m);
 const char *dpt_model_describe(const dpt_model_t *m);
 /* Multiply-adds of one sample's forward pass through the dense layers (for GFLOP/s). */
 double dpt_model_forward_flops(const dpt_model_t *m);
+/* Floating-point operations of one sample's training step: forward, weight gradients, and
+ * input gradients of every dense layer but a first one. */
+double dpt_model_train_flops(const dpt_model_t *m);
 
 /* Initialises params (dpt_model_param_count floats): Xavier/Glorot-uniform weights (Keras's
  * default for Dense; measured better than He here, docs/design.md), He-normal for layers

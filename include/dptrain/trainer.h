@@ -50,6 +50,7 @@ typedef struct dpt_epoch_stats {
     size_t steps, samples;
     double forward_backward_seconds; /* per-phase split of the steps, driving thread's view */
     double update_seconds;           /* fused reduce + optimizer */
+    double assembly_seconds;         /* batch assembly (gather + normalise), thread 0's share */
 } dpt_epoch_stats_t;
 
 /* The trainer borrows model and optimizer (they must outlive it) and owns the parameters,

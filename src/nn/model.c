@@ -215,6 +215,17 @@ double dpt_model_forward_flops(const dpt_model_t *m)
     return f;
 }
 
+double dpt_model_train_flops(const dpt_model_t *m)
+{
+    /* forward + weight gradient for every dense layer, input gradient for all but the first
+     * layer (the data needs none). */
+    double f = 2.0 * dpt_model_forward_flops(m);
+    for (size_t i = 1; i < m->n_layers; i++)
+        if (m->layers[i].kind == DPT_LAYER_DENSE)
+            f += 2.0 * (double)m->layers[i].in * (double)m->layers[i].out;
+    return f;
+}
+
 void dpt_model_init_params(const dpt_model_t *m, float *params, uint64_t seed)
 {
     memset(params, 0, m->n_params * sizeof *params);

@@ -2,6 +2,7 @@
  * two gradient scratch buffers, all sized for max_rows. */
 #include "parallel/replica.h"
 
+#include <omp.h>
 #include <stdlib.h>
 
 #include "core/alloc.h"
@@ -14,6 +15,7 @@ struct dpt_replica {
     float *acts[DPT_MAX_LAYERS + 1]; /* acts[0] = input rows */
     float *d0, *d1;                  /* rows x max_width each */
     int32_t *labels;
+    double assembly_seconds; /* time spent gathering rows, for the per-phase split */
 };
 
 dpt_status_t dpt_replica_create(const dpt_model_t *m, size_t max_rows, dpt_replica_t **out)
@@ -59,7 +61,9 @@ double dpt_replica_train_shard(dpt_replica_t *r, const dpt_model_t *m, const flo
                                float scale, float *grads, const dpt_step_ctx_t *ctx,
                                size_t *correct)
 {
+    double t0 = omp_get_wtime();
     dpt_dataset_gather(ds, ids, rows, r->acts[0], r->labels);
+    r->assembly_seconds += omp_get_wtime() - t0;
     dpt_model_forward(m, params, r->acts, rows, ctx);
     double loss = dpt_softmax_xent(r->acts[m->n_layers], r->labels, rows, m->classes, scale,
                                    r->d0, NULL, correct);
@@ -81,6 +85,13 @@ double dpt_replica_eval_shard(dpt_replica_t *r, const dpt_model_t *m, const floa
 const float *dpt_replica_logits(const dpt_replica_t *r, const dpt_model_t *m)
 {
     return r->acts[m->n_layers];
+}
+
+double dpt_replica_take_assembly_seconds(dpt_replica_t *r)
+{
+    double s = r->assembly_seconds;
+    r->assembly_seconds = 0;
+    return s;
 }
 
 const int32_t *dpt_replica_labels(const dpt_replica_t *r)

@@ -247,6 +247,7 @@ static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows
 {
     const size_t batch = t->cfg.batch_size;
     step_timing_t timing = {0, 0};
+    dpt_replica_take_assembly_seconds(t->replicas[0]);
     double loss_sum = 0, start = omp_get_wtime();
     size_t hits_sum = 0, done = 0;
     for (size_t b = 0; b < n_batches; b++) {
@@ -274,6 +275,7 @@ static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows
     st->samples_per_second = st->seconds > 0 ? (double)done / st->seconds : 0;
     st->forward_backward_seconds = timing.fb_seconds;
     st->update_seconds = timing.update_seconds;
+    st->assembly_seconds = dpt_replica_take_assembly_seconds(t->replicas[0]);
 }
 
 dpt_status_t dpt_trainer_train_epoch(dpt_trainer_t *t, const dpt_dataset_t *ds, uint64_t epoch,
