@@ -186,6 +186,7 @@ static void csv_on_row(int term, void *ctx)
 {
     csv_state_t *st = ctx;
     size_t n = st->col;
+    (void)term; /* the terminating character (CR or LF) does not matter here */
     if (st->status) return;
     if (!st->ncols && (st->status = csv_first_record(st, n))) return;
     if (n != st->ncols) {
