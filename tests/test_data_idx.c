@@ -608,7 +608,7 @@ Test(idx_errors, unknown_spec_lists_valid_forms)
     dpt_dataset_t *tr = NULL;
     assert_fails(dpt_dataset_open("imagenet:/data", NULL, &tr, NULL), DPT_ERR_INVALID_ARG,
                  "unknown dataset spec 'imagenet:/data' (expected fashion-mnist, mnist:DIR, "
-                 "idx:IMAGES,LABELS, cifar10:DIR or csv:FILE)");
+                 "idx:IMAGES,LABELS, cifar10:DIR, csv:FILE or synthetic:N[,C,H,W,CLASSES])");
     assert_fails(dpt_dataset_open("fashion-mnist:x", NULL, &tr, NULL), DPT_ERR_INVALID_ARG,
                  "unknown dataset spec");
     cr_assert_null(tr);

@@ -44,6 +44,8 @@ dpt_data_options_t dpt_data_options_default(void);
  *   "idx:IMAGES,LABELS"        one pair of IDX files (training part only)
  *   "cifar10:DIR"              DIR/data_batch_{1..5}.bin and DIR/test_batch.bin
  *   "csv:FILE"                 numeric table, one label column (training part only)
+ *   "synthetic:N[,C,H,W,K]"    N seeded random uint8 images (default 1x28x28, K=10 classes)
+ *                              and N/6 for test, for benchmarks; not learnable
  * IDX files may be raw or gzip-compressed (detected by content, not name).
  * On success *train is set and *test is set to the dataset's own test split, or NULL when it
  * has none (idx:, csv:). Errors name the file and the byte offset or row:column. */

@@ -48,6 +48,10 @@ dpt_status_t dpt_idx_load(const char *images, const char *labels, size_t classes
 /* Loads n CIFAR-10 binary batch files, in order, into one store. */
 dpt_status_t dpt_cifar10_load(const char *const *paths, size_t n, const char *name,
                               const dpt_data_options_t *opt, dpt_store_t **out);
+/* Generates "synthetic:N[,C,H,W,CLASSES]": N seeded random images (default 1x28x28, 10
+ * classes) for training and N/6 for test. */
+dpt_status_t dpt_synthetic_load(const char *arg, const dpt_data_options_t *opt, dpt_store_t **tr,
+                                dpt_store_t **te);
 /* Loads a numeric CSV table with one label column. */
 dpt_status_t dpt_csv_load(const char *path, const dpt_data_options_t *opt, dpt_store_t **out);
 

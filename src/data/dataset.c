@@ -271,9 +271,10 @@ static dpt_status_t open_stores(const char *spec, const dpt_data_options_t *opt,
     if ((a = spec_arg(spec, "idx:", &s))) return s ? s : open_idx(a, opt, tr);
     if ((a = spec_arg(spec, "cifar10:", &s))) return s ? s : open_cifar10(a, opt, tr, te);
     if ((a = spec_arg(spec, "csv:", &s))) return s ? s : dpt_csv_load(a, opt, tr);
+    if ((a = spec_arg(spec, "synthetic:", &s))) return s ? s : dpt_synthetic_load(a, opt, tr, te);
     return dpt_error(DPT_ERR_INVALID_ARG,
                      "unknown dataset spec '%s' (expected fashion-mnist, mnist:DIR, "
-                     "idx:IMAGES,LABELS, cifar10:DIR or csv:FILE)",
+                     "idx:IMAGES,LABELS, cifar10:DIR, csv:FILE or synthetic:N[,C,H,W,CLASSES])",
                      spec);
 }
 
