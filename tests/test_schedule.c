@@ -10,19 +10,19 @@
 
 /* Relative tolerance 1e-12 (plus a tiny absolute floor for values at 0). */
 #define TOL(x) (1e-12 * fabs(x) + 1e-15)
-#define ASSERT_LR(s, step, ps, want)                                                           \
-    do {                                                                                       \
-        double want_ = (want);                                                                 \
-        cr_assert_float_eq(dpt_schedule_lr((s), (step), (ps)), want_, TOL(want_),              \
-                           "lr at step %llu: got %.17g, want %.17g", (unsigned long long)(step), \
-                           dpt_schedule_lr((s), (step), (ps)), want_);                         \
+#define ASSERT_LR(s, step, ps, want)                                                               \
+    do {                                                                                           \
+        double want_ = (want);                                                                     \
+        cr_assert_float_eq(dpt_schedule_lr((s), (step), (ps)), want_, TOL(want_),                  \
+                           "lr at step %llu: got %.17g, want %.17g", (unsigned long long)(step),   \
+                           dpt_schedule_lr((s), (step), (ps)), want_);                             \
     } while (0)
-#define ASSERT_MOM(s, step, want)                                                              \
-    do {                                                                                       \
-        double m_ = -1, want_ = (want);                                                        \
-        cr_assert_eq(dpt_schedule_momentum((s), (step), &m_), 1);                              \
-        cr_assert_float_eq(m_, want_, TOL(want_), "momentum at step %llu: got %.17g, want %.17g", \
-                           (unsigned long long)(step), m_, want_);                             \
+#define ASSERT_MOM(s, step, want)                                                                  \
+    do {                                                                                           \
+        double m_ = -1, want_ = (want);                                                            \
+        cr_assert_eq(dpt_schedule_momentum((s), (step), &m_), 1);                                  \
+        cr_assert_float_eq(m_, want_, TOL(want_), "momentum at step %llu: got %.17g, want %.17g",  \
+                           (unsigned long long)(step), m_, want_);                                 \
     } while (0)
 
 static dpt_schedule_t *make(const char *spec, const char *warmup, double lr, size_t spe,
@@ -306,8 +306,8 @@ Test(schedule, onecycle_three_phase)
     ASSERT_MOM(s, 4, 0.95);
     ASSERT_MOM(s, 6, 0.95);
     dpt_schedule_free(s);
-    s = make("onecycle:max_lr=1,total_steps=10,three_phase=true,anneal_strategy=linear", NULL,
-             0.1, 1, 99);
+    s = make("onecycle:max_lr=1,total_steps=10,three_phase=true,anneal_strategy=linear", NULL, 0.1,
+             1, 99);
     ASSERT_LR(s, 6, NULL, 0.0240016);
     dpt_schedule_free(s);
 }
@@ -340,8 +340,8 @@ Test(schedule, linear_warmup_then_step_sequential_clock)
     /* Warmup linear 4 steps from 0.25, lr 1: factor 0.25 + 0.75 t/4 -> 0.25, 0.4375, 0.625,
      * 0.8125. Then StepLR step_size 1 gamma 0.5 per epoch (2 steps/epoch) with its clock
      * restarted at step 4: steps 4,5 -> epoch 0 -> 1; 6,7 -> 0.5; 8 -> 0.25. */
-    dpt_schedule_t *s = make("step:step_size=1,gamma=0.5", "linear:steps=4,start_factor=0.25",
-                             1.0, 2, 10);
+    dpt_schedule_t *s =
+        make("step:step_size=1,gamma=0.5", "linear:steps=4,start_factor=0.25", 1.0, 2, 10);
     ASSERT_LR(s, 0, NULL, 0.25);
     ASSERT_LR(s, 1, NULL, 0.4375);
     ASSERT_LR(s, 2, NULL, 0.625);
@@ -455,9 +455,9 @@ Test(schedule, describe_round_trips)
 
 Test(schedule, names_and_help_cover_every_schedule)
 {
-    const char *names[] = {"constant", "step",   "multistep",       "exponential",
-                           "polynomial", "linear", "cosine",       "cosine-restarts",
-                           "cyclic",   "onecycle", "plateau"};
+    const char *names[] = {"constant",   "step",     "multistep", "exponential",
+                           "polynomial", "linear",   "cosine",    "cosine-restarts",
+                           "cyclic",     "onecycle", "plateau"};
     char help[8192];
     size_t n = dpt_schedule_help(help, sizeof help);
     cr_assert_lt(n, sizeof help);

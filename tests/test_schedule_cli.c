@@ -12,8 +12,8 @@
 static int run(const char *dir, const char *args, char **out, char **err)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s schedule %s >%s/out.txt 2>%s/err.txt", t_dptrain_bin(), args,
-             dir, dir);
+    snprintf(cmd, sizeof cmd, "%s schedule %s >%s/out.txt 2>%s/err.txt", t_dptrain_bin(), args, dir,
+             dir);
     int rc = t_system(cmd);
     char *po = t_path(dir, "out.txt"), *pe = t_path(dir, "err.txt");
     size_t n;
@@ -24,18 +24,29 @@ static int run(const char *dir, const char *args, char **out, char **err)
     return rc;
 }
 
+/* Removes a scratch directory and frees its path. */
+static void drop_dir(char *dir)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(t_system(cmd), 0);
+    free(dir);
+}
+
 static size_t count_lines(const char *text)
 {
     size_t n = 0;
-    for (; *text; text++) n += *text == '\n';
+    for (; *text; text++)
+        n += *text == '\n';
     return n;
 }
 
 Test(schedule_cli, csv_header_and_one_row_per_step)
 {
     char *dir = t_make_tmpdir("schedcli"), *out, *err;
-    int rc = run(dir, "--lr 0.1 --lr-schedule step:step_size=1,gamma=0.5 --epochs 3 "
-                      "--steps-per-epoch 4",
+    int rc = run(dir,
+                 "--lr 0.1 --lr-schedule step:step_size=1,gamma=0.5 --epochs 3 "
+                 "--steps-per-epoch 4",
                  &out, &err);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert_eq(strncmp(out, "step,epoch,lr,momentum\n", 23), 0, "%s", out);
@@ -45,7 +56,7 @@ Test(schedule_cli, csv_header_and_one_row_per_step)
     cr_assert_not_null(strstr(out, "\n11,2,0.025000000000000001,\n"), "%s", out);
     free(out);
     free(err);
-    free(dir);
+    drop_dir(dir);
 }
 
 Test(schedule_cli, momentum_column_and_out_file)
@@ -69,21 +80,22 @@ Test(schedule_cli, momentum_column_and_out_file)
     free(csv);
     free(out);
     free(err);
-    free(dir);
+    drop_dir(dir);
 }
 
 Test(schedule_cli, plateau_preview_says_no_reductions)
 {
     char *dir = t_make_tmpdir("schedcli"), *out, *err;
-    int rc = run(dir, "--lr 0.1 --lr-schedule plateau --warmup linear:steps=2 --epochs 1 "
-                      "--steps-per-epoch 3",
+    int rc = run(dir,
+                 "--lr 0.1 --lr-schedule plateau --warmup linear:steps=2 --epochs 1 "
+                 "--steps-per-epoch 3",
                  &out, &err);
     cr_assert_eq(rc, 0, "stderr: %s", err);
     cr_assert_not_null(strstr(err, "no reductions"), "%s", err);
     cr_assert_not_null(strstr(out, "\n2,0,0.10000000000000001,\n"), "%s", out);
     free(out);
     free(err);
-    free(dir);
+    drop_dir(dir);
 }
 
 Test(schedule_cli, unknown_schedule_is_usage_error_listing_names)
@@ -96,19 +108,19 @@ Test(schedule_cli, unknown_schedule_is_usage_error_listing_names)
                        err);
     free(out);
     free(err);
-    free(dir);
+    drop_dir(dir);
 }
 
 Test(schedule_cli, bad_flags_are_usage_errors)
 {
     const char *cases[] = {
         "--lr 0.1 --epochs 1 --steps-per-epoch 1 --bogus",
-        "--lr 0.1 --epochs 1",                         /* missing --steps-per-epoch */
-        "--epochs 1 --steps-per-epoch 1",              /* missing --lr */
-        "--lr abc --epochs 1 --steps-per-epoch 1",     /* malformed number */
-        "--lr 0 --epochs 1 --steps-per-epoch 1",       /* lr must be > 0 */
-        "--lr 0.1 --epochs 0 --steps-per-epoch 1",     /* epochs >= 1 */
-        "--lr 0.1 --epochs 1 --steps-per-epoch",       /* missing value */
+        "--lr 0.1 --epochs 1",                     /* missing --steps-per-epoch */
+        "--epochs 1 --steps-per-epoch 1",          /* missing --lr */
+        "--lr abc --epochs 1 --steps-per-epoch 1", /* malformed number */
+        "--lr 0 --epochs 1 --steps-per-epoch 1",   /* lr must be > 0 */
+        "--lr 0.1 --epochs 0 --steps-per-epoch 1", /* epochs >= 1 */
+        "--lr 0.1 --epochs 1 --steps-per-epoch",   /* missing value */
         "--lr 0.1 --epochs 1 --steps-per-epoch 1 --warmup linear:steps=x",
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -117,7 +129,7 @@ Test(schedule_cli, bad_flags_are_usage_errors)
         cr_assert_not_null(strstr(err, "dptrain schedule: "), "'%s': %s", cases[i], err);
         free(out);
         free(err);
-        free(dir);
+        drop_dir(dir);
     }
 }
 
@@ -125,14 +137,15 @@ Test(schedule_cli, help_lists_flags_and_schedules)
 {
     char *dir = t_make_tmpdir("schedcli"), *out, *err;
     cr_assert_eq(run(dir, "--help", &out, &err), 0);
-    const char *want[] = {"--lr ",     "--lr-schedule", "--warmup", "--epochs",
-                          "--steps-per-epoch", "--out", "--plot",   "T_max (required)",
-                          "cosine-restarts", "onecycle", "plateau",  "three_phase=0"};
+    const char *want[] = {"--lr ",    "--lr-schedule",     "--warmup",
+                          "--epochs", "--steps-per-epoch", "--out",
+                          "--plot",   "T_max (required)",  "cosine-restarts",
+                          "onecycle", "plateau",           "three_phase=0"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert_not_null(strstr(out, want[i]), "help lacks '%s'", want[i]);
     free(out);
     free(err);
-    free(dir);
+    drop_dir(dir);
 }
 
 Test(schedule_cli, plot_without_gnuplot_exits_6)
@@ -152,7 +165,7 @@ Test(schedule_cli, plot_without_gnuplot_exits_6)
     free(pe);
     free(err);
     free(out);
-    free(dir);
+    drop_dir(dir);
 }
 
 Test(schedule_cli, plot_writes_png)
@@ -174,5 +187,5 @@ Test(schedule_cli, plot_writes_png)
     free(png);
     free(out);
     free(err);
-    free(dir);
+    drop_dir(dir);
 }

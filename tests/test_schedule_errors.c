@@ -164,7 +164,8 @@ Test(schedule_errors, warmup_spec_too_long)
 static void milestones(char *buf, size_t cap, int n)
 {
     size_t len = (size_t)snprintf(buf, cap, "multistep:milestones=");
-    for (int i = 1; i <= n; i++) len += (size_t)snprintf(buf + len, cap - len, "%s%d", i > 1 ? "/" : "", i);
+    for (int i = 1; i <= n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%d", i > 1 ? "/" : "", i);
     cr_assert_lt(len, cap);
 }
 
@@ -211,7 +212,8 @@ Test(schedule_errors, bad_unit)
 
 Test(schedule_errors, two_main_schedules)
 {
-    expect_bad("step:step_size=1+cosine:T_max=3", "'+' combines one main schedule with one plateau");
+    expect_bad("step:step_size=1+cosine:T_max=3",
+               "'+' combines one main schedule with one plateau");
 }
 
 Test(schedule_errors, two_plateaus)

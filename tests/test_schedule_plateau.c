@@ -8,12 +8,12 @@
 #include "dptrain/schedule.h"
 
 #define TOL(x) (1e-12 * fabs(x) + 1e-15)
-#define ASSERT_LR(s, step, ps, want)                                                           \
-    do {                                                                                       \
-        double want_ = (want);                                                                 \
-        cr_assert_float_eq(dpt_schedule_lr((s), (step), (ps)), want_, TOL(want_),              \
-                           "lr at step %llu: got %.17g, want %.17g", (unsigned long long)(step), \
-                           dpt_schedule_lr((s), (step), (ps)), want_);                         \
+#define ASSERT_LR(s, step, ps, want)                                                               \
+    do {                                                                                           \
+        double want_ = (want);                                                                     \
+        cr_assert_float_eq(dpt_schedule_lr((s), (step), (ps)), want_, TOL(want_),                  \
+                           "lr at step %llu: got %.17g, want %.17g", (unsigned long long)(step),   \
+                           dpt_schedule_lr((s), (step), (ps)), want_);                             \
     } while (0)
 
 static dpt_schedule_t *make(const char *spec, const char *warmup, double lr, size_t spe)
@@ -49,7 +49,8 @@ Test(plateau, defaults_monitor_val_loss_mode_min)
     cr_assert_eq(ps.has_best, 0);
     /* Patience 10: 1 improvement then 10 bad epochs keep the lr; the 11th reduces to 0.1. */
     int reduced = 0;
-    for (int i = 0; i < 11; i++) reduced += dpt_schedule_plateau_update(s, &ps, 1.0);
+    for (int i = 0; i < 11; i++)
+        reduced += dpt_schedule_plateau_update(s, &ps, 1.0);
     cr_assert_eq(reduced, 0);
     ASSERT_LR(s, 0, &ps, 1.0);
     cr_assert_eq(dpt_schedule_plateau_update(s, &ps, 1.0), 1);
@@ -81,8 +82,7 @@ Test(plateau, mode_min_abs_threshold)
 {
     /* threshold 0.01 abs: better means < best - 0.01. 1.0; 0.995 bad (patience 0 ->
      * reduce to 0.1); 0.985 better (< 0.99). */
-    dpt_schedule_t *s =
-        make("plateau:patience=0,threshold=0.01,threshold_mode=abs", NULL, 1.0, 1);
+    dpt_schedule_t *s = make("plateau:patience=0,threshold=0.01,threshold_mode=abs", NULL, 1.0, 1);
     dpt_plateau_state_t ps;
     dpt_schedule_plateau_init(s, &ps);
     const double m[] = {1.0, 0.995, 0.985};
@@ -191,8 +191,8 @@ Test(plateau, scales_warmup_too)
 {
     /* Warmup linear 4 steps from 0.5, lr 1: factor 0.5 + 0.5 t/4. After one reduction
      * (factor 0.5) step 1 is 0.5 * 0.625 = 0.3125 and step 6 (main) is 0.5. */
-    dpt_schedule_t *s = make("plateau:patience=0,factor=0.5", "linear:steps=4,start_factor=0.5",
-                             1.0, 2);
+    dpt_schedule_t *s =
+        make("plateau:patience=0,factor=0.5", "linear:steps=4,start_factor=0.5", 1.0, 2);
     dpt_plateau_state_t ps;
     dpt_schedule_plateau_init(s, &ps);
     ASSERT_LR(s, 1, &ps, 0.625);
@@ -241,7 +241,8 @@ Test(plateau, update_is_a_no_op_without_plateau)
     dpt_plateau_state_t ps;
     dpt_schedule_plateau_init(s, &ps);
     cr_assert_eq(dpt_schedule_uses_plateau(s, NULL), 0);
-    for (int i = 0; i < 50; i++) cr_assert_eq(dpt_schedule_plateau_update(s, &ps, 1.0), 0);
+    for (int i = 0; i < 50; i++)
+        cr_assert_eq(dpt_schedule_plateau_update(s, &ps, 1.0), 0);
     cr_assert_eq(ps.scale, 1.0);
     dpt_schedule_free(s);
 }
@@ -254,8 +255,8 @@ Test(plateau, resume_from_copied_state_is_exact)
     const char *spec = "cosine:T_max=20,eta_min=0.001+plateau:patience=1,factor=0.5,cooldown=1";
     const char *warm = "linear:steps=5";
     const size_t spe = 7;
-    const double metrics[] = {2.0, 1.5, 1.6, 1.7, 1.4, 1.45, 1.5, 1.5, 1.3, 1.35,
-                              1.4, 1.4, 1.41, 1.2, 1.3, 1.3, 1.3, 1.3, 1.3, 1.3};
+    const double metrics[] = {2.0, 1.5, 1.6,  1.7, 1.4, 1.45, 1.5, 1.5, 1.3, 1.35,
+                              1.4, 1.4, 1.41, 1.2, 1.3, 1.3,  1.3, 1.3, 1.3, 1.3};
     const size_t epochs = sizeof metrics / sizeof metrics[0];
     dpt_schedule_t *a = make(spec, warm, 0.1, spe);
     dpt_plateau_state_t pa, pb;
@@ -263,17 +264,20 @@ Test(plateau, resume_from_copied_state_is_exact)
     double lr_a[20 * 7];
     int red_a[20];
     for (size_t e = 0; e < epochs; e++) {
-        for (size_t i = 0; i < spe; i++) lr_a[e * spe + i] = dpt_schedule_lr(a, e * spe + i, &pa);
+        for (size_t i = 0; i < spe; i++)
+            lr_a[e * spe + i] = dpt_schedule_lr(a, e * spe + i, &pa);
         red_a[e] = dpt_schedule_plateau_update(a, &pa, metrics[e]);
     }
     int total = 0;
-    for (size_t e = 0; e < epochs; e++) total += red_a[e];
+    for (size_t e = 0; e < epochs; e++)
+        total += red_a[e];
     cr_assert_geq(total, 2, "fixture must exercise several reductions");
 
     /* Replay the first 6 epochs, checkpoint, resume on a fresh schedule object. */
     dpt_schedule_t *b = make(spec, warm, 0.1, spe);
     dpt_schedule_plateau_init(b, &pb);
-    for (size_t e = 0; e < 6; e++) dpt_schedule_plateau_update(b, &pb, metrics[e]);
+    for (size_t e = 0; e < 6; e++)
+        dpt_schedule_plateau_update(b, &pb, metrics[e]);
     unsigned char saved[sizeof pb];
     memcpy(saved, &pb, sizeof pb);
     dpt_schedule_free(b);

@@ -46,9 +46,8 @@ typedef struct dpt_plateau_state {
  * On success *out owns a new schedule (free with dpt_schedule_free). On failure *out is NULL
  * and the status is DPT_ERR_INVALID_ARG (or DPT_ERR_NOMEM) with a message naming the bad
  * part; an unknown name lists the valid names, an unknown key lists the valid keys. */
-dpt_status_t dpt_schedule_create(const char *schedule_spec, const char *warmup_spec,
-                                 double base_lr, size_t steps_per_epoch, size_t epochs,
-                                 dpt_schedule_t **out);
+dpt_status_t dpt_schedule_create(const char *schedule_spec, const char *warmup_spec, double base_lr,
+                                 size_t steps_per_epoch, size_t epochs, dpt_schedule_t **out);
 
 /* Frees a schedule; NULL is a no-op. */
 void dpt_schedule_free(dpt_schedule_t *s);

@@ -61,24 +61,37 @@ static int parse_flag(opts_t *o, int argc, char **argv, int *i)
         print_help(stdout);
         return 0;
     }
-    const char *const known[] = {"--lr", "--lr-schedule", "--warmup", "--epochs",
-                                 "--steps-per-epoch", "--out", "--plot"};
+    const char *const known[] = {
+        "--lr", "--lr-schedule", "--warmup", "--epochs", "--steps-per-epoch", "--out", "--plot"};
     size_t k = 0, n = sizeof known / sizeof known[0];
-    while (k < n && strcmp(a, known[k])) k++;
+    while (k < n && strcmp(a, known[k]))
+        k++;
     if (k == n) return dpt_cli_usage_error(CMD, "unknown flag '%s'", a);
     if (!(v = dpt_cli_value(CMD, argc, argv, i))) return DPT_EXIT_USAGE;
     int ok = 1;
     switch (k) {
-    case 0: ok = dpt_cli_parse_double(CMD, a, v, 0, 1e300, &o->lr), o->have_lr = 1; break;
-    case 1: o->spec = v; break;
-    case 2: o->warmup = v; break;
-    case 3: ok = dpt_cli_parse_size(CMD, a, v, 1, 100000000, &o->epochs), o->have_epochs = 1; break;
+    case 0:
+        ok = dpt_cli_parse_double(CMD, a, v, 0, 1e300, &o->lr), o->have_lr = 1;
+        break;
+    case 1:
+        o->spec = v;
+        break;
+    case 2:
+        o->warmup = v;
+        break;
+    case 3:
+        ok = dpt_cli_parse_size(CMD, a, v, 1, 100000000, &o->epochs), o->have_epochs = 1;
+        break;
     case 4:
         ok = dpt_cli_parse_size(CMD, a, v, 1, 100000000, &o->steps_per_epoch);
         o->have_steps = 1;
         break;
-    case 5: o->out = v; break;
-    default: o->plot = v; break;
+    case 5:
+        o->out = v;
+        break;
+    default:
+        o->plot = v;
+        break;
     }
     return ok ? -1 : DPT_EXIT_USAGE;
 }
@@ -110,10 +123,12 @@ static void write_row(FILE *f, const dpt_schedule_t *s, const opts_t *o, uint64_
 static dpt_status_t write_csv(const dpt_schedule_t *s, const opts_t *o)
 {
     FILE *f = o->out ? fopen(o->out, "w") : stdout;
-    if (!f) return dpt_error(DPT_ERR_IO, "%s: cannot open for writing: %s", o->out, strerror(errno));
+    if (!f)
+        return dpt_error(DPT_ERR_IO, "%s: cannot open for writing: %s", o->out, strerror(errno));
     uint64_t rows = (uint64_t)o->epochs * o->steps_per_epoch;
     fprintf(f, "step,epoch,lr,momentum\n");
-    for (uint64_t step = 0; step < rows; step++) write_row(f, s, o, step);
+    for (uint64_t step = 0; step < rows; step++)
+        write_row(f, s, o, step);
     int bad = ferror(f);
     bad |= o->out ? fclose(f) != 0 : fflush(f) != 0;
     if (bad)
@@ -204,10 +219,8 @@ int dpt_cmd_schedule(int argc, char **argv)
     int rc = parse_args(&o, argc, argv);
     if (rc >= 0) return rc;
     dpt_schedule_t *s = NULL;
-    dpt_status_t st =
-        dpt_schedule_create(o.spec, o.warmup, o.lr, o.steps_per_epoch, o.epochs, &s);
-    if (st == DPT_ERR_INVALID_ARG)
-        return dpt_cli_usage_error(CMD, "%s", dpt_last_error());
+    dpt_status_t st = dpt_schedule_create(o.spec, o.warmup, o.lr, o.steps_per_epoch, o.epochs, &s);
+    if (st == DPT_ERR_INVALID_ARG) return dpt_cli_usage_error(CMD, "%s", dpt_last_error());
     if (st) return dpt_cli_fail(st);
     if (dpt_schedule_uses_plateau(s, NULL))
         fprintf(stderr, "dptrain schedule: note: plateau reductions depend on validation "

@@ -168,20 +168,14 @@ static const key_spec_t cyclic_keys[] = {{"base_lr", "@--lr"},
                                          {"max_momentum", "0.9"},
                                          {"unit", "step"},
                                          {NULL, NULL}};
-static const key_spec_t onecycle_keys[] = {{"max_lr", "@--lr"},
-                                           {"total_steps", "@epochs*steps_per_epoch"},
-                                           {"epochs", "@--epochs"},
-                                           {"steps_per_epoch", "@--steps-per-epoch"},
-                                           {"pct_start", "0.3"},
-                                           {"anneal_strategy", "cos"},
-                                           {"div_factor", "25"},
-                                           {"final_div_factor", "10000"},
-                                           {"three_phase", "0"},
-                                           {"cycle_momentum", "1"},
-                                           {"base_momentum", "0.85"},
-                                           {"max_momentum", "0.95"},
-                                           {"unit", "step"},
-                                           {NULL, NULL}};
+static const key_spec_t onecycle_keys[] = {
+    {"max_lr", "@--lr"},       {"total_steps", "@epochs*steps_per_epoch"},
+    {"epochs", "@--epochs"},   {"steps_per_epoch", "@--steps-per-epoch"},
+    {"pct_start", "0.3"},      {"anneal_strategy", "cos"},
+    {"div_factor", "25"},      {"final_div_factor", "10000"},
+    {"three_phase", "0"},      {"cycle_momentum", "1"},
+    {"base_momentum", "0.85"}, {"max_momentum", "0.95"},
+    {"unit", "step"},          {NULL, NULL}};
 static const key_spec_t plateau_keys[] = {{"mode", "@min, or max for monitor=val_accuracy"},
                                           {"factor", "0.1"},
                                           {"patience", "10"},
@@ -231,7 +225,8 @@ const char *dpt_schedule_names(void)
 static size_t key_count(const kind_spec_t *k)
 {
     size_t n = 0;
-    while (k->keys[n].name) n++;
+    while (k->keys[n].name)
+        n++;
     return n;
 }
 
@@ -239,7 +234,8 @@ static size_t key_count(const kind_spec_t *k)
 static size_t key_index(const kind_spec_t *k, const char *key)
 {
     size_t i = 0;
-    while (k->keys[i].name && strcmp(k->keys[i].name, key)) i++;
+    while (k->keys[i].name && strcmp(k->keys[i].name, key))
+        i++;
     return i;
 }
 
@@ -319,12 +315,18 @@ typedef enum range { R_ANY, R_POS, R_NONNEG, R_OPEN01, R_HALF01, R_UNIT } range_
 static int range_ok(range_t r, double v)
 {
     switch (r) {
-    case R_POS: return v > 0;
-    case R_NONNEG: return v >= 0;
-    case R_OPEN01: return v > 0 && v < 1;
-    case R_HALF01: return v > 0 && v <= 1;
-    case R_UNIT: return v >= 0 && v <= 1;
-    default: return 1;
+    case R_POS:
+        return v > 0;
+    case R_NONNEG:
+        return v >= 0;
+    case R_OPEN01:
+        return v > 0 && v < 1;
+    case R_HALF01:
+        return v > 0 && v <= 1;
+    case R_UNIT:
+        return v >= 0 && v <= 1;
+    default:
+        return 1;
     }
 }
 
@@ -386,8 +388,7 @@ static dpt_status_t value_text(const comp_t *c, const char *key, const char **te
     const char *def = c->kind->keys[i].def;
     *text = c->given[i];
     if (*text) return DPT_OK;
-    if (!def)
-        return dpt_error(DPT_ERR_INVALID_ARG, "%s: missing required key %s", c->prefix, key);
+    if (!def) return dpt_error(DPT_ERR_INVALID_ARG, "%s: missing required key %s", c->prefix, key);
     *text = def[0] == '@' ? NULL : def;
     return DPT_OK;
 }
@@ -433,13 +434,13 @@ static int parse_count_text(const char *text, uint64_t *out)
     return 1;
 }
 
-static dpt_status_t check_count(const comp_t *c, const char *key, const char *text,
-                                uint64_t min, uint64_t *out)
+static dpt_status_t check_count(const comp_t *c, const char *key, const char *text, uint64_t min,
+                                uint64_t *out)
 {
     if (!parse_count_text(text, out))
         return dpt_error(DPT_ERR_INVALID_ARG,
-                         "%s: %s: malformed number '%s' (expects a whole number)", c->prefix,
-                         key, text);
+                         "%s: %s: malformed number '%s' (expects a whole number)", c->prefix, key,
+                         text);
     if (*out < min || *out > COUNT_MAX)
         return dpt_error(DPT_ERR_INVALID_ARG, "%s: %s must be an integer in [%llu, %llu], got '%s'",
                          c->prefix, key, (unsigned long long)min, COUNT_MAX, text);
@@ -471,8 +472,7 @@ static dpt_status_t get_enum(comp_t *c, const char *key, const char *const *choi
             set_res(c, key, choices[i]);
             return DPT_OK;
         }
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "",
-                                choices[i]);
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", choices[i]);
     }
     return dpt_error(DPT_ERR_INVALID_ARG, "%s: %s must be one of %s, got '%s'", c->prefix, key,
                      list, text);
@@ -530,8 +530,7 @@ static dpt_status_t parse_milestones(dpt_schedule_t *s, comp_t *c, const char *t
         if (st) return st;
         if (n && s->multistep.at[n] <= s->multistep.at[n - 1])
             return dpt_error(DPT_ERR_INVALID_ARG,
-                             "%s: milestones must be strictly increasing, got %s", c->prefix,
-                             text);
+                             "%s: milestones must be strictly increasing, got %s", c->prefix, text);
         n++;
         p += strcspn(p, "/");
         if (!*p) break;
@@ -611,8 +610,8 @@ static dpt_status_t build_cyclic(dpt_schedule_t *s, comp_t *c)
     if (st) return st;
     set_res_real(c, "base_lr", s->cyclic.base_lr);
     if (s->cyclic.max_lr < s->cyclic.base_lr)
-        return dpt_error(DPT_ERR_INVALID_ARG, "%s: max_lr (%g) must be >= base_lr (%g)",
-                         c->prefix, s->cyclic.max_lr, s->cyclic.base_lr);
+        return dpt_error(DPT_ERR_INVALID_ARG, "%s: max_lr (%g) must be >= base_lr (%g)", c->prefix,
+                         s->cyclic.max_lr, s->cyclic.base_lr);
     st = get_count(c, "step_size_up", 1, &s->cyclic.up);
     if (st) return st;
     s->cyclic.down = s->cyclic.up;
@@ -780,8 +779,8 @@ static dpt_status_t parse_warmup(dpt_schedule_t *s, const char *spec, comp_t *c)
     s->warmup.kind = W_NONE;
     if (!spec || !spec[0]) return DPT_OK;
     strcpy(buf, spec);
-    dpt_status_t st = comp_parse(c, buf, warmups, sizeof warmups / sizeof warmups[0],
-                                 "warmup", warmup_names);
+    dpt_status_t st =
+        comp_parse(c, buf, warmups, sizeof warmups / sizeof warmups[0], "warmup", warmup_names);
     return st ? st : c->kind->build(s, c);
 }
 
@@ -795,8 +794,8 @@ static void tb_printf(text_buf_t *t, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(t->len < t->cap ? t->buf + t->len : NULL, t->len < t->cap ? t->cap - t->len : 0,
-                      fmt, ap);
+    int n = vsnprintf(t->len < t->cap ? t->buf + t->len : NULL,
+                      t->len < t->cap ? t->cap - t->len : 0, fmt, ap);
     va_end(ap);
     if (n > 0) t->len += (size_t)n;
 }
@@ -845,9 +844,8 @@ static dpt_status_t check_run(double base_lr, size_t steps_per_epoch, size_t epo
     return DPT_OK;
 }
 
-dpt_status_t dpt_schedule_create(const char *schedule_spec, const char *warmup_spec,
-                                 double base_lr, size_t steps_per_epoch, size_t epochs,
-                                 dpt_schedule_t **out)
+dpt_status_t dpt_schedule_create(const char *schedule_spec, const char *warmup_spec, double base_lr,
+                                 size_t steps_per_epoch, size_t epochs, dpt_schedule_t **out)
 {
     *out = NULL;
     dpt_status_t st = check_run(base_lr, steps_per_epoch, epochs);
@@ -1030,27 +1028,34 @@ static double main_lr(const dpt_schedule_t *s, uint64_t t)
     double b = s->base_lr, lr = b, m, h, sc;
     uint64_t k = 0;
     switch (s->kind) {
-    case K_STEP: return b * pow(s->step.gamma, (double)(t / s->step.size));
+    case K_STEP:
+        return b * pow(s->step.gamma, (double)(t / s->step.size));
     case K_MULTISTEP:
-        while (k < s->multistep.n && s->multistep.at[k] <= t) k++;
+        while (k < s->multistep.n && s->multistep.at[k] <= t)
+            k++;
         return b * pow(s->multistep.gamma, (double)k);
-    case K_EXPONENTIAL: return b * pow(s->exp_gamma, (double)t);
+    case K_EXPONENTIAL:
+        return b * pow(s->exp_gamma, (double)t);
     case K_POLYNOMIAL:
         k = t < s->poly.total_iters ? t : s->poly.total_iters;
         return b * pow(1.0 - (double)k / (double)s->poly.total_iters, s->poly.power);
     case K_LINEAR:
         k = t < s->linear.total_iters ? t : s->linear.total_iters;
-        return b * (s->linear.start + (s->linear.end - s->linear.start) * (double)k /
-                                          (double)s->linear.total_iters);
+        return b * (s->linear.start +
+                    (s->linear.end - s->linear.start) * (double)k / (double)s->linear.total_iters);
     case K_COSINE:
         k = t < s->cosine.t_max ? t : s->cosine.t_max;
         return cosine_lr(b, s->cosine.eta_min, (double)k, (double)s->cosine.t_max);
-    case K_RESTARTS: return restarts_lr(s, t);
+    case K_RESTARTS:
+        return restarts_lr(s, t);
     case K_CYCLIC:
         cyclic_pos(s, t, &h, &sc);
         return s->cyclic.base_lr + (s->cyclic.max_lr - s->cyclic.base_lr) * h * sc;
-    case K_ONECYCLE: onecycle_at(s, t, &lr, &m); return lr;
-    default: return lr;
+    case K_ONECYCLE:
+        onecycle_at(s, t, &lr, &m);
+        return lr;
+    default:
+        return lr;
     }
 }
 
@@ -1118,16 +1123,14 @@ void dpt_schedule_plateau_init(const dpt_schedule_t *s, dpt_plateau_state_t *ps)
 
 int dpt_schedule_uses_plateau(const dpt_schedule_t *s, const char **monitor)
 {
-    if (monitor)
-        *monitor = s->has_plateau && s->plateau.monitor_acc ? "val_accuracy" : "val_loss";
+    if (monitor) *monitor = s->has_plateau && s->plateau.monitor_acc ? "val_accuracy" : "val_loss";
     return s->has_plateau;
 }
 
 /* ReduceLROnPlateau.is_better; NaN never improves. */
 static int plateau_better(const plateau_cfg_t *p, double a, double best)
 {
-    if (!p->mode_max)
-        return p->thr_abs ? a < best - p->threshold : a < best * (1.0 - p->threshold);
+    if (!p->mode_max) return p->thr_abs ? a < best - p->threshold : a < best * (1.0 - p->threshold);
     return p->thr_abs ? a > best + p->threshold : a > best * (p->threshold + 1.0);
 }
 
