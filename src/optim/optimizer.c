@@ -1,0 +1,240 @@
+/* Owns the optimizer handle: spec parsing and validation, the one-block state, the
+ * canonical description, and dispatch to the update rules (sgd.c, adam.c, rmsprop.c,
+ * adagrad.c, lars_lamb.c). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "optim/optimizer_internal.h"
+
+static const dpt_opt_rule_t *const rules[] = {&dpt_opt_sgd,     &dpt_opt_adam,  &dpt_opt_adamw,
+                                              &dpt_opt_rmsprop, &dpt_opt_adagrad, &dpt_opt_lars,
+                                              &dpt_opt_lamb};
+#define N_RULES (sizeof rules / sizeof rules[0])
+
+const char *dpt_optimizer_names(void)
+{
+    return "sgd, adam, adamw, rmsprop, adagrad, lars, lamb";
+}
+
+/* "k1, k2, ..." for error messages. */
+static void key_list(const dpt_opt_rule_t *r, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < r->n_keys && used < cap; k++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", k ? ", " : "", r->keys[k].name);
+}
+
+/* Shortest %g form that reads back to the same double, so describe() round-trips. */
+static void put_number(char *buf, size_t cap, double v)
+{
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+static dpt_status_t parse_value(const dpt_opt_rule_t *r, size_t k, const char *text, double *out)
+{
+    const dpt_opt_key_t *key = &r->keys[k];
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || *end || end == text || !isfinite(v))
+        return dpt_error(DPT_ERR_INVALID_ARG, "optimizer %s: %s='%s' is not a number", r->name,
+                         key->name, text);
+    if (key->is_flag && v != 0 && v != 1)
+        return dpt_error(DPT_ERR_INVALID_ARG, "optimizer %s: %s=%g must be 0 or 1", r->name,
+                         key->name, v);
+    if (v < key->min || v > key->max || (key->max_open && v == key->max))
+        return dpt_error(DPT_ERR_INVALID_ARG, "optimizer %s: %s=%g outside [%g, %g%c", r->name,
+                         key->name, v, key->min, key->max, key->max_open ? ')' : ']');
+    *out = v;
+    return DPT_OK;
+}
+
+static dpt_status_t parse_keys(dpt_optimizer_t *o, const char *args)
+{
+    const dpt_opt_rule_t *r = o->rule;
+    char buf[512], valid[256];
+    if (strlen(args) >= sizeof buf)
+        return dpt_error(DPT_ERR_INVALID_ARG, "optimizer spec too long (over %zu bytes)",
+                         sizeof buf - 1);
+    snprintf(buf, sizeof buf, "%s", args);
+    char *save = NULL;
+    for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq)
+            return dpt_error(DPT_ERR_INVALID_ARG, "optimizer %s: '%s' is not key=value", r->name,
+                             kv);
+        *eq = '\0';
+        size_t k = 0;
+        while (k < r->n_keys && strcmp(r->keys[k].name, kv) != 0) k++;
+        if (k == r->n_keys) {
+            key_list(r, valid, sizeof valid);
+            return dpt_error(DPT_ERR_INVALID_ARG,
+                             "optimizer %s: unknown key '%s'; valid keys: %s", r->name, kv,
+                             valid);
+        }
+        dpt_status_t s = parse_value(r, k, eq + 1, &o->hp[k]);
+        if (s != DPT_OK) return s;
+    }
+    return DPT_OK;
+}
+
+static void describe(dpt_optimizer_t *o)
+{
+    size_t used = (size_t)snprintf(o->describe, sizeof o->describe, "%s", o->rule->name);
+    for (size_t k = 0; k < o->rule->n_keys && used < sizeof o->describe; k++) {
+        char num[32];
+        put_number(num, sizeof num, o->hp[k]);
+        used += (size_t)snprintf(o->describe + used, sizeof o->describe - used, "%c%s=%s",
+                                 k ? ',' : ':', o->rule->keys[k].name, num);
+    }
+}
+
+static const dpt_opt_rule_t *find_rule(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_RULES; i++)
+        if (strlen(rules[i]->name) == len && strncmp(rules[i]->name, name, len) == 0)
+            return rules[i];
+    return NULL;
+}
+
+/* The state block and the tensor spans; sized once here so no step allocates. */
+static dpt_status_t alloc_state(dpt_optimizer_t *o, const dpt_model_t *model)
+{
+    o->n = dpt_model_param_count(model);
+    o->n_bufs = o->rule->buffers(o);
+    o->n_tensors = dpt_model_tensor_count(model);
+    o->spans = calloc(o->n_tensors ? o->n_tensors : 1, sizeof *o->spans);
+    o->ratio = calloc(o->n_tensors ? o->n_tensors : 1, sizeof *o->ratio);
+    size_t floats = o->n_bufs * o->n;
+    o->state = dpt_alloc_aligned((floats ? floats : 1) * sizeof(float));
+    if (!o->spans || !o->ratio || !o->state)
+        return dpt_error(DPT_ERR_NOMEM, "out of memory for %zu x %zu floats of optimizer state",
+                         o->n_bufs, o->n);
+    memset(o->state, 0, o->n_bufs * o->n * sizeof(float));
+    for (size_t b = 0; b < o->n_bufs; b++) o->buf[b] = o->state + b * o->n;
+    for (size_t i = 0; i < o->n_tensors; i++) {
+        const dpt_tensor_info_t *t = dpt_model_tensor(model, i);
+        o->spans[i] = (dpt_opt_span_t){t->offset, t->offset + t->rows * t->cols, t->is_bias};
+        o->ratio[i] = 1.0;
+    }
+    if (o->rule->init_state) o->rule->init_state(o);
+    return DPT_OK;
+}
+
+dpt_status_t dpt_optimizer_create(const char *spec, const dpt_model_t *model,
+                                  dpt_optimizer_t **out)
+{
+    if (!spec || !*spec) spec = "sgd";
+    const char *colon = strchr(spec, ':');
+    size_t name_len = colon ? (size_t)(colon - spec) : strlen(spec);
+    const dpt_opt_rule_t *rule = find_rule(spec, name_len);
+    if (!rule)
+        return dpt_error(DPT_ERR_INVALID_ARG, "unknown optimizer '%.*s'; valid optimizers: %s",
+                         (int)(name_len > 64 ? 64 : name_len), spec, dpt_optimizer_names());
+    dpt_optimizer_t *o = calloc(1, sizeof *o);
+    if (!o) return dpt_error(DPT_ERR_NOMEM, "out of memory creating the optimizer");
+    o->rule = rule;
+    for (size_t k = 0; k < rule->n_keys; k++) o->hp[k] = rule->keys[k].def;
+    dpt_status_t s = colon ? parse_keys(o, colon + 1) : DPT_OK;
+    if (s == DPT_OK && rule->check) s = rule->check(o);
+    if (s == DPT_OK) s = alloc_state(o, model);
+    if (s != DPT_OK) {
+        dpt_optimizer_free(o);
+        return s;
+    }
+    describe(o);
+    *out = o;
+    return DPT_OK;
+}
+
+void dpt_optimizer_free(dpt_optimizer_t *o)
+{
+    if (!o) return;
+    dpt_free_aligned(o->state);
+    free(o->spans);
+    free(o->ratio);
+    free(o);
+}
+
+const char *dpt_optimizer_describe(const dpt_optimizer_t *o)
+{
+    return o->describe;
+}
+
+double dpt_optimizer_momentum(const dpt_optimizer_t *o)
+{
+    return o->rule->momentum_key >= 0 ? o->hp[o->rule->momentum_key] : 0.0;
+}
+
+float *dpt_optimizer_state(dpt_optimizer_t *o, size_t *n_floats)
+{
+    *n_floats = o->n_bufs * o->n;
+    return o->state;
+}
+
+dpt_optim_norms_t dpt_optimizer_norms(const dpt_optimizer_t *o)
+{
+    return o->rule->norms;
+}
+
+void dpt_optimizer_update(dpt_optimizer_t *o, float *params, const float *grad, size_t lo,
+                          size_t hi, const dpt_optim_step_t *st)
+{
+    o->rule->update(o, params, grad, lo, hi, st);
+}
+
+void dpt_optimizer_direction(dpt_optimizer_t *o, const float *params, float *grad, size_t lo,
+                             size_t hi, const dpt_optim_step_t *st)
+{
+    if (o->rule->direction) o->rule->direction(o, params, grad, lo, hi, st);
+}
+
+void dpt_optimizer_set_norms(dpt_optimizer_t *o, const double *param_sq, const double *d_sq)
+{
+    if (o->rule->set_norms) o->rule->set_norms(o, param_sq, d_sq);
+}
+
+double dpt_optimizer_trust_ratio(const dpt_optimizer_t *o, size_t i)
+{
+    return i < o->n_tensors ? o->ratio[i] : 1.0;
+}
+
+/* Sum of squares of x[lo, hi) in double. */
+static double sum_sq(const float *x, size_t lo, size_t hi)
+{
+    double s = 0;
+    for (size_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+dpt_status_t dpt_optimizer_step(dpt_optimizer_t *o, float *params, float *grad,
+                                const dpt_optim_step_t *st)
+{
+    if (o->rule->norms == DPT_OPTIM_NORMS_NONE) {
+        dpt_optimizer_update(o, params, grad, 0, o->n, st);
+        return DPT_OK;
+    }
+    /* Not a training-step path (the trainer keeps its own sums), so it may allocate. */
+    double *w = calloc(o->n_tensors + 1, sizeof *w), *d = calloc(o->n_tensors + 1, sizeof *d);
+    if (!w || !d) {
+        free(w), free(d);
+        return dpt_error(DPT_ERR_NOMEM, "out of memory for %zu tensor norms", o->n_tensors);
+    }
+    dpt_optimizer_direction(o, params, grad, 0, o->n, st);
+    for (size_t i = 0; i < o->n_tensors; i++) {
+        w[i] = sum_sq(params, o->spans[i].lo, o->spans[i].hi);
+        d[i] = sum_sq(grad, o->spans[i].lo, o->spans[i].hi);
+    }
+    dpt_optimizer_set_norms(o, w, d);
+    dpt_optimizer_update(o, params, grad, 0, o->n, st);
+    free(w), free(d);
+    return DPT_OK;
+}
