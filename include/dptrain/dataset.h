@@ -80,6 +80,12 @@ dpt_status_t dpt_dataset_copy_normalization(dpt_dataset_t *dst, const dpt_datase
 /* Fitted normalisation as (mean, std) of feature 0 for images (global) - for reporting. */
 void dpt_dataset_normalization(const dpt_dataset_t *ds, double *mean, double *std);
 
+/* The fitted normalisation as bytes, for checkpoints: returns the size needed and writes it
+ * when cap is large enough. _load applies saved bytes to a dataset with the same features
+ * (DPT_ERR_INVALID_ARG naming both shapes otherwise, DPT_ERR_FORMAT for a short buffer). */
+size_t dpt_dataset_normalization_save(const dpt_dataset_t *ds, void *buf, size_t cap);
+dpt_status_t dpt_dataset_normalization_load(dpt_dataset_t *ds, const void *buf, size_t n);
+
 /* Writes n samples, rows idx[0..n) of this view, as normalised floats into
  * x[n * features] (row-major) and their labels into y[n] (y may be NULL). No allocation;
  * idx entries must be < count. Thread-safe. */

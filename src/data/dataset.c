@@ -457,6 +457,50 @@ dpt_status_t dpt_dataset_fit_normalization(dpt_dataset_t *ds)
     return fit_table(ds);
 }
 
+/* Saved form: u64 features, u64 kind (1 image, 2 table), double mean0, double std0, then for
+ * images float lut[256], for tables float mean[features], float inv_std[features]. Native
+ * byte order: it lives inside a checkpoint written and read by the same build family. */
+typedef struct {
+    uint64_t features, kind;
+    double mean0, std0;
+} norm_header_t;
+
+static size_t norm_floats(const dpt_dataset_t *ds)
+{
+    return ds->st->u8 ? 256 : 2 * ds->st->features;
+}
+
+size_t dpt_dataset_normalization_save(const dpt_dataset_t *ds, void *buf, size_t cap)
+{
+    size_t need = sizeof(norm_header_t) + norm_floats(ds) * sizeof(float);
+    if (!buf || cap < need) return need;
+    norm_header_t h = {ds->st->features, ds->st->u8 ? 1 : 2, ds->mean0, ds->std0};
+    memcpy(buf, &h, sizeof h);
+    memcpy((char *)buf + sizeof h, ds->st->u8 ? ds->lut : ds->mean, norm_floats(ds) * sizeof(float));
+    return need;
+}
+
+dpt_status_t dpt_dataset_normalization_load(dpt_dataset_t *ds, const void *buf, size_t n)
+{
+    norm_header_t h;
+    if (n < sizeof h)
+        return dpt_error(DPT_ERR_FORMAT, "saved normalisation: %zu bytes, need at least %zu", n,
+                         sizeof h);
+    memcpy(&h, buf, sizeof h);
+    uint64_t kind = ds->st->u8 ? 1 : 2;
+    if (h.features != ds->st->features || h.kind != kind ||
+        n != sizeof h + norm_floats(ds) * sizeof(float))
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "saved normalisation is for %llu %s features; this data has %zu %s "
+                         "features",
+                         (unsigned long long)h.features, h.kind == 1 ? "image" : "table",
+                         ds->st->features, kind == 1 ? "image" : "table");
+    memcpy(ds->st->u8 ? ds->lut : ds->mean, (const char *)buf + sizeof h,
+           norm_floats(ds) * sizeof(float));
+    ds->mean0 = h.mean0, ds->std0 = h.std0;
+    return DPT_OK;
+}
+
 dpt_status_t dpt_dataset_copy_normalization(dpt_dataset_t *dst, const dpt_dataset_t *src)
 {
     if (!dst || !src) return dpt_error(DPT_ERR_INVALID_ARG, "copy normalisation: NULL dataset");

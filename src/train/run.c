@@ -51,6 +51,10 @@ typedef struct run {
     char config_text[8192];
 } run_t;
 
+/* Model section: "spec\nin_features\nclasses\n"; normalisation section: the dataset's saved
+ * normaliser (dpt_dataset_normalization_save). */
+#define DPT_RUN_MODEL_TEXT_MAX 1200
+
 /* Checkpointed scalars. Fixed-width fields: the file is read back by the same layout. */
 typedef struct run_state {
     uint64_t epochs_done, steps, n_params;
@@ -176,14 +180,25 @@ static dpt_status_t save_checkpoint(run_t *r, const char *name)
                       .n_params = n_params,
                       .best_val_loss = r->best_val_loss,
                       .plateau = r->plateau};
+    char model[DPT_RUN_MODEL_TEXT_MAX];
+    snprintf(model, sizeof model, "%s\n%zu\n%zu\n", r->cfg->model_spec,
+             dpt_model_in_features(r->model), dpt_model_classes(r->model));
+    size_t norm_bytes = dpt_dataset_normalization_save(r->train, NULL, 0);
+    void *norm = malloc(norm_bytes);
+    if (!norm) return dpt_error(DPT_ERR_NOMEM, "out of memory saving the normalisation");
+    dpt_dataset_normalization_save(r->train, norm, norm_bytes);
     dpt_ckpt_section_t sec[] = {
         {"config", r->config_text, strlen(r->config_text)},
+        {"model", model, strlen(model)},
+        {"normalization", norm, norm_bytes},
         {"argv", r->cfg->argv_blob, r->cfg->argv_blob ? r->cfg->argv_blob_len : 0},
         {"state", &st, sizeof st},
         {"params", dpt_trainer_params(r->trainer), n_params * sizeof(float)},
         {"optimizer", opt_state, n_opt * sizeof(float)},
     };
-    return dpt_checkpoint_write(run_path(r, name), sec, sizeof sec / sizeof sec[0]);
+    dpt_status_t s = dpt_checkpoint_write(run_path(r, name), sec, sizeof sec / sizeof sec[0]);
+    free(norm);
+    return s;
 }
 
 static dpt_status_t section_exact(const dpt_checkpoint_t *ck, const char *path, const char *name,
