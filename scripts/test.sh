@@ -6,3 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cd build
 ctest --output-on-failure -j"$(nproc)"
+cd ..
+# Hardening (docs/hardening.md): ASan+UBSan suite, TSan+Archer and valgrind runs.
+scripts/check-sanitizers.sh
