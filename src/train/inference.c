@@ -1,0 +1,168 @@
+/* Owns inference from a checkpoint: rebuilding the model, restoring parameters and the
+ * normalisation, and the forward-only parallel loop behind eval and predict. */
+#include "dptrain/inference.h"
+
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "dptrain/checkpoint.h"
+#include "kernels/gemm.h"
+#include "parallel/replica.h"
+
+#define INFER_ROWS 256
+
+struct dpt_inference {
+    dpt_model_t *model;
+    float *params;
+    void *norm;
+    size_t norm_bytes;
+    size_t threads;
+    dpt_replica_t **replicas;
+};
+
+/* "spec\nin_features\nclasses\n" (see src/train/run.c). */
+static dpt_status_t parse_model_section(const char *path, const char *text, size_t n,
+                                        dpt_model_t **out)
+{
+    char buf[1300];
+    if (n >= sizeof buf) return dpt_error(DPT_ERR_FORMAT, "%s: model section too long", path);
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    char *nl1 = strchr(buf, '\n'), *nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
+    unsigned long long in, classes;
+    char tail;
+    if (!nl1 || !nl2 || sscanf(nl1 + 1, "%llu\n%llu\n%c", &in, &classes, &tail) != 2)
+        return dpt_error(DPT_ERR_FORMAT, "%s: malformed model section", path);
+    *nl1 = '\0';
+    dpt_status_t s = dpt_model_create(buf, (size_t)in, (size_t)classes, out);
+    if (s != DPT_OK)
+        return dpt_error(DPT_ERR_FORMAT, "%s: model in checkpoint: %s", path, dpt_last_error());
+    return DPT_OK;
+}
+
+static dpt_status_t load_sections(dpt_inference_t *inf, const char *path,
+                                  const dpt_checkpoint_t *ck)
+{
+    size_t n;
+    const char *model = dpt_checkpoint_section(ck, "model", &n);
+    if (!model)
+        return dpt_error(DPT_ERR_FORMAT, "%s: no 'model' section (not a dptrain run checkpoint?)",
+                         path);
+    dpt_status_t s = parse_model_section(path, model, n, &inf->model);
+    if (s != DPT_OK) return s;
+    size_t want = dpt_model_param_count(inf->model) * sizeof(float);
+    const void *params = dpt_checkpoint_section(ck, "params", &n);
+    if (!params || n != want)
+        return dpt_error(DPT_ERR_FORMAT, "%s: 'params' section of %zu bytes, the model needs %zu",
+                         path, params ? n : 0, want);
+    const void *norm = dpt_checkpoint_section(ck, "normalization", &inf->norm_bytes);
+    if (!norm) return dpt_error(DPT_ERR_FORMAT, "%s: no 'normalization' section", path);
+    inf->params = dpt_alloc_aligned(want);
+    inf->norm = malloc(inf->norm_bytes ? inf->norm_bytes : 1);
+    if (!inf->params || !inf->norm) return dpt_error(DPT_ERR_NOMEM, "out of memory");
+    memcpy(inf->params, params, want);
+    memcpy(inf->norm, norm, inf->norm_bytes);
+    return DPT_OK;
+}
+
+dpt_status_t dpt_inference_load(const char *checkpoint, size_t threads, dpt_inference_t **out)
+{
+    dpt_gemm_init();
+    dpt_inference_t *inf = calloc(1, sizeof *inf);
+    if (!inf) return dpt_error(DPT_ERR_NOMEM, "out of memory");
+    inf->threads = threads ? threads : (size_t)omp_get_num_procs();
+    dpt_checkpoint_t *ck = NULL;
+    dpt_status_t s = dpt_checkpoint_read(checkpoint, &ck);
+    if (s == DPT_OK) s = load_sections(inf, checkpoint, ck);
+    dpt_checkpoint_free(ck);
+    if (s == DPT_OK && !(inf->replicas = calloc(inf->threads, sizeof *inf->replicas)))
+        s = dpt_error(DPT_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; s == DPT_OK && i < inf->threads; i++)
+        s = dpt_replica_create(inf->model, INFER_ROWS, &inf->replicas[i]);
+    if (s != DPT_OK) {
+        dpt_inference_free(inf);
+        return s;
+    }
+    *out = inf;
+    return DPT_OK;
+}
+
+void dpt_inference_free(dpt_inference_t *inf)
+{
+    if (!inf) return;
+    if (inf->replicas)
+        for (size_t i = 0; i < inf->threads; i++)
+            dpt_replica_free(inf->replicas[i]);
+    free(inf->replicas);
+    dpt_model_free(inf->model);
+    dpt_free_aligned(inf->params);
+    free(inf->norm);
+    free(inf);
+}
+
+const dpt_model_t *dpt_inference_model(const dpt_inference_t *inf)
+{
+    return inf->model;
+}
+
+dpt_status_t dpt_inference_prepare(const dpt_inference_t *inf, dpt_dataset_t *ds)
+{
+    size_t f = dpt_dataset_features(ds), c = dpt_dataset_classes(ds);
+    if (f != dpt_model_in_features(inf->model) || c > dpt_model_classes(inf->model))
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "data (%zu features, %zu classes) does not fit the checkpoint's model "
+                         "(%zu inputs, %zu classes)",
+                         f, c, dpt_model_in_features(inf->model), dpt_model_classes(inf->model));
+    return dpt_dataset_normalization_load(ds, inf->norm, inf->norm_bytes);
+}
+
+dpt_status_t dpt_inference_run(dpt_inference_t *inf, const dpt_dataset_t *ds, double *loss,
+                               double *accuracy, uint64_t *confusion, float *probs)
+{
+    const size_t n = dpt_dataset_count(ds), classes = dpt_model_classes(inf->model);
+    const size_t chunks = (n + INFER_ROWS - 1) / INFER_ROWS;
+    if (n == 0) return dpt_error(DPT_ERR_INVALID_ARG, "no samples to run the model on");
+    double *chunk_loss = calloc(chunks, sizeof *chunk_loss);
+    size_t *chunk_hits = calloc(chunks, sizeof *chunk_hits);
+    uint32_t *ids = malloc(n * sizeof *ids);
+    if (!chunk_loss || !chunk_hits || !ids) {
+        free(chunk_loss), free(chunk_hits), free(ids);
+        return dpt_error(DPT_ERR_NOMEM, "out of memory for %zu samples", n);
+    }
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (uint32_t)i;
+    if (confusion) memset(confusion, 0, classes * classes * sizeof *confusion);
+#pragma omp parallel num_threads((int)inf->threads)
+    {
+        const size_t tid = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+        dpt_replica_t *rep = inf->replicas[tid];
+        for (size_t c = tid; c < chunks; c += nt) {
+            size_t lo = c * INFER_ROWS, cnt = n - lo < INFER_ROWS ? n - lo : INFER_ROWS;
+            chunk_loss[c] =
+                dpt_replica_eval_shard(rep, inf->model, inf->params, ds, ids + lo, cnt,
+                                       probs ? probs + lo * classes : NULL, &chunk_hits[c]);
+            if (!confusion) continue;
+            const float *z = dpt_replica_logits(rep, inf->model);
+            const int32_t *y = dpt_replica_labels(rep);
+            for (size_t r = 0; r < cnt; r++) {
+                size_t arg = 0;
+                for (size_t j = 1; j < classes; j++)
+                    if (z[r * classes + j] > z[r * classes + arg]) arg = j;
+#pragma omp atomic
+                confusion[(size_t)y[r] * classes + arg]++;
+            }
+        }
+    }
+    double total = 0;
+    size_t hits = 0;
+    for (size_t c = 0; c < chunks; c++)
+        total += chunk_loss[c], hits += chunk_hits[c];
+    if (loss) *loss = total / (double)n;
+    if (accuracy) *accuracy = (double)hits / (double)n;
+    free(chunk_loss), free(chunk_hits), free(ids);
+    return DPT_OK;
+}
