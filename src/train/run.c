@@ -296,12 +296,15 @@ static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch
         [COL_THREADS] = mv_int((int64_t)dpt_trainer_team_size(r->trainer)),
         [COL_EVENT] = {.kind = DPT_MV_TEXT, .text = event},
     };
+    /* Order matters for a kill at any point: the row first (resume drops rows past the
+     * checkpoint), then best.dpt, then checkpoint.dpt, so that the state resumed from never
+     * claims a best model that best.dpt does not hold. */
     s = dpt_metrics_write_row(r->metrics, row);
-    if (s == DPT_OK) s = save_checkpoint(r, DPT_RUN_CHECKPOINT);
     if (s == DPT_OK && r->val && vloss < r->best_val_loss) {
         r->best_val_loss = vloss;
         s = save_checkpoint(r, DPT_RUN_BEST_CHECKPOINT);
     }
+    if (s == DPT_OK) s = save_checkpoint(r, DPT_RUN_CHECKPOINT);
     char line[512];
     snprintf(line, sizeof line,
              "epoch %llu/%zu  lr %.4g  train loss %.4f acc %.4f  val loss %.4f acc %.4f  "
