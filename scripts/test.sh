@@ -9,3 +9,5 @@ ctest --output-on-failure -j"$(nproc)"
 cd ..
 # Hardening (docs/hardening.md): ASan+UBSan suite, TSan+Archer and valgrind runs.
 scripts/check-sanitizers.sh
+# libFuzzer smoke run: every parser target for 10 s from the committed seeds.
+scripts/check-fuzz.sh 10

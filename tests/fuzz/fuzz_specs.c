@@ -1,0 +1,133 @@
+/* libFuzzer target: the spec-string parsers: dpt_model_create, dpt_optimizer_create and
+ * dpt_schedule_create (schedule and warmup).
+ *
+ * Input: 4 bytes of numbers (input width, classes, steps per epoch, epochs), then up to four
+ * strings separated by '\n': model spec, optimizer spec, schedule spec, warmup spec (a missing
+ * one is NULL). A schedule that parses is evaluated at a few steps, its plateau state driven,
+ * and its description must parse back to a schedule with the same description and LRs. */
+#include <math.h>
+
+#include "dptrain/model.h"
+#include "dptrain/optimizer.h"
+#include "dptrain/schedule.h"
+#include "fuzz_common.h"
+
+/* Copies the text after key (up to the next space) of desc into out; NULL when absent. */
+static const char *desc_part(const char *desc, const char *key, char *out, size_t cap)
+{
+    const char *p = strstr(desc, key);
+    if (!p) return NULL;
+    p += strlen(key);
+    size_t n = strcspn(p, " ");
+    if (n >= cap) abort();
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return out;
+}
+
+static void check_schedule(const char *sched, const char *warm, size_t spe, size_t epochs)
+{
+    dpt_schedule_t *s = NULL;
+    dpt_status_t st = dpt_schedule_create(sched, warm, 0.1, spe, epochs, &s);
+    fz_check_status(st);
+    if (st != DPT_OK) {
+        if (s) abort();
+        return;
+    }
+    const uint64_t steps[] = {0, 1, spe - 1, spe, spe * epochs - 1, spe * epochs, UINT64_MAX};
+    double lr[7];
+    dpt_plateau_state_t ps;
+    dpt_schedule_plateau_init(s, &ps);
+    for (size_t i = 0; i < 7; i++) {
+        lr[i] = dpt_schedule_lr(s, steps[i], &ps);
+        double m;
+        (void)dpt_schedule_momentum(s, steps[i], &m);
+    }
+    const char *monitor = NULL;
+    if (dpt_schedule_uses_plateau(s, &monitor)) {
+        if (!monitor) abort();
+        for (int e = 0; e < 12; e++) (void)dpt_schedule_plateau_update(s, &ps, 1.0 / (1 + e % 3));
+        (void)dpt_schedule_lr(s, spe * 3, &ps);
+    }
+    /* The description parses back to the same schedule (schedule.h promises it). */
+    char *desc = strdup(dpt_schedule_describe(s));
+    static char d_sched[16384], d_warm[16384];
+    const char *rs = desc_part(desc, "schedule=", d_sched, sizeof d_sched);
+    const char *rw = desc_part(desc, "warmup=", d_warm, sizeof d_warm);
+    if (!rs || !rw) abort();
+    if (!strcmp(rw, "none")) rw = NULL;
+    dpt_schedule_t *s2 = NULL;
+    if (dpt_schedule_create(rs, rw, 0.1, spe, epochs, &s2) != DPT_OK) {
+        fprintf(stderr, "description does not parse back: %s\n  %s\n", desc, dpt_last_error());
+        abort();
+    }
+    if (strcmp(desc, dpt_schedule_describe(s2))) {
+        fprintf(stderr, "round trip changed the description:\n  %s\n  %s\n", desc,
+                dpt_schedule_describe(s2));
+        abort();
+    }
+    dpt_plateau_state_t ps2;
+    dpt_schedule_plateau_init(s2, &ps2);
+    for (size_t i = 0; i < 7; i++) {
+        double a = dpt_schedule_lr(s2, steps[i], &ps2);
+        if (memcmp(&a, &lr[i], sizeof a) && !(isnan(a) && isnan(lr[i]))) {
+            fprintf(stderr, "round trip changed the LR at step %llu: %.17g vs %.17g (%s)\n",
+                    (unsigned long long)steps[i], lr[i], a, desc);
+            abort();
+        }
+    }
+    free(desc);
+    dpt_schedule_free(s2);
+    dpt_schedule_free(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 4) return 0;
+    size_t in = 1 + data[0] % 64, classes = 2 + data[1] % 14;
+    size_t spe = 1 + data[2] % 50, epochs = 1 + data[3] % 20;
+    char *text = malloc(size - 4 + 1);
+    if (!text) abort();
+    memcpy(text, data + 4, size - 4);
+    text[size - 4] = '\0';
+    char *part[4] = {NULL, NULL, NULL, NULL};
+    char *p = text;
+    for (int i = 0; i < 4 && p; i++) {
+        part[i] = p;
+        p = strchr(p, '\n');
+        if (p) *p++ = '\0';
+    }
+
+    dpt_model_t *m = NULL;
+    dpt_status_t s = dpt_model_create(part[0] ? part[0] : "", in, classes, &m);
+    fz_check_status(s);
+    if (s == DPT_OK) {
+        size_t np = dpt_model_param_count(m);
+        for (size_t i = 0; i < dpt_model_tensor_count(m); i++) {
+            const dpt_tensor_info_t *t = dpt_model_tensor(m, i);
+            if (!t || t->offset + t->rows * t->cols > np) abort();
+        }
+        (void)dpt_model_describe(m);
+        (void)dpt_model_forward_flops(m);
+        /* Huge (but legal) models would only measure the allocator. */
+        if (np <= ((size_t)1 << 20)) {
+            float *w = malloc(np * sizeof *w);
+            if (!w) abort();
+            dpt_model_init_params(m, w, 7);
+            free(w);
+            dpt_optimizer_t *o = NULL;
+            s = dpt_optimizer_create(part[1], m, &o);
+            fz_check_status(s);
+            if (s == DPT_OK) {
+                (void)dpt_optimizer_describe(o);
+                size_t nf = 0;
+                (void)dpt_optimizer_state(o, &nf);
+                dpt_optimizer_free(o);
+            }
+        }
+        dpt_model_free(m);
+    }
+    check_schedule(part[2], part[3], spe, epochs);
+    free(text);
+    return 0;
+}
