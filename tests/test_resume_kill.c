@@ -1,0 +1,141 @@
+/* Exact resume after a real SIGKILL at arbitrary moments (mid-epoch, mid-checkpoint write):
+ * whatever the moment, resuming until done ends bitwise equal to an uninterrupted run. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/rng.h"
+#include "dptrain/checkpoint.h"
+#include "support.h"
+
+#define EPOCHS "12"
+
+static char *dir, *csv;
+
+static void write_table(void)
+{
+    csv = t_path(dir, "t.csv");
+    FILE *f = fopen(csv, "w");
+    cr_assert_not_null(f);
+    dpt_rng_t r;
+    dpt_rng_seed(&r, 17, 0);
+    for (int i = 0; i < 4000; i++) {
+        double s = 0;
+        for (int j = 0; j < 16; j++) {
+            double x = dpt_rng_uniform(&r);
+            s += j < 8 ? x : -x;
+            fprintf(f, "%.5f,", x);
+        }
+        fprintf(f, "%d\n", s > 0.3 ? 2 : s > -0.3 ? 1 : 0);
+    }
+    fclose(f);
+}
+
+/* Starts `dptrain train` for run `name` (or --resume it) and returns its pid. */
+static pid_t start(const char *name, int resume)
+{
+    char out[4096], data[4096];
+    snprintf(out, sizeof out, "%s/%s", dir, name);
+    snprintf(data, sizeof data, "csv:%s", csv);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        if (resume)
+            execl(t_dptrain_bin(), "dptrain", "train", "--resume", out, "--quiet", (char *)NULL);
+        else
+            execl(t_dptrain_bin(), "dptrain", "train", "--data", data, "--val-split", "0.2",
+                  "--model", "dense:64,relu,dropout:0.1,dense:32,relu,dense:3", "--batch-size",
+                  "16", "--micro-batch", "8", "--threads", "2", "--epochs", EPOCHS, "--lr",
+                  "0.02", "--lr-schedule", "cosine:T_max=" EPOCHS, "--quiet", "--out", out,
+                  (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+static char *final_params(const char *name, size_t *n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/checkpoint.dpt", dir, name);
+    dpt_checkpoint_t *ck;
+    cr_assert_eq(dpt_checkpoint_read(path, &ck), DPT_OK, "%s", dpt_last_error());
+    const void *p = dpt_checkpoint_section(ck, "params", n);
+    char *copy = malloc(*n);
+    memcpy(copy, p, *n);
+    dpt_checkpoint_free(ck);
+    return copy;
+}
+
+static int checkpoint_exists(const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/checkpoint.dpt", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+Test(resume_kill, sigkill_at_many_moments_then_resume_is_exact, .timeout = 300)
+{
+    dir = t_make_tmpdir("kill");
+    write_table();
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    cr_assert_eq(wait_exit(start("whole", 0)), 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double run_s = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    size_t n_ref;
+    char *ref = final_params("whole", &n_ref);
+    /* Kill points spread over the run; each run may be killed several times. */
+    int kills = 0;
+    for (int trial = 0; trial < 4; trial++) {
+        char name[32];
+        snprintf(name, sizeof name, "killed%d", trial);
+        int resumes = 0;
+        for (;;) {
+            pid_t pid = start(name, checkpoint_exists(name));
+            double frac = 0.15 + 0.2 * trial + 0.07 * resumes;
+            struct timespec d = {0, (long)(frac * run_s * 1e9) % 1000000000L};
+            d.tv_sec = (time_t)(frac * run_s);
+            nanosleep(&d, NULL);
+            kill(pid, SIGKILL);
+            int rc = wait_exit(pid);
+            if (rc == -SIGKILL) kills++;
+            else cr_assert_eq(rc, 0, "run exited with %d", rc);
+            if (rc == 0) break;
+            cr_assert_lt(++resumes, 40, "no progress after %d resumes", resumes);
+            if (!checkpoint_exists(name)) continue; /* killed before the first epoch ended */
+        }
+        /* One more resume: a finished run resumes to the same state with nothing to do. */
+        if (checkpoint_exists(name)) cr_assert_eq(wait_exit(start(name, 1)), 0);
+        size_t n;
+        char *got = final_params(name, &n);
+        cr_assert_eq(n, n_ref);
+        cr_assert_eq(memcmp(got, ref, n), 0, "trial %d: parameters differ after kill + resume",
+                     trial);
+        free(got);
+        /* metrics.csv: same rows (timing columns aside) as the uninterrupted run. */
+        char pa[4096], pb[4096];
+        snprintf(pa, sizeof pa, "%s/whole/metrics.csv", dir);
+        snprintf(pb, sizeof pb, "%s/%s/metrics.csv", dir, name);
+        char cmd[9000];
+        snprintf(cmd, sizeof cmd,
+                 "diff <(cut -d, -f1-8,11- %s) <(cut -d, -f1-8,11- %s) > /dev/null", pa, pb);
+        char shell[9100];
+        snprintf(shell, sizeof shell, "bash -c '%s'", cmd);
+        cr_assert_eq(t_system(shell), 0, "metrics differ: %s vs %s", pa, pb);
+    }
+    cr_assert_gt(kills, 0, "no run was actually killed (run of %.2fs)", run_s);
+    free(ref);
+}
