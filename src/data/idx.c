@@ -8,6 +8,30 @@
 
 /* IDX element type 0x08: unsigned byte, the only type image datasets use. */
 #define IDX_TYPE_U8 0x08
+/* deflate expands at most 1032:1, so a gzip file of n bytes holds at most 1032 n bytes of
+ * content: the bound that lets a compressed file's declared sizes be checked before any
+ * allocation, like a raw file's. */
+#define IDX_GZ_MAX_RATIO 1032u
+
+/* Checks that the file behind r can hold `need` more bytes after the header of `header`
+ * bytes: exactly for raw files, by the deflate bound for gzip. */
+static dpt_status_t idx_check_room(const dpt_reader_t *r, size_t header, size_t need,
+                                   const char *what)
+{
+    size_t room;
+    if (!r->is_gzip) {
+        if (r->file_size - header < need)
+            return dpt_error(DPT_ERR_FORMAT,
+                             "%s: byte %zu: file ends inside %s (expected %zu bytes vs got %zu)",
+                             r->path, header, what, need, r->file_size - header);
+    } else if (dpt_mul_size(r->file_size, IDX_GZ_MAX_RATIO, &room) && room - header < need) {
+        return dpt_error(DPT_ERR_FORMAT,
+                         "%s: byte %zu: gzip file of %zu bytes cannot hold the declared %s "
+                         "(expected %zu bytes vs at most %zu at deflate's 1032:1)",
+                         r->path, header, r->file_size, what, need, room - header);
+    }
+    return DPT_OK;
+}
 
 static uint32_t be32(const unsigned char *b)
 {
@@ -47,8 +71,8 @@ static dpt_status_t idx_read_header(dpt_reader_t *r, unsigned ndims, const char 
     return DPT_OK;
 }
 
-/* Sizes the image data and checks it against the caps and, for raw files, against the real
- * file size, all before anything is allocated. */
+/* Sizes the image data and checks it against the caps and against the real file size
+ * (exactly for raw files, by the deflate bound for gzip), all before anything is allocated. */
 static dpt_status_t idx_check_size(const dpt_reader_t *ri, const uint32_t *dims,
                                    const dpt_data_options_t *opt, size_t *row)
 {
@@ -58,12 +82,9 @@ static dpt_status_t idx_check_size(const dpt_reader_t *ri, const uint32_t *dims,
         return dpt_error(DPT_ERR_LIMIT,
                          "%s: byte 4: image data size overflows (%u x %u x %u bytes)", ri->path,
                          dims[0], dims[1], dims[2]);
-    /* A raw file that cannot hold what it declares is malformed, whatever the limit. */
-    if (!ri->is_gzip && ri->file_size - 16 < data)
-        return dpt_error(DPT_ERR_FORMAT,
-                         "%s: byte 16: file ends inside image data (expected %zu bytes vs got "
-                         "%zu)",
-                         ri->path, data, ri->file_size - 16);
+    /* A file that cannot hold what it declares is malformed, whatever the limit. */
+    dpt_status_t s = idx_check_room(ri, 16, data, "image data");
+    if (s) return s;
     if (need > opt->max_bytes)
         return dpt_error(DPT_ERR_LIMIT,
                          "%s: byte 4: dataset of %u x %u x %u images is over the memory limit "
@@ -107,6 +128,7 @@ static dpt_status_t idx_read_all(dpt_reader_t *ri, dpt_reader_t *rl, size_t clas
                          rl->path, ri->path, idims[0], ldims[0]);
     size_t row, max;
     s = idx_check_size(ri, idims, opt, &row);
+    if (!s) s = idx_check_room(rl, 8, idims[0], "label data");
     if (s) return s;
     st->count = idims[0];
     st->c = 1, st->h = idims[1], st->w = idims[2], st->features = row;
