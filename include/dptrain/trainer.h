@@ -30,13 +30,18 @@ typedef struct dpt_trainer_config {
     size_t batch_size;  /* global minibatch */
     size_t micro_batch; /* rows per micro-shard (fixes the reduction order) */
     uint64_t seed;      /* initialisation, shuffling, dropout */
+    /* Global-norm gradient clipping (torch.nn.utils.clip_grad_norm_): when the 2-norm of the
+     * whole batch-mean gradient exceeds this, every gradient is scaled by
+     * clip_grad_norm / (norm + 1e-6) before the update. 0 = off. */
+    double clip_grad_norm;
 } dpt_trainer_config_t;
 
-/* threads 0, batch 128, micro_batch 128, seed 1. */
+/* threads 0, batch 128, micro_batch 128, seed 1, no clipping. */
 dpt_trainer_config_t dpt_trainer_config_default(void);
 
 /* Learning rate (and momentum, or a negative value for "configured") for optimizer step
- * `step` (0-based). Called once per step on the driving thread. */
+ * `step` (0-based). Called once per step on the driving thread. Returning NaN ends a
+ * dpt_trainer_train_steps run before that step (the LR range test stops at divergence). */
 typedef double (*dpt_lr_fn)(void *user, uint64_t step, double *momentum);
 
 /* Called after each step with the number of batches done in this epoch (may be NULL). */
@@ -50,6 +55,9 @@ typedef struct dpt_epoch_stats {
     size_t steps, samples;
     double forward_backward_seconds; /* per-phase split of the steps, driving thread's view */
     double update_seconds;           /* fused reduce + optimizer */
+    /* 2-norm of the whole batch-mean gradient of the last step, before clipping; NaN when the
+     * step did not compute it (only clipping and lars/lamb need it: the fused path skips it). */
+    double grad_norm;
     double assembly_seconds;         /* batch assembly (gather + normalise), thread 0's share */
 } dpt_epoch_stats_t;
 
@@ -77,7 +85,8 @@ dpt_status_t dpt_trainer_train_epoch(dpt_trainer_t *t, const dpt_dataset_t *ds, 
                                      void *progress_user, dpt_epoch_stats_t *stats);
 
 /* Runs `steps` optimizer steps on the first rows of the epoch-0 order (for benchmarks and the
- * LR range test); loss_out (may be NULL) receives each step's mean loss. */
+ * LR range test); loss_out (may be NULL) receives each step's mean loss. A NaN from lr_fn
+ * stops early; stats->steps says how many ran. */
 dpt_status_t dpt_trainer_train_steps(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t steps,
                                      dpt_lr_fn lr_fn, void *lr_user, double *loss_out,
                                      dpt_epoch_stats_t *stats);

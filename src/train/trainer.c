@@ -30,11 +30,25 @@ struct dpt_trainer {
     size_t order_len;
     uint64_t steps;
     size_t team_size;
+    /* The two-phase path (clipping, or an optimizer that needs whole-tensor norms): fixed
+     * blocks of at most DPT_NORM_BLOCK floats inside one tensor (or one padding gap,
+     * tensor NO_TENSOR), so each partial sum covers the same floats whatever the thread
+     * count, and the partials are combined in block order. */
+    int two_phase;
+    size_t n_blocks, n_tensors;
+    size_t *block_lo, *block_tensor;        /* block b is [block_lo[b], block_lo[b + 1]) */
+    double *block_g, *block_w, *block_d;    /* per-block sums of squares */
+    double *tensor_g, *tensor_w, *tensor_d; /* per-tensor sums, combined in block order */
+    double clip_scale, grad_norm;           /* of the current step */
 };
+
+#define DPT_NORM_BLOCK 4096
+#define NO_TENSOR ((size_t)-1)
 
 dpt_trainer_config_t dpt_trainer_config_default(void)
 {
-    return (dpt_trainer_config_t){.threads = 0, .batch_size = 128, .micro_batch = 128, .seed = 1};
+    return (dpt_trainer_config_t){
+        .threads = 0, .batch_size = 128, .micro_batch = 128, .seed = 1, .clip_grad_norm = 0};
 }
 
 static dpt_status_t check_config(const dpt_trainer_config_t *c)
@@ -47,6 +61,10 @@ static dpt_status_t check_config(const dpt_trainer_config_t *c)
                          c->micro_batch);
     if (c->threads > 1024)
         return dpt_error(DPT_ERR_INVALID_ARG, "threads %zu outside [0, 1024]", c->threads);
+    if (!(c->clip_grad_norm >= 0) || !isfinite(c->clip_grad_norm))
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "clip_grad_norm %g must be a finite number >= 0 (0 = off)",
+                         c->clip_grad_norm);
     if ((c->batch_size + c->micro_batch - 1) / c->micro_batch > 4096)
         return dpt_error(DPT_ERR_INVALID_ARG,
                          "batch %zu / micro-batch %zu gives more than 4096 micro-shards",
@@ -79,6 +97,60 @@ static dpt_status_t alloc_buffers(dpt_trainer_t *t)
     return DPT_OK;
 }
 
+/* Appends the blocks of [lo, hi) (tensor `tensor`) to the table, or only counts them when
+ * the table is not allocated yet. */
+static void add_blocks(dpt_trainer_t *t, size_t lo, size_t hi, size_t tensor)
+{
+    for (size_t b = lo; b < hi; b += DPT_NORM_BLOCK) {
+        if (t->block_lo) {
+            t->block_lo[t->n_blocks] = b;
+            t->block_tensor[t->n_blocks] = tensor;
+        }
+        t->n_blocks++;
+    }
+}
+
+/* Cuts the parameter layout into norm blocks: twice, once to count and once to fill. */
+static void build_blocks(dpt_trainer_t *t)
+{
+    t->n_blocks = 0;
+    size_t pos = 0;
+    for (size_t k = 0; k < t->n_tensors; k++) {
+        const dpt_tensor_info_t *ti = dpt_model_tensor(t->model, k);
+        add_blocks(t, pos, ti->offset, NO_TENSOR);
+        add_blocks(t, ti->offset, ti->offset + ti->rows * ti->cols, k);
+        pos = ti->offset + ti->rows * ti->cols;
+    }
+    add_blocks(t, pos, t->n_params, NO_TENSOR);
+    if (t->block_lo) t->block_lo[t->n_blocks] = t->n_params;
+}
+
+/* The two-phase path's tables, sized here so that no step allocates. */
+static dpt_status_t alloc_norm_tables(dpt_trainer_t *t)
+{
+    t->two_phase =
+        t->cfg.clip_grad_norm > 0 || dpt_optimizer_norms(t->opt) != DPT_OPTIM_NORMS_NONE;
+    t->grad_norm = NAN;
+    t->clip_scale = 1.0;
+    if (!t->two_phase) return DPT_OK;
+    t->n_tensors = dpt_model_tensor_count(t->model);
+    build_blocks(t);
+    size_t nb = t->n_blocks, nt = t->n_tensors + 1;
+    t->block_lo = calloc(nb + 1, sizeof *t->block_lo);
+    t->block_tensor = calloc(nb, sizeof *t->block_tensor);
+    t->block_g = calloc(nb, sizeof(double));
+    t->block_w = calloc(nb, sizeof(double));
+    t->block_d = calloc(nb, sizeof(double));
+    t->tensor_g = calloc(nt, sizeof(double));
+    t->tensor_w = calloc(nt, sizeof(double));
+    t->tensor_d = calloc(nt, sizeof(double));
+    if (!t->block_lo || !t->block_tensor || !t->block_g || !t->block_w || !t->block_d ||
+        !t->tensor_g || !t->tensor_w || !t->tensor_d)
+        return dpt_error(DPT_ERR_NOMEM, "out of memory for %zu gradient-norm blocks", nb);
+    build_blocks(t);
+    return DPT_OK;
+}
+
 dpt_status_t dpt_trainer_create(const dpt_model_t *model, dpt_optimizer_t *opt,
                                 const dpt_trainer_config_t *cfg, dpt_trainer_t **out)
 {
@@ -95,6 +167,7 @@ dpt_status_t dpt_trainer_create(const dpt_model_t *model, dpt_optimizer_t *opt,
     t->n_params = dpt_model_param_count(model);
     t->max_shards = (cfg->batch_size + cfg->micro_batch - 1) / cfg->micro_batch;
     s = alloc_buffers(t);
+    if (s == DPT_OK) s = alloc_norm_tables(t);
     if (s != DPT_OK) {
         dpt_trainer_free(t);
         return s;
@@ -116,6 +189,9 @@ void dpt_trainer_free(dpt_trainer_t *t)
     free(t->shard_loss);
     free(t->shard_correct);
     free(t->order);
+    free(t->block_lo), free(t->block_tensor);
+    free(t->block_g), free(t->block_w), free(t->block_d);
+    free(t->tensor_g), free(t->tensor_w), free(t->tensor_d);
     free(t);
 }
 
@@ -174,6 +250,123 @@ static void reduce_and_update(dpt_trainer_t *t, size_t shards, size_t tid, size_
     }
 }
 
+/* Sum of squares of x[lo, hi) in double, in 8 fixed lanes added in a fixed order at the end:
+ * vectorisable, and the same bits whichever thread computes it. */
+static double sum_sq(const float *restrict x, size_t lo, size_t hi)
+{
+    double acc[8] = {0};
+    size_t i = lo;
+    for (; i + 8 <= hi; i += 8)
+        for (size_t j = 0; j < 8; j++) acc[j] += (double)x[i + j] * (double)x[i + j];
+    for (size_t j = 0; i < hi; i++, j++) acc[j] += (double)x[i] * (double)x[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* Blocks [*first, *last) of thread tid: those starting in its share of the parameters. */
+static void thread_blocks(const dpt_trainer_t *t, size_t tid, size_t nt, size_t *first,
+                          size_t *last)
+{
+    size_t lo = t->n_params / nt * tid + t->n_params % nt * tid / nt;
+    size_t hi = t->n_params / nt * (tid + 1) + t->n_params % nt * (tid + 1) / nt;
+    size_t b = 0;
+    while (b < t->n_blocks && t->block_lo[b] < lo) b++;
+    *first = b;
+    while (b < t->n_blocks && t->block_lo[b] < hi) b++;
+    *last = b;
+}
+
+/* Phase 1: tree-sum the shard gradients of this thread's blocks and take the blocks' sums of
+ * squares of the gradient (and of the parameters when the optimizer needs them). */
+static void reduce_blocks(dpt_trainer_t *t, size_t shards, size_t first, size_t last,
+                          int want_w)
+{
+    for (size_t b = first; b < last; b++) {
+        size_t lo = t->block_lo[b], hi = t->block_lo[b + 1];
+        dpt_reduce_tree(t->grads, shards, lo, hi);
+        t->block_g[b] = sum_sq(t->grads[0], lo, hi);
+        t->block_w[b] = want_w ? sum_sq(t->params, lo, hi) : 0.0;
+    }
+}
+
+/* Per-tensor totals of one per-block column, added in block order: deterministic. Returns
+ * the total over all tensors. */
+static double combine_blocks(dpt_trainer_t *t, const double *block, double *tensor)
+{
+    for (size_t k = 0; k < t->n_tensors; k++) tensor[k] = 0;
+    for (size_t b = 0; b < t->n_blocks; b++)
+        if (t->block_tensor[b] != NO_TENSOR) tensor[t->block_tensor[b]] += block[b];
+    double total = 0;
+    for (size_t k = 0; k < t->n_tensors; k++) total += tensor[k];
+    return total;
+}
+
+/* Between phases 1 and 2, on one thread: the global norm, the clipping factor and (lars)
+ * the trust ratios from the clipped gradient. */
+static void after_reduce(dpt_trainer_t *t)
+{
+    double total = combine_blocks(t, t->block_g, t->tensor_g);
+    t->grad_norm = sqrt(total);
+    /* torch.nn.utils.clip_grad_norm_: coef = max / (norm + 1e-6), applied when below 1. */
+    double coef = t->cfg.clip_grad_norm / (t->grad_norm + 1e-6);
+    t->clip_scale = t->cfg.clip_grad_norm > 0 && coef < 1.0 ? coef : 1.0;
+    if (dpt_optimizer_norms(t->opt) == DPT_OPTIM_NORMS_NONE) return;
+    combine_blocks(t, t->block_w, t->tensor_w);
+    if (dpt_optimizer_norms(t->opt) == DPT_OPTIM_NORMS_GRAD) {
+        double s2 = t->clip_scale * t->clip_scale;
+        for (size_t k = 0; k < t->n_tensors; k++) t->tensor_g[k] *= s2;
+        dpt_optimizer_set_norms(t->opt, t->tensor_w, t->tensor_g);
+    }
+}
+
+/* Phase 2: clip, then update (or, for lamb, turn the gradient into the update direction and
+ * take its blocks' sums of squares), chunk by chunk while the chunk is in cache. */
+static void update_blocks(dpt_trainer_t *t, size_t first, size_t last,
+                          const dpt_optim_step_t *st)
+{
+    const int direction = dpt_optimizer_norms(t->opt) == DPT_OPTIM_NORMS_DIRECTION;
+    const float scale = (float)t->clip_scale;
+    float *g = t->grads[0];
+    for (size_t b = first; b < last; b++) {
+        size_t lo = t->block_lo[b], hi = t->block_lo[b + 1];
+        for (size_t c = lo; c < hi; c += DPT_REDUCE_CHUNK) {
+            size_t end = c + DPT_REDUCE_CHUNK < hi ? c + DPT_REDUCE_CHUNK : hi;
+            if (scale != 1.0f)
+                for (size_t i = c; i < end; i++) g[i] *= scale;
+            if (direction)
+                dpt_optimizer_direction(t->opt, t->params, g, c, end, st);
+            else
+                dpt_optimizer_update(t->opt, t->params, g, c, end, st);
+        }
+        if (direction) t->block_d[b] = sum_sq(g, lo, hi);
+    }
+}
+
+/* The two-phase reduce and update, inside the step's parallel region (all threads call it).
+ * Phase 3 (lamb only) applies the direction scaled by the trust ratios. */
+static void reduce_norms_update(dpt_trainer_t *t, size_t shards, size_t tid, size_t nt,
+                                const dpt_optim_step_t *st)
+{
+    size_t first, last;
+    thread_blocks(t, tid, nt, &first, &last);
+    const dpt_optim_norms_t kind = dpt_optimizer_norms(t->opt);
+    reduce_blocks(t, shards, first, last, kind != DPT_OPTIM_NORMS_NONE);
+#pragma omp barrier
+#pragma omp single
+    after_reduce(t);
+    /* (the single's implied barrier: every thread sees the clip factor and ratios) */
+    update_blocks(t, first, last, st);
+    if (kind != DPT_OPTIM_NORMS_DIRECTION) return;
+#pragma omp barrier
+#pragma omp single
+    {
+        combine_blocks(t, t->block_d, t->tensor_d);
+        dpt_optimizer_set_norms(t->opt, t->tensor_w, t->tensor_d);
+    }
+    for (size_t b = first; b < last; b++)
+        dpt_optimizer_update(t->opt, t->params, t->grads[0], t->block_lo[b], t->block_lo[b + 1],
+                             st);
+}
+
 typedef struct {
     double fb_seconds, update_seconds;
 } step_timing_t;
@@ -205,7 +398,10 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
             t->team_size = nt;
             t1 = omp_get_wtime();
         }
-        reduce_and_update(t, shards, tid, nt, st);
+        if (t->two_phase)
+            reduce_norms_update(t, shards, tid, nt, st);
+        else
+            reduce_and_update(t, shards, tid, nt, st);
     }
     double t2 = omp_get_wtime();
     timing->fb_seconds += t1 - t0;
@@ -249,12 +445,14 @@ static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows
     step_timing_t timing = {0, 0};
     dpt_replica_take_assembly_seconds(t->replicas[0]);
     double loss_sum = 0, start = omp_get_wtime();
-    size_t hits_sum = 0, done = 0;
-    for (size_t b = 0; b < n_batches; b++) {
+    size_t hits_sum = 0, done = 0, b = 0;
+    st->grad_norm = NAN;
+    for (; b < n_batches; b++) {
         size_t lo = (b * batch) % n_rows;
         size_t rows = n_rows - lo < batch ? n_rows - lo : batch;
         double mom = -1.0;
         double lr = lr_fn(lr_user, t->steps, &mom);
+        if (isnan(lr)) break;
         dpt_optim_step_t ost = {.lr = lr, .momentum = mom, .t = t->steps + 1};
         size_t hits;
         double loss = train_step(t, ds, t->order + lo, rows, epoch, &ost, &hits, &timing);
@@ -264,11 +462,12 @@ static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows
         done += rows;
         st->lr_last = lr;
         st->momentum_last = mom >= 0 ? mom : dpt_optimizer_momentum(t->opt);
+        st->grad_norm = t->two_phase ? t->grad_norm : NAN;
         if (loss_out) loss_out[b] = loss / (double)rows;
         if (progress) progress(progress_user, b + 1, n_batches, done, loss_sum / (double)done);
     }
     st->seconds = omp_get_wtime() - start;
-    st->steps = n_batches;
+    st->steps = b;
     st->samples = done;
     st->loss = done ? loss_sum / (double)done : NAN;
     st->accuracy = done ? (double)hits_sum / (double)done : NAN;
