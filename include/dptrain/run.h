@@ -24,6 +24,8 @@ typedef struct dpt_run_config {
     const char *schedule_spec; /* NULL/"" = constant */
     const char *warmup_spec;   /* NULL/"" = none */
     double lr;
+    int lr_auto;               /* --lr auto: run the LR range test first, use its valley LR */
+    const char *lr_scaling;    /* NULL/"" = none; "linear[:ref_batch=B]" | "sqrt[:ref_batch=B]" */
     size_t epochs;
     dpt_trainer_config_t trainer;
     const char *out_dir;       /* run directory (created) */

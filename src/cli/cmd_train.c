@@ -25,9 +25,16 @@ static const char *const usage =
     "model and optimisation:\n"
     "  --model SPEC          layers, e.g. \"dense:256,relu,dropout:0.2,dense:128,relu,dense:10\"\n"
     "                        (default " DPT_DEFAULT_MODEL ")\n"
-    "  --optimizer SPEC      sgd:momentum=M,dampening=D,weight_decay=W,nesterov=0|1\n"
-    "                        (default sgd:momentum=0.9)\n"
-    "  --lr F                base learning rate (default 0.05)\n"
+    "  --optimizer SPEC      NAME:key=value,... with NAME one of sgd, adam, adamw, rmsprop,\n"
+    "                        adagrad, lars, lamb (PyTorch keys and defaults, e.g.\n"
+    "                        adam:beta1=0.9,beta2=0.999,eps=1e-8,weight_decay=0;\n"
+    "                        docs/optimizers.md; default sgd:momentum=0.9)\n"
+    "  --lr F|auto           base learning rate (default 0.05); auto runs the LR range test\n"
+    "                        first (as 'dptrain lr-find') and uses its valley suggestion\n"
+    "  --lr-scaling SPEC     linear[:ref_batch=B] | sqrt[:ref_batch=B] (B default 256): base LR\n"
+    "                        times batch/B or sqrt(batch/B) (Goyal et al. 2017); default none\n"
+    "  --clip-grad-norm MAX  scale the gradients when their global 2-norm exceeds MAX\n"
+    "                        (torch clip_grad_norm_; default 0 = off)\n"
     "  --lr-schedule SPEC    NAME:key=value,... (see 'dptrain schedule --help'; default constant)\n"
     "  --warmup SPEC         linear:steps=N,start_factor=F | constant:steps=N,factor=F\n"
     "  --epochs N            epochs to train (default 3; with --resume: the new total)\n"
@@ -74,7 +81,13 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
         else if (!strcmp(f, "--warmup")) c->warmup_spec = v;
         else if (!strcmp(f, "--out")) c->out_dir = v;
         else if (!strcmp(f, "--resume")) a->resume_dir = v;
-        else if (!strcmp(f, "--lr")) ok = dpt_cli_parse_double("train", f, v, 1e-12, 1e6, &c->lr);
+        else if (!strcmp(f, "--lr-scaling")) c->lr_scaling = v;
+        else if (!strcmp(f, "--lr") && !strcmp(v, "auto")) c->lr_auto = 1;
+        else if (!strcmp(f, "--lr")) {
+            ok = dpt_cli_parse_double("train", f, v, 1e-12, 1e6, &c->lr);
+            c->lr_auto = 0; /* a later --lr (e.g. at resume) overrides auto */
+        } else if (!strcmp(f, "--clip-grad-norm"))
+            ok = dpt_cli_parse_double("train", f, v, 0, 1e12, &c->trainer.clip_grad_norm);
         else if (!strcmp(f, "--val-split"))
             ok = dpt_cli_parse_double("train", f, v, 0.0, 0.99, &c->val_split);
         else if (!strcmp(f, "--epochs")) ok = dpt_cli_parse_size("train", f, v, 1, 1000000, &c->epochs);

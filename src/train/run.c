@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "dptrain/checkpoint.h"
+#include "dptrain/lr_find.h"
 #include "dptrain/metrics.h"
 #include "dptrain/model.h"
 #include "dptrain/optimizer.h"
@@ -47,6 +48,8 @@ typedef struct run {
     const char *monitor; /* plateau's metric, or NULL */
     double best_val_loss;
     uint64_t epochs_done;
+    double lr;          /* effective base LR: scaled, or found by the range test */
+    char lr_note[512];  /* how lr was derived, for config.txt */
     char path[4096];
     char config_text[8192];
 } run_t;
@@ -105,16 +108,61 @@ static dpt_status_t load_data(run_t *r)
     return s;
 }
 
+/* --lr auto: the range test on the same data, model, optimizer and trainer settings; the
+ * valley suggestion becomes the base LR (fastai's default: it sits inside the steep part of
+ * the curve, where steepest alone is noisy and minimum/10 often too timid). */
+static dpt_status_t find_lr(run_t *r)
+{
+    const dpt_run_config_t *c = r->cfg;
+    dpt_lr_find_config_t fc = dpt_lr_find_config_default();
+    dpt_lr_find_result_t res;
+    if (!c->quiet)
+        fprintf(stderr, "dptrain: --lr auto: running the LR range test (%zu steps, %g to %g)\n",
+                fc.steps, fc.start_lr, fc.end_lr);
+    dpt_status_t s = dpt_lr_find(r->model, c->optimizer_spec, &c->trainer, r->train, &fc, &res);
+    if (s == DPT_OK && !(res.valley > 0))
+        s = dpt_error(DPT_ERR_INVALID_ARG,
+                      "--lr auto: the range test gave no usable curve (%zu points)", res.n);
+    if (s == DPT_OK) {
+        r->lr = res.valley;
+        snprintf(r->lr_note, sizeof r->lr_note,
+                 "auto -> %.17g (lr-find start=%g end=%g steps=%zu: %zu taken%s; valley %.4g, "
+                 "steepest %.4g, minimum/10 %.4g)",
+                 r->lr, fc.start_lr, fc.end_lr, fc.steps, res.n,
+                 res.stopped_early ? ", stopped at divergence" : "", res.valley, res.steepest,
+                 res.min_div10);
+        if (!c->quiet) fprintf(stderr, "dptrain: lr = %s\n", r->lr_note);
+    }
+    dpt_lr_find_result_free(&res);
+    return s;
+}
+
+/* The base LR the schedule starts from: --lr, scaled with the batch size, or auto. */
+static dpt_status_t resolve_lr(run_t *r)
+{
+    const dpt_run_config_t *c = r->cfg;
+    if (c->lr_auto) return find_lr(r);
+    dpt_status_t s = dpt_lr_scaling_apply(c->lr_scaling, c->lr, c->trainer.batch_size, &r->lr);
+    if (s != DPT_OK) return s;
+    if (c->lr_scaling && *c->lr_scaling && strcmp(c->lr_scaling, "none") != 0)
+        snprintf(r->lr_note, sizeof r->lr_note, "%.17g\nlr_scaling = %s (batch %zu) -> %.17g",
+                 c->lr, c->lr_scaling, c->trainer.batch_size, r->lr);
+    else
+        snprintf(r->lr_note, sizeof r->lr_note, "%.17g", c->lr);
+    return DPT_OK;
+}
+
 static dpt_status_t build(run_t *r)
 {
     const dpt_run_config_t *c = r->cfg;
     dpt_status_t s = dpt_model_create(c->model_spec, dpt_dataset_features(r->train),
                                       dpt_dataset_classes(r->all), &r->model);
     if (s == DPT_OK) s = dpt_optimizer_create(c->optimizer_spec, r->model, &r->opt);
+    if (s == DPT_OK) s = resolve_lr(r);
     if (s != DPT_OK) return s;
     size_t n = dpt_dataset_count(r->train);
     size_t steps_per_epoch = (n + c->trainer.batch_size - 1) / c->trainer.batch_size;
-    s = dpt_schedule_create(c->schedule_spec, c->warmup_spec, c->lr, steps_per_epoch, c->epochs,
+    s = dpt_schedule_create(c->schedule_spec, c->warmup_spec, r->lr, steps_per_epoch, c->epochs,
                             &r->sched);
     if (s != DPT_OK) return s;
     dpt_schedule_plateau_init(r->sched, &r->plateau);
@@ -143,7 +191,9 @@ static void describe_config(run_t *r)
              "model = %s\n"
              "parameters = %zu\n"
              "optimizer = %s\n"
-             "lr = %.17g\n"
+             "lr = %s\n"
+             "lr_effective = %.17g\n"
+             "clip_grad_norm = %g%s\n"
              "lr_schedule = %s\n"
              "epochs = %zu\n"
              "batch_size = %zu\n"
@@ -156,7 +206,9 @@ static void describe_config(run_t *r)
              DPT_VERSION, c->data_spec, dpt_dataset_describe(r->train),
              r->val ? dpt_dataset_describe(r->val) : "none", c->val_split, mean, std,
              dpt_model_describe(r->model), dpt_model_param_count(r->model),
-             dpt_optimizer_describe(r->opt), c->lr, dpt_schedule_describe(r->sched), c->epochs,
+             dpt_optimizer_describe(r->opt), r->lr_note, r->lr, c->trainer.clip_grad_norm,
+             c->trainer.clip_grad_norm > 0 ? "" : " (off)", dpt_schedule_describe(r->sched),
+             c->epochs,
              c->trainer.batch_size, c->trainer.micro_batch, dpt_trainer_threads(r->trainer),
              (unsigned long long)c->trainer.seed, dpt_gemm_blis_version(),
              dpt_gemm_kernel_name(), dpt_gemm_kernel_reason(), omp_get_max_threads());
@@ -359,8 +411,12 @@ dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result
     if (!cfg->out_dir || !*cfg->out_dir)
         return dpt_error(DPT_ERR_INVALID_ARG, "a run needs an output directory");
     if (cfg->epochs < 1) return dpt_error(DPT_ERR_INVALID_ARG, "epochs must be >= 1");
-    if (!(cfg->lr > 0) || !isfinite(cfg->lr))
+    if (!cfg->lr_auto && (!(cfg->lr > 0) || !isfinite(cfg->lr)))
         return dpt_error(DPT_ERR_INVALID_ARG, "--lr must be a positive number, got %g", cfg->lr);
+    if (cfg->lr_auto && cfg->lr_scaling && *cfg->lr_scaling && strcmp(cfg->lr_scaling, "none"))
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "--lr auto and --lr-scaling do not combine: the range test already "
+                         "runs at this batch size");
     dpt_status_t s = make_dirs(cfg->out_dir);
     if (s == DPT_OK) s = load_data(&r);
     if (s == DPT_OK) s = build(&r);
