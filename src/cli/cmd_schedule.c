@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "dptrain/plot.h"
 #include "dptrain/schedule.h"
 
 #define CMD "schedule"
@@ -137,33 +138,6 @@ static dpt_status_t write_csv(const dpt_schedule_t *s, const opts_t *o)
     return DPT_OK;
 }
 
-/* Whether an executable named `name` is on PATH (popen would only tell us via the shell). */
-static int on_path(const char *name)
-{
-    const char *path = getenv("PATH");
-    char dir[4096];
-    while (path && *path) {
-        size_t len = strcspn(path, ":");
-        if (len && len < sizeof dir - strlen(name) - 2) {
-            snprintf(dir, sizeof dir, "%.*s/%s", (int)len, path, name);
-            if (access(dir, X_OK) == 0) return 1;
-        }
-        path += len + (path[len] == ':');
-    }
-    return 0;
-}
-
-/* Writes s as a gnuplot single-quoted string: a quote inside is doubled. */
-static void put_quoted(FILE *g, const char *s)
-{
-    fputc('\'', g);
-    for (; *s; s++) {
-        if (*s == '\'') fputc('\'', g);
-        fputc(*s, g);
-    }
-    fputc('\'', g);
-}
-
 /* Inline data block for gnuplot: every stride-th step plus the last. */
 static void put_points(FILE *g, const dpt_schedule_t *s, uint64_t rows, int momentum)
 {
@@ -177,26 +151,25 @@ static void put_points(FILE *g, const dpt_schedule_t *s, uint64_t rows, int mome
     fprintf(g, "e\n");
 }
 
-static dpt_status_t plot(const dpt_schedule_t *s, const opts_t *o)
+typedef struct {
+    const dpt_schedule_t *s;
+    const opts_t *o;
+} plot_ctx_t;
+
+static void put_plot(FILE *g, void *user)
 {
-    if (strpbrk(o->plot, "\n\r"))
-        return dpt_error(DPT_ERR_INVALID_ARG, "--plot: file name contains a line break");
-    if (!on_path("gnuplot"))
-        return dpt_error(DPT_ERR_UNSUPPORTED, "gnuplot not found: apt-get install gnuplot-nox");
+    const dpt_schedule_t *s = ((plot_ctx_t *)user)->s;
+    const opts_t *o = ((plot_ctx_t *)user)->o;
     double m;
     int has_m = dpt_schedule_momentum(s, 0, &m);
     uint64_t rows = (uint64_t)o->epochs * o->steps_per_epoch;
-    FILE *g = popen("gnuplot", "w");
-    if (!g) return dpt_error(DPT_ERR_IO, "cannot start gnuplot: %s", strerror(errno));
-    fprintf(g, "set terminal pngcairo size 1000,600\nset output ");
-    put_quoted(g, o->plot);
     /* The user's own spec makes a short title; the full description would not fit. */
     char title[2 * DPT_SCHEDULE_SPEC_MAX + 64];
     snprintf(title, sizeof title, "%s%s%s, lr %g", o->spec && o->spec[0] ? o->spec : "constant",
              o->warmup && o->warmup[0] ? ", warmup " : "", o->warmup ? o->warmup : "", o->lr);
-    fprintf(g, "\nset title ");
-    put_quoted(g, title);
-    fprintf(g, " noenhanced\nset xlabel 'optimizer step'\nset ylabel 'learning rate'\n"
+    fprintf(g, "set title ");
+    dpt_gnuplot_put_quoted(g, title);
+    fprintf(g, "\nset xlabel 'optimizer step'\nset ylabel 'learning rate'\n"
                "set grid\nset key below\n");
     if (has_m)
         fprintf(g, "set y2label 'momentum'\nset y2tics\nset ytics nomirror\n"
@@ -206,11 +179,12 @@ static dpt_status_t plot(const dpt_schedule_t *s, const opts_t *o)
         fprintf(g, "plot '-' with lines lw 2 title 'lr'\n");
     put_points(g, s, rows, 0);
     if (has_m) put_points(g, s, rows, 1);
-    int rc = pclose(g);
-    if (rc != 0)
-        return dpt_error(DPT_ERR_IO, "gnuplot failed (status %d) drawing %s",
-                         WIFEXITED(rc) ? WEXITSTATUS(rc) : rc, o->plot);
-    return DPT_OK;
+}
+
+static dpt_status_t plot(const dpt_schedule_t *s, const opts_t *o)
+{
+    plot_ctx_t ctx = {s, o};
+    return dpt_gnuplot_draw(o->plot, 600, put_plot, &ctx);
 }
 
 int dpt_cmd_schedule(int argc, char **argv)
