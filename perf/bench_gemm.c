@@ -15,7 +15,8 @@ int main(int argc, char **argv)
         return 2;
     }
     dpt_gemm_init();
-    const size_t shapes[][3] = {{rows, 256, 784}, {rows, 128, 256}, {256, 784, 256}, {512, 256, 784}};
+    const size_t shapes[][3] = {
+        {rows, 256, 784}, {rows, 128, 256}, {256, 784, 256}, {512, 256, 784}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         printf("%s,%zux%zux%zu,%.1f\n", dpt_gemm_kernel_name(), shapes[i][0], shapes[i][1],
                shapes[i][2], dpt_bench_sgemm_gflops(shapes[i][0], shapes[i][1], shapes[i][2], 5));

@@ -44,8 +44,10 @@ static size_t parse_list(const char *s, size_t *out, size_t cap)
 static double sgemm_gflops(size_t m, size_t n, size_t k, int reps)
 {
     float *a = calloc(m * k, 4), *b = calloc(k * n, 4), *c = calloc(m * n, 4);
-    for (size_t i = 0; i < m * k; i++) a[i] = (float)(i % 7) * 0.1f;
-    for (size_t i = 0; i < k * n; i++) b[i] = (float)(i % 5) * 0.1f;
+    for (size_t i = 0; i < m * k; i++)
+        a[i] = (float)(i % 7) * 0.1f;
+    for (size_t i = 0; i < k * n; i++)
+        b[i] = (float)(i % 5) * 0.1f;
     double t[32];
     for (int r = 0; r < reps && r < 32; r++) {
         double t0 = omp_get_wtime();
@@ -68,11 +70,16 @@ int main(int argc, char **argv)
     size_t nt = 2, nb = 3, reps = 5, steps = 200;
     const char *spec = "fashion-mnist";
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--threads")) nt = parse_list(argv[i + 1], threads, 32);
-        else if (!strcmp(argv[i], "--batch")) nb = parse_list(argv[i + 1], batches, 32);
-        else if (!strcmp(argv[i], "--reps")) reps = strtoul(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--steps")) steps = strtoul(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--data")) spec = argv[i + 1];
+        if (!strcmp(argv[i], "--threads"))
+            nt = parse_list(argv[i + 1], threads, 32);
+        else if (!strcmp(argv[i], "--batch"))
+            nb = parse_list(argv[i + 1], batches, 32);
+        else if (!strcmp(argv[i], "--reps"))
+            reps = strtoul(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--steps"))
+            steps = strtoul(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--data"))
+            spec = argv[i + 1];
     }
     if (reps < 1 || reps > 64 || steps < 1) {
         fprintf(stderr, "bench_train: --reps in [1,64], --steps >= 1\n");
@@ -86,8 +93,8 @@ int main(int argc, char **argv)
         return 3;
     }
     dpt_model_t *m;
-    if (dpt_model_create(DPT_DEFAULT_MODEL, dpt_dataset_features(train),
-                         dpt_dataset_classes(train), &m) != DPT_OK) {
+    if (dpt_model_create(DPT_DEFAULT_MODEL, dpt_dataset_features(train), dpt_dataset_classes(train),
+                         &m) != DPT_OK) {
         fprintf(stderr, "bench_train: %s\n", dpt_last_error());
         return 2;
     }
@@ -100,8 +107,8 @@ int main(int argc, char **argv)
     for (size_t bi = 0; bi < nb; bi++) {
         double base = 0;
         for (size_t ti = 0; ti < nt; ti++) {
-            dpt_trainer_config_t cfg = {.threads = threads[ti], .batch_size = batches[bi],
-                                        .micro_batch = 128, .seed = 1};
+            dpt_trainer_config_t cfg = {
+                .threads = threads[ti], .batch_size = batches[bi], .micro_batch = 128, .seed = 1};
             dpt_optimizer_t *o;
             dpt_trainer_t *t;
             if (dpt_optimizer_create("sgd:momentum=0.9", m, &o) != DPT_OK ||
@@ -119,7 +126,8 @@ int main(int argc, char **argv)
                 up += st.update_seconds / st.seconds;
             }
             double lo = rate[0], hi = rate[0];
-            for (size_t r = 1; r < reps; r++) lo = fmin(lo, rate[r]), hi = fmax(hi, rate[r]);
+            for (size_t r = 1; r < reps; r++)
+                lo = fmin(lo, rate[r]), hi = fmax(hi, rate[r]);
             double med = median(rate, reps);
             if (threads[ti] == 1 || base == 0) base = med / (double)threads[ti];
             /* The roofline is measured right after, in the same process, on one thread. */

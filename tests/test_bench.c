@@ -58,8 +58,7 @@ Test(bench, batch_larger_than_data_is_refused)
     cr_assert_eq(dpt_dataset_open("synthetic:100", NULL, &tr, &te), DPT_OK);
     dpt_bench_config_t c = dpt_bench_config_default();
     cr_assert_eq(dpt_bench_run(&c, tr, collect, NULL), DPT_ERR_INVALID_ARG);
-    cr_assert(strstr(dpt_last_error(), "needs at least that many samples"), "%s",
-              dpt_last_error());
+    cr_assert(strstr(dpt_last_error(), "needs at least that many samples"), "%s", dpt_last_error());
     dpt_dataset_free(tr), dpt_dataset_free(te);
 }
 
@@ -81,7 +80,8 @@ Test(bench_cli, writes_csv_and_rejects_bad_mode, .timeout = 120)
     char *csv = t_read_file(csv_path, NULL);
     cr_assert(strncmp(csv, "mode,threads,batch,team,samples_per_second,", 43) == 0, "%s", csv);
     int lines = 0;
-    for (char *c = csv; *c; c++) lines += *c == '\n';
+    for (char *c = csv; *c; c++)
+        lines += *c == '\n';
     cr_assert_eq(lines, 7, "header + 2 strong + 2 weak + 2 batch rows:\n%s", csv);
     snprintf(cmd, sizeof cmd, "%s bench --modes fast > %s/log2 2>&1", t_dptrain_bin(), dir);
     cr_assert_eq(t_system(cmd), 2);

@@ -111,8 +111,8 @@ Test(eval, errors_are_clear)
     cr_assert_eq(run(args, &out), 2, "%s", out);
     cr_assert(strstr(out, "does not fit the checkpoint's model (4 inputs"), "%s", out);
     free(out);
-    snprintf(args, sizeof args, "predict --checkpoint run/checkpoint.dpt --data csv:%s --split test",
-             csv);
+    snprintf(args, sizeof args,
+             "predict --checkpoint run/checkpoint.dpt --data csv:%s --split test", csv);
     cr_assert_eq(run(args, &out), 2, "%s", out);
     cr_assert(strstr(out, "has no test split"), "%s", out);
     free(out);

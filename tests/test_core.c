@@ -45,7 +45,8 @@ Test(rng, shuffle_is_a_permutation_and_below_is_in_range)
     enum { N = 1000 };
     uint32_t idx[N];
     int seen[N] = {0};
-    for (uint32_t i = 0; i < N; i++) idx[i] = i;
+    for (uint32_t i = 0; i < N; i++)
+        idx[i] = i;
     dpt_rng_t r;
     dpt_rng_seed(&r, 7, 3);
     dpt_rng_shuffle_u32(&r, idx, N);
@@ -55,9 +56,11 @@ Test(rng, shuffle_is_a_permutation_and_below_is_in_range)
         seen[idx[i]]++;
         moved += idx[i] != i;
     }
-    for (int i = 0; i < N; i++) cr_assert_eq(seen[i], 1);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(seen[i], 1);
     cr_assert_gt(moved, 900);
-    for (int i = 0; i < 1000; i++) cr_assert_lt(dpt_rng_below(&r, 7), 7u);
+    for (int i = 0; i < 1000; i++)
+        cr_assert_lt(dpt_rng_below(&r, 7), 7u);
 }
 
 Test(rng, uniform_mean_is_plausible)
@@ -65,7 +68,8 @@ Test(rng, uniform_mean_is_plausible)
     dpt_rng_t r;
     dpt_rng_seed(&r, 1, 1);
     double sum = 0;
-    for (int i = 0; i < 100000; i++) sum += dpt_rng_uniform(&r);
+    for (int i = 0; i < 100000; i++)
+        sum += dpt_rng_uniform(&r);
     cr_assert_float_eq(sum / 100000, 0.5, 0.01);
 }
 

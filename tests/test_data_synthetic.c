@@ -7,13 +7,13 @@
 Test(synthetic, default_shape_and_test_split)
 {
     dpt_dataset_t *tr, *te;
-    cr_assert_eq(dpt_dataset_open("synthetic:600", NULL, &tr, &te), DPT_OK, "%s",
-                 dpt_last_error());
+    cr_assert_eq(dpt_dataset_open("synthetic:600", NULL, &tr, &te), DPT_OK, "%s", dpt_last_error());
     cr_assert_eq(dpt_dataset_count(tr), 600u);
     cr_assert_eq(dpt_dataset_count(te), 100u);
     cr_assert_eq(dpt_dataset_features(tr), 784u);
     cr_assert_eq(dpt_dataset_classes(tr), 10u);
-    for (size_t i = 0; i < 600; i++) cr_assert_lt(dpt_dataset_label(tr, i), 10);
+    for (size_t i = 0; i < 600; i++)
+        cr_assert_lt(dpt_dataset_label(tr, i), 10);
     dpt_dataset_free(tr), dpt_dataset_free(te);
 }
 

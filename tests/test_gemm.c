@@ -12,7 +12,8 @@ static void fill(float *x, size_t n, uint64_t seed)
 {
     dpt_rng_t r;
     dpt_rng_seed(&r, seed, 0);
-    for (size_t i = 0; i < n; i++) x[i] = (float)(dpt_rng_uniform(&r) * 2 - 1);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(dpt_rng_uniform(&r) * 2 - 1);
 }
 
 /* Element (i, j) of op(X) where X is stored row-major with leading dimension ld. */
@@ -35,14 +36,16 @@ static void check_case(bool ta, bool tb, size_t m, size_t n, size_t k, float alp
     for (size_t i = 0; i < m; i++) {
         for (size_t j = 0; j < n; j++) {
             double s = 0;
-            for (size_t p = 0; p < k; p++) s += at(a, lda, ta, i, p) * at(b, ldb, tb, p, j);
+            for (size_t p = 0; p < k; p++)
+                s += at(a, lda, ta, i, p) * at(b, ldb, tb, p, j);
             double want = alpha * s + beta * c0[i * ldc + j];
             cr_assert_float_eq(c[i * ldc + j], want, 1e-4 * (1 + fabs(want)),
-                               "ta=%d tb=%d (%zu,%zu): %g vs %g", ta, tb, i, j,
-                               c[i * ldc + j], want);
+                               "ta=%d tb=%d (%zu,%zu): %g vs %g", ta, tb, i, j, c[i * ldc + j],
+                               want);
         }
         /* Padding between rows must be untouched. */
-        for (size_t j = n; j < ldc; j++) cr_assert_eq(c[i * ldc + j], c0[i * ldc + j]);
+        for (size_t j = n; j < ldc; j++)
+            cr_assert_eq(c[i * ldc + j], c0[i * ldc + j]);
     }
     free(a), free(b), free(c), free(c0);
 }

@@ -24,7 +24,8 @@ static char *write_table(const char *dir)
     fprintf(f, "a,b,c,d,e,f,label\n");
     for (int i = 0; i < 400; i++) {
         double x[6], s = 0;
-        for (int j = 0; j < 6; j++) x[j] = dpt_rng_uniform(&r), s += j < 3 ? x[j] : -x[j];
+        for (int j = 0; j < 6; j++)
+            x[j] = dpt_rng_uniform(&r), s += j < 3 ? x[j] : -x[j];
         fprintf(f, "%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%d\n", x[0], x[1], x[2], x[3], x[4], x[5],
                 s > 0 ? 1 : (s > -0.3 ? 2 : 0));
     }
@@ -81,7 +82,8 @@ Test(lr_find, sweep_csv_and_suggestions, .timeout = 60)
     cr_assert_float_eq(r.lr[0], 1e-5, 1e-18);
     cr_assert_float_eq(r.lr[39], 1.0, 1e-12);
     cr_assert_float_eq(r.lr[13], 1e-5 * pow(1e5, 13.0 / 39), 1e-15);
-    for (size_t i = 1; i < r.n; i++) cr_assert_gt(r.lr[i], r.lr[i - 1]);
+    for (size_t i = 1; i < r.n; i++)
+        cr_assert_gt(r.lr[i], r.lr[i - 1]);
     /* smoothed_i = avg_i / (1 - 0.98^(i+1)), avg_i = 0.98 avg_{i-1} + 0.02 loss_i */
     double avg = 0;
     for (size_t i = 0; i < r.n; i++) {
@@ -103,7 +105,8 @@ Test(lr_find, sweep_csv_and_suggestions, .timeout = 60)
     char *text = t_read_file(path, &len);
     cr_assert(strncmp(text, "lr,loss,smoothed_loss\n", 22) == 0, "%s", text);
     int lines = 0;
-    for (char *p = text; *p; p++) lines += *p == '\n';
+    for (char *p = text; *p; p++)
+        lines += *p == '\n';
     cr_assert_eq(lines, 41);
     char *row = strchr(text, '\n') + 1;
     double a, b, s;
@@ -123,14 +126,14 @@ Test(lr_find, huge_end_lr_stops_early, .timeout = 60)
     dpt_lr_find_config_t c = dpt_lr_find_config_default();
     c.start_lr = 1e-4, c.end_lr = 1e6, c.steps = 60;
     dpt_lr_find_result_t r;
-    cr_assert_eq(dpt_lr_find(fx.model, "sgd", &tc, fx.all, &c, &r), DPT_OK, "%s",
-                 dpt_last_error());
+    cr_assert_eq(dpt_lr_find(fx.model, "sgd", &tc, fx.all, &c, &r), DPT_OK, "%s", dpt_last_error());
     cr_assert(r.stopped_early);
     cr_assert_lt(r.n, 60u);
     cr_assert_gt(r.n, 2u);
     /* The last point is the one that diverged: above 4x the best before it, or not finite. */
     double best = INFINITY;
-    for (size_t i = 0; i + 1 < r.n; i++) best = fmin(best, r.smoothed[i]);
+    for (size_t i = 0; i + 1 < r.n; i++)
+        best = fmin(best, r.smoothed[i]);
     double last = r.smoothed[r.n - 1];
     cr_assert(!isfinite(last) || last > 4 * best, "last %g best %g", last, best);
     cr_assert(r.valley >= c.start_lr && r.valley <= c.end_lr);
@@ -167,8 +170,10 @@ Test(lr_find, suggestions_on_a_known_curve)
         loss[i] = i < 10 ? 2.0 : 2.0 - 0.01 * (i - 9) * (i - 9);
     }
     loss[15] = loss[14] - 0.5; /* the steepest drop: between points 14 and 15 */
-    for (int i = 16; i <= 20; i++) loss[i] = loss[15] - 0.01 * (i - 15);
-    for (int i = 21; i < N; i++) loss[i] = loss[20] + 0.05 * (i - 20);
+    for (int i = 16; i <= 20; i++)
+        loss[i] = loss[15] - 0.01 * (i - 15);
+    for (int i = 21; i < N; i++)
+        loss[i] = loss[20] + 0.05 * (i - 20);
     dpt_lr_find_result_t r = {.n = N, .lr = lr, .loss = loss, .smoothed = loss};
     dpt_lr_find_suggest(&r);
     /* The usable range skips the first 3 points (n/10) and the last 5. */
@@ -235,8 +240,7 @@ Test(lr_find_cli, writes_csv_and_prints_suggestions, .timeout = 60)
     cr_assert(strstr(out, "suggested lr: valley "), "%s", out);
     char *p = t_path(fx.dir, "curve.csv");
     char *text = t_read_file(p, NULL);
-    cr_assert(strncmp(text, "lr,loss,smoothed_loss\n1.0000000000000001e-05,", 44) == 0, "%s",
-              text);
+    cr_assert(strncmp(text, "lr,loss,smoothed_loss\n1.0000000000000001e-05,", 44) == 0, "%s", text);
     free(text), free(p), free(out);
     snprintf(args, sizeof args, "lr-find --data csv:%s --csv-header --start 1 --end 0.1", fx.csv);
     cr_assert_eq(run_cli(args, &out), 2, "%s", out);
@@ -255,8 +259,8 @@ static char *config_of(const char *dir, const char *run)
     return t_read_file(path, NULL);
 }
 
-#define TRAIN_ARGS \
-    "train --data csv:%s --csv-header --model dense:16,relu,dense:3 --batch-size 32 " \
+#define TRAIN_ARGS                                                                                 \
+    "train --data csv:%s --csv-header --model dense:16,relu,dense:3 --batch-size 32 "              \
     "--micro-batch 8 --threads 2 --epochs 1 --out %s/%s "
 
 Test(train_cli, lr_auto_runs_the_range_test, .timeout = 120)
@@ -297,7 +301,8 @@ Test(train_cli, lr_scaling_and_clipping_in_the_snapshot, .timeout = 120)
     char *config = config_of(fx.dir, "scaled");
     /* batch 32 / ref 16 = 2: 0.05 -> 0.1 */
     cr_assert(strstr(config, "lr = 0.050000000000000003\nlr_scaling = linear:ref_batch=16 "
-                             "(batch 32) -> 0.10000000000000001\n"), "%s", config);
+                             "(batch 32) -> 0.10000000000000001\n"),
+              "%s", config);
     cr_assert(strstr(config, "lr_effective = 0.10000000000000001\n"), "%s", config);
     cr_assert(strstr(config, "clip_grad_norm = 1\n"), "%s", config);
     char path[4096];

@@ -38,12 +38,14 @@ static void setup(fixture_t *f, const char *spec, size_t in, size_t classes)
                 f->params[ti->offset + k] = (float)(dpt_rng_uniform(&r) - 0.5);
     }
     f->acts[0] = calloc(ROWS * in, sizeof(float));
-    for (size_t i = 0; i < ROWS * in; i++) f->acts[0][i] = (float)(dpt_rng_uniform(&r) * 2 - 1);
+    for (size_t i = 0; i < ROWS * in; i++)
+        f->acts[0][i] = (float)(dpt_rng_uniform(&r) * 2 - 1);
     for (size_t l = 0; l < f->m->n_layers; l++)
         f->acts[l + 1] = calloc(ROWS * f->m->layers[l].out, sizeof(float));
     f->d0 = calloc(ROWS * f->m->max_width, sizeof(float));
     f->d1 = calloc(ROWS * f->m->max_width, sizeof(float));
-    for (int i = 0; i < ROWS; i++) f->labels[i] = i % (int)classes, f->ids[i] = 100 + i;
+    for (int i = 0; i < ROWS; i++)
+        f->labels[i] = i % (int)classes, f->ids[i] = 100 + i;
     f->ctx = (dpt_step_ctx_t){.training = true, .seed = 3, .epoch = 1, .sample_ids = f->ids};
 }
 
@@ -76,8 +78,8 @@ static void gradient_check(const char *spec, size_t in, size_t classes)
             f.params[i] = saved;
             double fd = (lp - lm) / (2.0 * eps), an = f.grads[i];
             cr_assert(fabs(fd - an) <= 2e-3 + 2e-2 * fmax(fabs(fd), fabs(an)),
-                      "%s: %s[%zu]: analytic %.6g vs finite difference %.6g", spec, ti->name, k,
-                      an, fd);
+                      "%s: %s[%zu]: analytic %.6g vs finite difference %.6g", spec, ti->name, k, an,
+                      fd);
             checked++;
         }
     }
@@ -259,7 +261,8 @@ Test(model, he_and_xavier_initialisations_differ_in_scale)
     dpt_model_init_params(he, a, 3);
     dpt_model_init_params(xa, b, 3);
     double va = 0, vb = 0;
-    for (size_t i = 0; i < k; i++) va += a[i] * a[i], vb += b[i] * b[i];
+    for (size_t i = 0; i < k; i++)
+        va += a[i] * a[i], vb += b[i] * b[i];
     /* He normal: var 2/400 = 0.005; Xavier uniform: var 2/(400+64) = 0.00431 */
     cr_assert_float_eq(va / k, 0.005, 0.0003);
     cr_assert_float_eq(vb / k, 2.0 / 464, 0.0003);

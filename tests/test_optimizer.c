@@ -15,8 +15,8 @@ Test(sgd, momentum_and_weight_decay_by_hand)
 {
     dpt_model_t *m = tiny_model();
     dpt_optimizer_t *o;
-    cr_assert_eq(dpt_optimizer_create("sgd:momentum=0.9,weight_decay=0.1", m, &o), DPT_OK,
-                 "%s", dpt_last_error());
+    cr_assert_eq(dpt_optimizer_create("sgd:momentum=0.9,weight_decay=0.1", m, &o), DPT_OK, "%s",
+                 dpt_last_error());
     float p[1] = {1.0f}, g[1] = {0.5f};
     /* t=1: g' = 0.5 + 0.1*1 = 0.6; b = 0.6; p = 1 - 0.1*0.6 = 0.94 */
     dpt_optim_step_t st = {.lr = 0.1, .momentum = -1, .t = 1};
@@ -84,7 +84,8 @@ static void expect_error(const char *spec, const char *needle)
 
 Test(sgd, unknown_name_lists_valid)
 {
-    expect_error("adamx:lr=1", "unknown optimizer 'adamx'; valid optimizers: sgd, adam, adamw, rmsprop, adagrad, lars, lamb");
+    expect_error("adamx:lr=1", "unknown optimizer 'adamx'; valid optimizers: sgd, adam, adamw, "
+                               "rmsprop, adagrad, lars, lamb");
 }
 Test(sgd, unknown_key_lists_valid)
 {

@@ -200,7 +200,8 @@ Test(lamb, trust_ratio_is_weight_norm_over_update_norm)
     /* t=1: m^ = g, v^ = g^2, so Adam's part is g/(|g| + 1e-6) ~ sign(g).
      * weight: r = [1, 1] + 0.1*[3, 4] = [1.3, 1.4], ||r|| = sqrt(3.65) = 1.910497,
      * ratio = 5/1.910497 = 2.6171224 (with the eps in sign(g)); w = [3 - 0.01*2.61712*1.3,
-     * 4 - 0.01*2.61712*1.4] = [2.965977, 3.963360]. bias: r = [1 + 0.2, 0], ratio = 2/1.2, b = 2 - 0.01*2 = 1.98 */
+     * 4 - 0.01*2.61712*1.4] = [2.965977, 3.963360]. bias: r = [1 + 0.2, 0], ratio = 2/1.2, b = 2 -
+     * 0.01*2 = 1.98 */
     cr_assert_float_eq(dpt_optimizer_trust_ratio(o, 0), 2.6171224, 2e-6, "%.9g",
                        dpt_optimizer_trust_ratio(o, 0));
     cr_assert_float_eq(t.p[t.w], 2.965977f, 2e-6);
@@ -260,8 +261,8 @@ Test(optimizer, state_block_covers_every_buffer)
 Test(optimizer, describe_lists_defaults_and_round_trips)
 {
     dpt_model_t *m = tiny_model();
-    const char *specs[] = {"adam", "adamw", "rmsprop", "adagrad", "lars", "lamb",
-                           "adam:beta1=0.85,eps=1e-7"};
+    const char *specs[] = {
+        "adam", "adamw", "rmsprop", "adagrad", "lars", "lamb", "adam:beta1=0.85,eps=1e-7"};
     const char *want[] = {"adam:beta1=0.9,beta2=0.999,eps=1e-08,weight_decay=0,amsgrad=0",
                           "adamw:beta1=0.9,beta2=0.999,eps=1e-08,weight_decay=0.01,amsgrad=0",
                           "rmsprop:alpha=0.99,eps=1e-08,momentum=0,centered=0,weight_decay=0",
@@ -303,9 +304,8 @@ Test(optimizer_errors, unknown_name_lists_all_valid)
 }
 Test(optimizer_errors, unknown_key_lists_the_rules_keys)
 {
-    expect_error("adam:lr=0.1",
-                 "optimizer adam: unknown key 'lr'; valid keys: beta1, beta2, eps, "
-                 "weight_decay, amsgrad");
+    expect_error("adam:lr=0.1", "optimizer adam: unknown key 'lr'; valid keys: beta1, beta2, eps, "
+                                "weight_decay, amsgrad");
     expect_error("lamb:betas=0.9", "valid keys: beta1, beta2, eps, weight_decay, exclude_bias");
     expect_error("lars:eta=0.01", "valid keys: momentum, dampening, weight_decay, "
                                   "trust_coefficient, exclude_bias");
@@ -358,10 +358,8 @@ Test(lr_scaling, bad_specs)
               dpt_last_error());
     cr_assert_eq(dpt_lr_scaling_apply("sqrt:ref_batch=0", 0.1, 128, &lr), DPT_ERR_INVALID_ARG);
     cr_assert(strstr(dpt_last_error(), "ref_batch=0 must be a whole number in [1, 1048576]"));
-    cr_assert_eq(dpt_lr_scaling_apply("sqrt:ref_batch=12.5", 0.1, 128, &lr),
-                 DPT_ERR_INVALID_ARG);
-    cr_assert_eq(dpt_lr_scaling_apply("linear:ref_batch=abc", 0.1, 128, &lr),
-                 DPT_ERR_INVALID_ARG);
+    cr_assert_eq(dpt_lr_scaling_apply("sqrt:ref_batch=12.5", 0.1, 128, &lr), DPT_ERR_INVALID_ARG);
+    cr_assert_eq(dpt_lr_scaling_apply("linear:ref_batch=abc", 0.1, 128, &lr), DPT_ERR_INVALID_ARG);
     cr_assert(strstr(dpt_last_error(), "ref_batch='abc' is not a number"));
     cr_assert_eq(lr, -1, "a failed call leaves the output alone");
 }

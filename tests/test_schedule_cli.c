@@ -160,7 +160,8 @@ Test(schedule_cli, plot_without_gnuplot_exits_6)
     char *pe = t_path(dir, "err.txt");
     size_t n;
     err = t_read_file(pe, &n);
-    cr_assert_not_null(strstr(err, "gnuplot not found: install it with apt-get install gnuplot-nox"), "%s", err);
+    cr_assert_not_null(
+        strstr(err, "gnuplot not found: install it with apt-get install gnuplot-nox"), "%s", err);
     out = NULL;
     free(pe);
     free(err);

@@ -26,13 +26,16 @@ static char *write_table(void)
     for (int i = 0; i < ROWS; i++) {
         double x[FEATURES], best = -1e9;
         int label = 0;
-        for (int j = 0; j < FEATURES; j++) x[j] = dpt_rng_uniform(&r) * 2 - 1;
+        for (int j = 0; j < FEATURES; j++)
+            x[j] = dpt_rng_uniform(&r) * 2 - 1;
         for (int g = 0; g < CLASSES; g++) {
             double s = 0;
-            for (int j = g * 5; j < g * 5 + 5; j++) s += x[j];
+            for (int j = g * 5; j < g * 5 + 5; j++)
+                s += x[j];
             if (s > best) best = s, label = g;
         }
-        for (int j = 0; j < FEATURES; j++) p += sprintf(p, "%.6f,", x[j]);
+        for (int j = 0; j < FEATURES; j++)
+            p += sprintf(p, "%.6f,", x[j]);
         p += sprintf(p, "%d\n", label);
     }
     t_write_text(path, text);
@@ -70,15 +73,15 @@ static outcome_t train_run(const char *csv, size_t threads, size_t batch, size_t
                  dpt_last_error());
     dpt_optimizer_t *o;
     cr_assert_eq(dpt_optimizer_create("sgd:momentum=0.9", m, &o), DPT_OK);
-    dpt_trainer_config_t cfg = {.threads = threads, .batch_size = batch, .micro_batch = micro,
-                                .seed = 1234};
+    dpt_trainer_config_t cfg = {
+        .threads = threads, .batch_size = batch, .micro_batch = micro, .seed = 1234};
     dpt_trainer_t *t;
     cr_assert_eq(dpt_trainer_create(m, o, &cfg, &t), DPT_OK, "%s", dpt_last_error());
     outcome_t out = {.n = dpt_model_param_count(m)};
     for (uint64_t e = 0; e < 2; e++)
-        cr_assert_eq(dpt_trainer_train_epoch(t, train, e, const_lr, NULL, NULL, NULL,
-                                             &out.stats[e]),
-                     DPT_OK);
+        cr_assert_eq(
+            dpt_trainer_train_epoch(t, train, e, const_lr, NULL, NULL, NULL, &out.stats[e]),
+            DPT_OK);
     cr_assert_eq(dpt_trainer_evaluate(t, val, &out.val_loss, &out.val_acc, NULL), DPT_OK);
     out.team = dpt_trainer_team_size(t);
     out.params = malloc(out.n * sizeof(float));
@@ -101,8 +104,7 @@ Test(determinism, bitwise_identical_for_1_2_3_4_threads, .timeout = 120)
     cr_assert_eq(ref.team, 1u);
     for (size_t threads = 2; threads <= 4; threads++) {
         outcome_t o = train_run(csv, threads, 64, 16, DROPOUT_MLP);
-        cr_assert_eq(o.team, threads, "asked for %zu threads, got a team of %zu", threads,
-                     o.team);
+        cr_assert_eq(o.team, threads, "asked for %zu threads, got a team of %zu", threads, o.team);
         cr_assert_eq(memcmp(ref.params, o.params, ref.n * sizeof(float)), 0,
                      "parameters differ between 1 and %zu threads", threads);
         for (int e = 0; e < 2; e++) {
@@ -135,7 +137,8 @@ Test(trainer, micro_shards_sum_to_the_whole_batch_gradient)
     outcome_t a = train_run(csv, 1, 64, 64, "dense:16,relu,dense:4");
     outcome_t b = train_run(csv, 1, 64, 8, "dense:16,relu,dense:4");
     double max_diff = 0;
-    for (size_t i = 0; i < a.n; i++) max_diff = fmax(max_diff, fabs(a.params[i] - b.params[i]));
+    for (size_t i = 0; i < a.n; i++)
+        max_diff = fmax(max_diff, fabs(a.params[i] - b.params[i]));
     cr_assert_lt(max_diff, 1e-4, "max parameter difference %g", max_diff);
     cr_assert_gt(max_diff, 0.0, "different cuts should round differently");
     free(a.params), free(b.params), free(csv);

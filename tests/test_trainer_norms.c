@@ -26,13 +26,16 @@ static dpt_dataset_t *open_table(dpt_dataset_t **all_out, dpt_dataset_t **test_o
     for (int i = 0; i < ROWS; i++) {
         double x[FEATURES], best = -1e9;
         int label = 0;
-        for (int j = 0; j < FEATURES; j++) x[j] = dpt_rng_uniform(&r) * 2 - 1;
+        for (int j = 0; j < FEATURES; j++)
+            x[j] = dpt_rng_uniform(&r) * 2 - 1;
         for (int g = 0; g < CLASSES; g++) {
             double s = 0;
-            for (int j = g * 5; j < g * 5 + 5; j++) s += x[j];
+            for (int j = g * 5; j < g * 5 + 5; j++)
+                s += x[j];
             if (s > best) best = s, label = g;
         }
-        for (int j = 0; j < FEATURES; j++) p += sprintf(p, "%.6f,", x[j]);
+        for (int j = 0; j < FEATURES; j++)
+            p += sprintf(p, "%.6f,", x[j]);
         p += sprintf(p, "%d\n", label);
     }
     t_write_text(path, text);
@@ -68,18 +71,20 @@ static result_t run(const char *opt_spec, const char *model, double clip, size_t
     cr_assert_eq(dpt_model_create(model, FEATURES, CLASSES, &m), DPT_OK, "%s", dpt_last_error());
     dpt_optimizer_t *o;
     cr_assert_eq(dpt_optimizer_create(opt_spec, m, &o), DPT_OK, "%s", dpt_last_error());
-    dpt_trainer_config_t cfg = {.threads = threads, .batch_size = 64, .micro_batch = 16,
-                                .seed = 99, .clip_grad_norm = clip};
+    dpt_trainer_config_t cfg = {.threads = threads,
+                                .batch_size = 64,
+                                .micro_batch = 16,
+                                .seed = 99,
+                                .clip_grad_norm = clip};
     dpt_trainer_t *t;
     cr_assert_eq(dpt_trainer_create(m, o, &cfg, &t), DPT_OK, "%s", dpt_last_error());
     result_t r = {.n = dpt_model_param_count(m)};
     if (steps)
-        cr_assert_eq(dpt_trainer_train_steps(t, ds, steps, fixed_lr, NULL, NULL, &r.stats),
-                     DPT_OK);
+        cr_assert_eq(dpt_trainer_train_steps(t, ds, steps, fixed_lr, NULL, NULL, &r.stats), DPT_OK);
     else
         for (uint64_t e = 0; e < 2; e++)
-            cr_assert_eq(
-                dpt_trainer_train_epoch(t, ds, e, fixed_lr, NULL, NULL, NULL, &r.stats), DPT_OK);
+            cr_assert_eq(dpt_trainer_train_epoch(t, ds, e, fixed_lr, NULL, NULL, NULL, &r.stats),
+                         DPT_OK);
     r.team = dpt_trainer_team_size(t);
     r.params = malloc(r.n * sizeof(float));
     memcpy(r.params, dpt_trainer_params(t), r.n * sizeof(float));
@@ -149,7 +154,8 @@ Test(clipping, below_the_norm_scales_the_step_exactly, .timeout = 60)
     float *p0 = initial_params("dense:8,relu,dense:4", &n);
     result_t free_run = run("sgd", "dense:8,relu,dense:4", 1e9, 2, 1);
     double norm = free_run.stats.grad_norm, step_sq = 0;
-    for (size_t i = 0; i < n; i++) step_sq += pow((double)p0[i] - free_run.params[i], 2);
+    for (size_t i = 0; i < n; i++)
+        step_sq += pow((double)p0[i] - free_run.params[i], 2);
     cr_assert(norm > 0.1, "grad norm %g", norm);
     cr_assert_float_eq(sqrt(step_sq), norm, 1e-5 * norm, "step %g vs reported norm %g",
                        sqrt(step_sq), norm);

@@ -54,9 +54,9 @@ dpt_status_t dpt_dataset_open(const char *spec, const dpt_data_options_t *opt,
 
 void dpt_dataset_free(dpt_dataset_t *ds);
 
-size_t dpt_dataset_count(const dpt_dataset_t *ds);     /* samples in this view */
-size_t dpt_dataset_features(const dpt_dataset_t *ds);  /* floats per sample */
-size_t dpt_dataset_classes(const dpt_dataset_t *ds);   /* labels are 0..classes-1 */
+size_t dpt_dataset_count(const dpt_dataset_t *ds);    /* samples in this view */
+size_t dpt_dataset_features(const dpt_dataset_t *ds); /* floats per sample */
+size_t dpt_dataset_classes(const dpt_dataset_t *ds);  /* labels are 0..classes-1 */
 /* Image geometry (channels, height, width); CSV tables report 1 x 1 x features. */
 void dpt_dataset_shape(const dpt_dataset_t *ds, size_t *c, size_t *h, size_t *w);
 /* Label of sample i of this view (0 <= i < count). */

@@ -28,14 +28,17 @@ typedef struct dpt_lr_find_config {
 dpt_lr_find_config_t dpt_lr_find_config_default(void);
 
 typedef struct dpt_lr_find_result {
-    size_t n;                      /* steps taken and recorded */
-    double *lr, *loss, *smoothed;  /* n each (malloc'd; dpt_lr_find_result_free) */
-    int stopped_early;             /* divergence (or a non-finite loss) ended the sweep */
+    size_t n;                     /* steps taken and recorded */
+    double *lr, *loss, *smoothed; /* n each (malloc'd; dpt_lr_find_result_free) */
+    int stopped_early;            /* divergence (or a non-finite loss) ended the sweep */
     /* Suggestions (NaN when the curve has fewer than 2 usable points), with the index of the
      * point each was read from: */
-    double steepest; size_t steepest_idx; /* most negative d(smoothed)/d(log lr) */
-    double valley; size_t valley_idx;     /* fastai's valley: see docs/optimizers.md */
-    double min_div10; size_t min_idx;     /* (LR of the lowest smoothed loss) / 10 */
+    double steepest;
+    size_t steepest_idx; /* most negative d(smoothed)/d(log lr) */
+    double valley;
+    size_t valley_idx; /* fastai's valley: see docs/optimizers.md */
+    double min_div10;
+    size_t min_idx; /* (LR of the lowest smoothed loss) / 10 */
 } dpt_lr_find_result_t;
 
 /* Runs the sweep: a new optimizer from optimizer_spec and a new trainer (tcfg: threads,

@@ -14,14 +14,14 @@ extern "C" {
 
 typedef enum dpt_status {
     DPT_OK = 0,
-    DPT_ERR_INVALID_ARG,  /* bad flag, spec string or parameter value */
-    DPT_ERR_FORMAT,       /* malformed input file (dataset, checkpoint, CSV) */
-    DPT_ERR_IO,           /* file cannot be opened, read or written */
-    DPT_ERR_NOMEM,        /* allocation failed */
-    DPT_ERR_LIMIT,        /* a size exceeds a configured or sane cap */
-    DPT_ERR_UNSUPPORTED,  /* a feature that is not available in this build */
-    DPT_ERR_DIVERGED,     /* training diverged and could not recover */
-    DPT_ERR_INTERNAL,     /* broken invariant: a bug in dptrain */
+    DPT_ERR_INVALID_ARG, /* bad flag, spec string or parameter value */
+    DPT_ERR_FORMAT,      /* malformed input file (dataset, checkpoint, CSV) */
+    DPT_ERR_IO,          /* file cannot be opened, read or written */
+    DPT_ERR_NOMEM,       /* allocation failed */
+    DPT_ERR_LIMIT,       /* a size exceeds a configured or sane cap */
+    DPT_ERR_UNSUPPORTED, /* a feature that is not available in this build */
+    DPT_ERR_DIVERGED,    /* training diverged and could not recover */
+    DPT_ERR_INTERNAL,    /* broken invariant: a bug in dptrain */
     DPT_STATUS_COUNT
 } dpt_status_t;
 
@@ -34,8 +34,7 @@ const char *dpt_last_error(void);
 
 /* Records a message for the calling thread and returns s, so that callers can write
  * `return dpt_error(DPT_ERR_FORMAT, "%s: byte %zu: bad magic", path, off);`. */
-dpt_status_t dpt_error(dpt_status_t s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+dpt_status_t dpt_error(dpt_status_t s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Clears the calling thread's last error. */
 void dpt_error_clear(void);

@@ -30,8 +30,8 @@ int dpt_cli_usage_error(const char *cmd, const char *fmt, ...)
 
 /* Flag value parsers: false (with a usage message printed) on a malformed or out-of-range
  * value. `flag` is used in the message. */
-bool dpt_cli_parse_size(const char *cmd, const char *flag, const char *text, size_t min,
-                        size_t max, size_t *out);
+bool dpt_cli_parse_size(const char *cmd, const char *flag, const char *text, size_t min, size_t max,
+                        size_t *out);
 bool dpt_cli_parse_u64(const char *cmd, const char *flag, const char *text, uint64_t *out);
 bool dpt_cli_parse_double(const char *cmd, const char *flag, const char *text, double min,
                           double max, double *out);

@@ -93,10 +93,9 @@ static void print_row(void *user, const dpt_bench_row_t *r)
     if (isfinite(r->efficiency)) snprintf(eff, sizeof eff, "%6.1f%%", 100 * r->efficiency);
     printf("%-6s %7zu %6zu %11.0f %11.0f %11.0f %7.2f %s %6.1f%% %6.1f%% %6.1f%% %8.1f %8.1f "
            "%6.1f%% %8.1f\n",
-           r->mode, r->threads, r->batch, r->samples_per_second, r->min, r->max, r->speedup,
-           eff, 100 * r->share_compute, 100 * r->share_assembly,
-           100 * r->share_update, r->gflops_per_thread, r->sgemm_gflops, 100 * r->roofline_ratio,
-           r->peak_rss_mib);
+           r->mode, r->threads, r->batch, r->samples_per_second, r->min, r->max, r->speedup, eff,
+           100 * r->share_compute, 100 * r->share_assembly, 100 * r->share_update,
+           r->gflops_per_thread, r->sgemm_gflops, 100 * r->roofline_ratio, r->peak_rss_mib);
     fflush(stdout);
     fprintf(s->csv, "%s,%zu,%zu,%zu,%.1f,%.1f,%.1f,%.4f,", r->mode, r->threads, r->batch, r->team,
             r->samples_per_second, r->min, r->max, r->speedup);
@@ -116,12 +115,15 @@ typedef struct {
 static void put_plot(FILE *f, void *user)
 {
     plot_t *p = user;
-    fprintf(f, "set datafile separator ','\nset key top left\nset grid\nset key autotitle columnheader\n");
+    fprintf(
+        f,
+        "set datafile separator ','\nset key top left\nset grid\nset key autotitle columnheader\n");
     if (p->batch_plot) {
         fprintf(f, "set title 'throughput vs batch size'\nset xlabel 'global batch'\n"
                    "set ylabel 'samples/s'\nset logscale x 2\nplot ");
         dpt_gnuplot_put_quoted(f, p->csv);
-        fprintf(f, " using (strcol(1) eq 'batch' ? $3 : NaN):5 with linespoints title 'batch sweep'\n");
+        fprintf(
+            f, " using (strcol(1) eq 'batch' ? $3 : NaN):5 with linespoints title 'batch sweep'\n");
         return;
     }
     fprintf(f, "set title 'speed-up vs threads'\nset xlabel 'threads'\nset ylabel 'speed-up'\n"

@@ -27,8 +27,8 @@ static int show_checkpoint(const char *path)
 
 static void print_cpu_features(void)
 {
-    static const char *const feats[] = {"sse4.2", "avx", "avx2", "fma", "avx512f", "avx512dq",
-                                        "avx512cd", "avx512bw", "avx512vl"};
+    static const char *const feats[] = {"sse4.2",   "avx",      "avx2",     "fma",     "avx512f",
+                                        "avx512dq", "avx512cd", "avx512bw", "avx512vl"};
     __builtin_cpu_init();
     printf("cpu_features =");
     /* __builtin_cpu_supports needs literal names, hence the explicit list. */

@@ -59,11 +59,16 @@ static int parse_flags(lr_find_args_t *a, int argc, char **argv)
             return dpt_cli_usage_error("lr-find", "unexpected argument '%s'", f);
         if (!(v = dpt_cli_value("lr-find", argc, argv, &i))) return DPT_EXIT_USAGE;
         bool ok = true;
-        if (!strcmp(f, "--data")) a->data_spec = v;
-        else if (!strcmp(f, "--model")) a->model_spec = v;
-        else if (!strcmp(f, "--optimizer")) a->optimizer_spec = v;
-        else if (!strcmp(f, "--out")) a->out_csv = v;
-        else if (!strcmp(f, "--plot")) a->out_png = v;
+        if (!strcmp(f, "--data"))
+            a->data_spec = v;
+        else if (!strcmp(f, "--model"))
+            a->model_spec = v;
+        else if (!strcmp(f, "--optimizer"))
+            a->optimizer_spec = v;
+        else if (!strcmp(f, "--out"))
+            a->out_csv = v;
+        else if (!strcmp(f, "--plot"))
+            a->out_png = v;
         else if (!strcmp(f, "--val-split"))
             ok = dpt_cli_parse_double("lr-find", f, v, 0.0, 0.99, &a->val_split);
         else if (!strcmp(f, "--batch-size"))
@@ -72,7 +77,8 @@ static int parse_flags(lr_find_args_t *a, int argc, char **argv)
             ok = dpt_cli_parse_size("lr-find", f, v, 1, 65536, &a->trainer.micro_batch);
         else if (!strcmp(f, "--threads"))
             ok = dpt_cli_parse_size("lr-find", f, v, 0, 1024, &a->trainer.threads);
-        else if (!strcmp(f, "--seed")) ok = dpt_cli_parse_u64("lr-find", f, v, &a->trainer.seed);
+        else if (!strcmp(f, "--seed"))
+            ok = dpt_cli_parse_u64("lr-find", f, v, &a->trainer.seed);
         else if (!strcmp(f, "--clip-grad-norm"))
             ok = dpt_cli_parse_double("lr-find", f, v, 0, 1e12, &a->trainer.clip_grad_norm);
         else if (!strcmp(f, "--start"))
@@ -100,8 +106,8 @@ static int parse_flags(lr_find_args_t *a, int argc, char **argv)
 }
 
 /* The training part, normalised with its own statistics, as a run would train on. */
-static dpt_status_t load_train(const lr_find_args_t *a, dpt_dataset_t **all,
-                               dpt_dataset_t **test, dpt_dataset_t **train)
+static dpt_status_t load_train(const lr_find_args_t *a, dpt_dataset_t **all, dpt_dataset_t **test,
+                               dpt_dataset_t **train)
 {
     dpt_dataset_t *val = NULL;
     dpt_status_t s = dpt_dataset_open(a->data_spec, &a->data, all, test);
@@ -118,8 +124,8 @@ static void print_result(const lr_find_args_t *a, const dpt_lr_find_result_t *r)
     printf("lr-find: %zu of %zu steps, lr %.3g to %.3g%s\n", r->n, a->sweep.steps,
            r->n ? r->lr[0] : NAN, r->n ? r->lr[r->n - 1] : NAN,
            r->stopped_early ? " (stopped: smoothed loss diverged)" : "");
-    printf("suggested lr: valley %.3g  steepest %.3g  minimum/10 %.3g\n", r->valley,
-           r->steepest, r->min_div10);
+    printf("suggested lr: valley %.3g  steepest %.3g  minimum/10 %.3g\n", r->valley, r->steepest,
+           r->min_div10);
 }
 
 int dpt_cmd_lr_find(int argc, char **argv)
@@ -137,8 +143,8 @@ int dpt_cmd_lr_find(int argc, char **argv)
     dpt_lr_find_result_t res = {0};
     dpt_status_t s = load_train(&a, &all, &test, &train);
     if (s == DPT_OK)
-        s = dpt_model_create(a.model_spec, dpt_dataset_features(train),
-                             dpt_dataset_classes(all), &model);
+        s = dpt_model_create(a.model_spec, dpt_dataset_features(train), dpt_dataset_classes(all),
+                             &model);
     if (s == DPT_OK) s = dpt_lr_find(model, a.optimizer_spec, &a.trainer, train, &a.sweep, &res);
     if (s == DPT_OK && a.out_csv) s = dpt_lr_find_write_csv(&res, a.out_csv);
     if (s == DPT_OK && a.out_png) s = dpt_lr_find_plot(&res, a.out_png);

@@ -25,8 +25,8 @@ int dpt_cli_usage_error(const char *cmd, const char *fmt, ...)
     return DPT_EXIT_USAGE;
 }
 
-bool dpt_cli_parse_size(const char *cmd, const char *flag, const char *text, size_t min,
-                        size_t max, size_t *out)
+bool dpt_cli_parse_size(const char *cmd, const char *flag, const char *text, size_t min, size_t max,
+                        size_t *out)
 {
     char *end;
     errno = 0;
@@ -36,8 +36,7 @@ bool dpt_cli_parse_size(const char *cmd, const char *flag, const char *text, siz
     *out = (size_t)v;
     return true;
 bad:
-    dpt_cli_usage_error(cmd, "%s expects an integer in [%zu, %zu], got '%s'", flag, min, max,
-                        text);
+    dpt_cli_usage_error(cmd, "%s expects an integer in [%zu, %zu], got '%s'", flag, min, max, text);
     return false;
 }
 
@@ -62,8 +61,7 @@ bool dpt_cli_parse_double(const char *cmd, const char *flag, const char *text, d
     errno = 0;
     double v = strtod(text, &end);
     if (text[0] == '\0' || errno || *end || !isfinite(v) || v < min || v > max) {
-        dpt_cli_usage_error(cmd, "%s expects a number in [%g, %g], got '%s'", flag, min, max,
-                            text);
+        dpt_cli_usage_error(cmd, "%s expects a number in [%g, %g], got '%s'", flag, min, max, text);
         return false;
     }
     *out = v;

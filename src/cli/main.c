@@ -23,8 +23,9 @@ static const subcommand_t subcommands[] = {
 
 static void print_help(FILE *f)
 {
-    fprintf(f, "usage: dptrain COMMAND [FLAGS]   (dptrain COMMAND --help for its flags)\n\n"
-               "CPU data-parallel neural-network trainer, version %s.\n\ncommands:\n",
+    fprintf(f,
+            "usage: dptrain COMMAND [FLAGS]   (dptrain COMMAND --help for its flags)\n\n"
+            "CPU data-parallel neural-network trainer, version %s.\n\ncommands:\n",
             DPT_VERSION);
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         fprintf(f, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);

@@ -46,14 +46,23 @@ int dpt_status_exit_code(dpt_status_t s)
 {
     /* 2 is reserved for command-line usage errors (see src/cli). */
     switch (s) {
-    case DPT_OK: return 0;
-    case DPT_ERR_INVALID_ARG: return 2;
-    case DPT_ERR_FORMAT: return 3;
-    case DPT_ERR_IO: return 4;
-    case DPT_ERR_NOMEM: return 5;
-    case DPT_ERR_LIMIT: return 5;
-    case DPT_ERR_UNSUPPORTED: return 6;
-    case DPT_ERR_DIVERGED: return 7;
-    default: return 1;
+    case DPT_OK:
+        return 0;
+    case DPT_ERR_INVALID_ARG:
+        return 2;
+    case DPT_ERR_FORMAT:
+        return 3;
+    case DPT_ERR_IO:
+        return 4;
+    case DPT_ERR_NOMEM:
+        return 5;
+    case DPT_ERR_LIMIT:
+        return 5;
+    case DPT_ERR_UNSUPPORTED:
+        return 6;
+    case DPT_ERR_DIVERGED:
+        return 7;
+    default:
+        return 1;
     }
 }

@@ -476,7 +476,8 @@ size_t dpt_dataset_normalization_save(const dpt_dataset_t *ds, void *buf, size_t
     if (!buf || cap < need) return need;
     norm_header_t h = {ds->st->features, ds->st->u8 ? 1 : 2, ds->mean0, ds->std0};
     memcpy(buf, &h, sizeof h);
-    memcpy((char *)buf + sizeof h, ds->st->u8 ? ds->lut : ds->mean, norm_floats(ds) * sizeof(float));
+    memcpy((char *)buf + sizeof h, ds->st->u8 ? ds->lut : ds->mean,
+           norm_floats(ds) * sizeof(float));
     return need;
 }
 

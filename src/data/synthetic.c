@@ -39,8 +39,9 @@ static dpt_status_t make_store(const char *arg, const size_t d[5], size_t count,
     size_t features, bytes;
     if (!dpt_mul_size(d[1], d[2], &features) || !dpt_mul_size(features, d[3], &features) ||
         !dpt_store_bytes_needed(count, features, &bytes) || bytes > opt->max_bytes)
-        return dpt_error(DPT_ERR_LIMIT, "synthetic:%s: %zu samples exceed the memory cap of %zu bytes",
-                         arg, count, opt->max_bytes);
+        return dpt_error(DPT_ERR_LIMIT,
+                         "synthetic:%s: %zu samples exceed the memory cap of %zu bytes", arg, count,
+                         opt->max_bytes);
     char name[128];
     snprintf(name, sizeof name, "synthetic");
     dpt_store_t *st = dpt_store_new(name);
@@ -60,7 +61,8 @@ static dpt_status_t make_store(const char *arg, const size_t d[5], size_t count,
         size_t n = count * features - i < 8 ? count * features - i : 8;
         memcpy(st->u8 + i, &x, n);
     }
-    for (size_t i = 0; i < count; i++) st->labels[i] = (int32_t)dpt_rng_below(&r, d[4]);
+    for (size_t i = 0; i < count; i++)
+        st->labels[i] = (int32_t)dpt_rng_below(&r, d[4]);
     *out = st;
     return DPT_OK;
 }

@@ -117,7 +117,7 @@ void dpt_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float a
     /* BLIS typed API strides describe the matrices as stored (before the transpose flag):
      * row-major storage has row stride = stored row length and column stride 1. */
     bli_sgemm_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                 trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k,
-                 &alpha, (float *)a, (inc_t)lda, 1, (float *)b, (inc_t)ldb, 1, &beta, c,
-                 (inc_t)ldc, 1, NULL, thread_rntm());
+                 trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &alpha,
+                 (float *)a, (inc_t)lda, 1, (float *)b, (inc_t)ldb, 1, &beta, c, (inc_t)ldc, 1,
+                 NULL, thread_rntm());
 }

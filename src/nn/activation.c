@@ -8,45 +8,51 @@ static void relu_forward(const dpt_layer_t *l, const float *params, const float 
                          size_t rows, const dpt_step_ctx_t *ctx)
 {
     size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (size_t i = 0; i < n; i++)
+        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-static void relu_backward(const dpt_layer_t *l, const float *params, const float *x,
-                          const float *y, const float *dy, float *dx, float *grads,
-                          size_t rows, const dpt_step_ctx_t *ctx)
+static void relu_backward(const dpt_layer_t *l, const float *params, const float *x, const float *y,
+                          const float *dy, float *dx, float *grads, size_t rows,
+                          const dpt_step_ctx_t *ctx)
 {
     size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+    for (size_t i = 0; i < n; i++)
+        dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
 }
 
 static void tanh_forward(const dpt_layer_t *l, const float *params, const float *x, float *y,
                          size_t rows, const dpt_step_ctx_t *ctx)
 {
     size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+    for (size_t i = 0; i < n; i++)
+        y[i] = tanhf(x[i]);
 }
 
-static void tanh_backward(const dpt_layer_t *l, const float *params, const float *x,
-                          const float *y, const float *dy, float *dx, float *grads,
-                          size_t rows, const dpt_step_ctx_t *ctx)
+static void tanh_backward(const dpt_layer_t *l, const float *params, const float *x, const float *y,
+                          const float *dy, float *dx, float *grads, size_t rows,
+                          const dpt_step_ctx_t *ctx)
 {
     size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+    for (size_t i = 0; i < n; i++)
+        dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
 static void sigmoid_forward(const dpt_layer_t *l, const float *params, const float *x, float *y,
                             size_t rows, const dpt_step_ctx_t *ctx)
 {
     size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+    for (size_t i = 0; i < n; i++)
+        y[i] = 1.0f / (1.0f + expf(-x[i]));
 }
 
 static void sigmoid_backward(const dpt_layer_t *l, const float *params, const float *x,
-                             const float *y, const float *dy, float *dx, float *grads,
-                             size_t rows, const dpt_step_ctx_t *ctx)
+                             const float *y, const float *dy, float *dx, float *grads, size_t rows,
+                             const dpt_step_ctx_t *ctx)
 {
     size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+    for (size_t i = 0; i < n; i++)
+        dx[i] = dy[i] * y[i] * (1.0f - y[i]);
 }
 
 /* gelu(x) = 0.5 x (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi) */
@@ -63,9 +69,9 @@ static void gelu_forward(const dpt_layer_t *l, const float *params, const float 
     }
 }
 
-static void gelu_backward(const dpt_layer_t *l, const float *params, const float *x,
-                          const float *y, const float *dy, float *dx, float *grads,
-                          size_t rows, const dpt_step_ctx_t *ctx)
+static void gelu_backward(const dpt_layer_t *l, const float *params, const float *x, const float *y,
+                          const float *dy, float *dx, float *grads, size_t rows,
+                          const dpt_step_ctx_t *ctx)
 {
     size_t n = rows * l->in;
     for (size_t i = 0; i < n; i++) {

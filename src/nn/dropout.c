@@ -37,8 +37,8 @@ static void dropout_forward(const dpt_layer_t *l, const float *params, const flo
 }
 
 static void dropout_backward(const dpt_layer_t *l, const float *params, const float *x,
-                             const float *y, const float *dy, float *dx, float *grads,
-                             size_t rows, const dpt_step_ctx_t *ctx)
+                             const float *y, const float *dy, float *dx, float *grads, size_t rows,
+                             const dpt_step_ctx_t *ctx)
 {
     if (!ctx->training || l->p == 0.0f) {
         memcpy(dx, dy, rows * l->in * sizeof *dx);

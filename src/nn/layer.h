@@ -36,19 +36,19 @@ typedef struct dpt_layer_ops {
     /* Given x, y = f(x) and dy = dL/dy: writes dx = dL/dx (when dx is not NULL) and this
      * layer's parameter gradients into grads (same layout as params; overwritten, not
      * accumulated, because each micro-shard gradient buffer is written once per step). */
-    void (*backward)(const struct dpt_layer *l, const float *params, const float *x,
-                     const float *y, const float *dy, float *dx, float *grads, size_t rows,
+    void (*backward)(const struct dpt_layer *l, const float *params, const float *x, const float *y,
+                     const float *dy, float *dx, float *grads, size_t rows,
                      const dpt_step_ctx_t *ctx);
 } dpt_layer_ops_t;
 
 typedef struct dpt_layer {
     dpt_layer_kind_t kind;
     const dpt_layer_ops_t *ops;
-    size_t in, out;          /* features per sample */
-    size_t w_off, b_off;     /* dense: weight [in x out] and bias [out] offsets in floats */
-    float p;                 /* dropout probability */
-    bool init_he;            /* dense: He-normal instead of Xavier-uniform weights */
-    uint32_t index;          /* position in the model (keys dropout randomness) */
+    size_t in, out;      /* features per sample */
+    size_t w_off, b_off; /* dense: weight [in x out] and bias [out] offsets in floats */
+    float p;             /* dropout probability */
+    bool init_he;        /* dense: He-normal instead of Xavier-uniform weights */
+    uint32_t index;      /* position in the model (keys dropout randomness) */
 } dpt_layer_t;
 
 extern const dpt_layer_ops_t dpt_dense_ops, dpt_relu_ops, dpt_tanh_ops, dpt_sigmoid_ops,

@@ -32,11 +32,12 @@ static dpt_status_t parse_dense_arg(const char *item, char *arg, dpt_layer_t *l)
     char *init = strchr(arg, ':');
     if (init) {
         *init++ = '\0';
-        if (strcmp(init, "he") == 0) l->init_he = true;
+        if (strcmp(init, "he") == 0)
+            l->init_he = true;
         else if (strcmp(init, "xavier") != 0)
             return dpt_error(DPT_ERR_INVALID_ARG,
-                             "model spec: 'dense:%s:%s': initialisation must be he or xavier",
-                             arg, init);
+                             "model spec: 'dense:%s:%s': initialisation must be he or xavier", arg,
+                             init);
     }
     return parse_width(item, arg, &l->out);
 }
@@ -57,8 +58,7 @@ static dpt_status_t parse_prob(const char *item, const char *arg, float *out)
 static dpt_status_t add_layer(dpt_model_t *m, char *item, size_t *width)
 {
     if (m->n_layers == DPT_MAX_LAYERS)
-        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: more than %d layers",
-                         DPT_MAX_LAYERS);
+        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: more than %d layers", DPT_MAX_LAYERS);
     char *colon = strchr(item, ':');
     char *arg = NULL;
     if (colon) *colon = '\0', arg = colon + 1;
@@ -82,8 +82,8 @@ static dpt_status_t add_layer(dpt_model_t *m, char *item, size_t *width)
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         if (strcmp(item, kinds[k].name) != 0) continue;
         if (kinds[k].needs_arg && !arg)
-            return dpt_error(DPT_ERR_INVALID_ARG, "model spec: '%s' needs an argument (%s:N)",
-                             item, item);
+            return dpt_error(DPT_ERR_INVALID_ARG, "model spec: '%s' needs an argument (%s:N)", item,
+                             item);
         if (!kinds[k].needs_arg && arg)
             return dpt_error(DPT_ERR_INVALID_ARG, "model spec: '%s' takes no argument", item);
         l->kind = kinds[k].kind;
@@ -96,12 +96,12 @@ static dpt_status_t add_layer(dpt_model_t *m, char *item, size_t *width)
         m->n_layers++;
         return DPT_OK;
     }
-    return dpt_error(DPT_ERR_INVALID_ARG, "model spec: unknown layer '%s'; valid layers: %s",
-                     item, VALID_LAYERS);
+    return dpt_error(DPT_ERR_INVALID_ARG, "model spec: unknown layer '%s'; valid layers: %s", item,
+                     VALID_LAYERS);
 }
 
-static void add_tensor(dpt_model_t *m, const char *fmt, size_t layer_no, size_t rows,
-                       size_t cols, int is_bias)
+static void add_tensor(dpt_model_t *m, const char *fmt, size_t layer_no, size_t rows, size_t cols,
+                       int is_bias)
 {
     dpt_tensor_info_t *t = &m->tensors[m->n_tensors];
     snprintf(m->tensor_names[m->n_tensors], sizeof m->tensor_names[0], fmt, layer_no);
@@ -133,15 +133,15 @@ static dpt_status_t parse_spec(dpt_model_t *m, const char *spec)
 {
     if (!spec || !*spec) return dpt_error(DPT_ERR_INVALID_ARG, "model spec is empty");
     if (strlen(spec) > DPT_MAX_SPEC)
-        return dpt_error(DPT_ERR_INVALID_ARG, "model spec longer than %d characters",
-                         DPT_MAX_SPEC);
+        return dpt_error(DPT_ERR_INVALID_ARG, "model spec longer than %d characters", DPT_MAX_SPEC);
     char buf[DPT_MAX_SPEC + 1];
     snprintf(buf, sizeof buf, "%s", spec);
     size_t width = m->in_features;
     m->max_width = width;
     char *save = NULL;
     for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*item)) item++;
+        while (isspace((unsigned char)*item))
+            item++;
         dpt_status_t s = add_layer(m, item, &width);
         if (s != DPT_OK) return s;
         if (width > m->max_width) m->max_width = width;
@@ -238,24 +238,25 @@ void dpt_model_init_params(const dpt_model_t *m, float *params, uint64_t seed)
         size_t n = l->in * l->out;
         if (l->init_he) {
             double std = sqrt(2.0 / (double)l->in);
-            for (size_t k = 0; k < n; k++) w[k] = (float)(dpt_rng_normal(&r) * std);
+            for (size_t k = 0; k < n; k++)
+                w[k] = (float)(dpt_rng_normal(&r) * std);
         } else {
             double a = sqrt(6.0 / (double)(l->in + l->out));
-            for (size_t k = 0; k < n; k++) w[k] = (float)((dpt_rng_uniform(&r) * 2 - 1) * a);
+            for (size_t k = 0; k < n; k++)
+                w[k] = (float)((dpt_rng_uniform(&r) * 2 - 1) * a);
         }
     }
 }
 
-void dpt_model_forward(const dpt_model_t *m, const float *params, float *const *acts,
-                       size_t rows, const dpt_step_ctx_t *ctx)
+void dpt_model_forward(const dpt_model_t *m, const float *params, float *const *acts, size_t rows,
+                       const dpt_step_ctx_t *ctx)
 {
     for (size_t i = 0; i < m->n_layers; i++)
         m->layers[i].ops->forward(&m->layers[i], params, acts[i], acts[i + 1], rows, ctx);
 }
 
-void dpt_model_backward(const dpt_model_t *m, const float *params, float *const *acts,
-                        float *dtop, float *scratch, float *grads, size_t rows,
-                        const dpt_step_ctx_t *ctx)
+void dpt_model_backward(const dpt_model_t *m, const float *params, float *const *acts, float *dtop,
+                        float *scratch, float *grads, size_t rows, const dpt_step_ctx_t *ctx)
 {
     float *dy = dtop, *dx = scratch;
     for (size_t i = m->n_layers; i-- > 0;) {

@@ -23,13 +23,12 @@ struct dpt_model {
 
 /* Forward through all layers for `rows` samples: acts[0] is the input [rows x in_features],
  * acts[l + 1] the output of layer l. */
-void dpt_model_forward(const dpt_model_t *m, const float *params, float *const *acts,
-                       size_t rows, const dpt_step_ctx_t *ctx);
+void dpt_model_forward(const dpt_model_t *m, const float *params, float *const *acts, size_t rows,
+                       const dpt_step_ctx_t *ctx);
 
 /* Backward through all layers given dL/d(logits) in dtop (overwritten as scratch) and a
  * second scratch buffer of rows * max_width floats; writes parameter gradients. */
-void dpt_model_backward(const dpt_model_t *m, const float *params, float *const *acts,
-                        float *dtop, float *scratch, float *grads, size_t rows,
-                        const dpt_step_ctx_t *ctx);
+void dpt_model_backward(const dpt_model_t *m, const float *params, float *const *acts, float *dtop,
+                        float *scratch, float *grads, size_t rows, const dpt_step_ctx_t *ctx);
 
 #endif

@@ -16,7 +16,8 @@ double dpt_softmax_xent(const float *logits, const int32_t *labels, size_t rows,
         for (size_t j = 1; j < classes; j++)
             if (z[j] > max) max = z[j], arg = j;
         double sum = 0.0;
-        for (size_t j = 0; j < classes; j++) sum += exp((double)z[j] - max);
+        for (size_t j = 0; j < classes; j++)
+            sum += exp((double)z[j] - max);
         double log_sum = log(sum);
         size_t y = (size_t)labels[r];
         loss += log_sum - ((double)z[y] - max);

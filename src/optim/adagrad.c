@@ -24,11 +24,12 @@ static size_t buffers(const dpt_optimizer_t *o)
 static void init_state(dpt_optimizer_t *o)
 {
     const float v = (float)o->hp[K_INIT];
-    for (size_t i = 0; i < o->n; i++) o->buf[0][i] = v;
+    for (size_t i = 0; i < o->n; i++)
+        o->buf[0][i] = v;
 }
 
-static void update(dpt_optimizer_t *o, float *restrict p, const float *restrict grad,
-                   size_t lo, size_t hi, const dpt_optim_step_t *st)
+static void update(dpt_optimizer_t *o, float *restrict p, const float *restrict grad, size_t lo,
+                   size_t hi, const dpt_optim_step_t *st)
 {
     const double t = (double)(st->t ? st->t : 1);
     const float clr = (float)(st->lr / (1.0 + (t - 1.0) * o->hp[K_LR_DECAY]));

@@ -12,14 +12,12 @@
 
 enum { K_BETA1, K_BETA2, K_EPS, K_WEIGHT_DECAY, K_AMSGRAD };
 static const dpt_opt_key_t adam_keys[] = {
-    {"beta1", 0.9, 0, 1, 1, 0},        {"beta2", 0.999, 0, 1, 1, 0},
-    {"eps", 1e-8, 0, 1e3, 0, 0},       {"weight_decay", 0, 0, 1e3, 0, 0},
-    {"amsgrad", 0, 0, 1, 0, 1},
+    {"beta1", 0.9, 0, 1, 1, 0},        {"beta2", 0.999, 0, 1, 1, 0}, {"eps", 1e-8, 0, 1e3, 0, 0},
+    {"weight_decay", 0, 0, 1e3, 0, 0}, {"amsgrad", 0, 0, 1, 0, 1},
 };
 static const dpt_opt_key_t adamw_keys[] = {
-    {"beta1", 0.9, 0, 1, 1, 0},        {"beta2", 0.999, 0, 1, 1, 0},
-    {"eps", 1e-8, 0, 1e3, 0, 0},       {"weight_decay", 1e-2, 0, 1e3, 0, 0},
-    {"amsgrad", 0, 0, 1, 0, 1},
+    {"beta1", 0.9, 0, 1, 1, 0},           {"beta2", 0.999, 0, 1, 1, 0}, {"eps", 1e-8, 0, 1e3, 0, 0},
+    {"weight_decay", 1e-2, 0, 1e3, 0, 0}, {"amsgrad", 0, 0, 1, 0, 1},
 };
 
 static size_t buffers(const dpt_optimizer_t *o)
@@ -28,8 +26,8 @@ static size_t buffers(const dpt_optimizer_t *o)
 }
 
 /* The shared moment update; `decoupled` selects AdamW's decay. */
-static void adam_core(dpt_optimizer_t *o, float *restrict p, const float *restrict grad,
-                      size_t lo, size_t hi, const dpt_optim_step_t *st, int decoupled)
+static void adam_core(dpt_optimizer_t *o, float *restrict p, const float *restrict grad, size_t lo,
+                      size_t hi, const dpt_optim_step_t *st, int decoupled)
 {
     const double b1 = dpt_opt_momentum(o, st), b2 = o->hp[K_BETA2];
     const double t = (double)(st->t ? st->t : 1);
@@ -56,14 +54,14 @@ static void adam_core(dpt_optimizer_t *o, float *restrict p, const float *restri
     }
 }
 
-static void adam_update(dpt_optimizer_t *o, float *restrict p, const float *restrict g,
-                        size_t lo, size_t hi, const dpt_optim_step_t *st)
+static void adam_update(dpt_optimizer_t *o, float *restrict p, const float *restrict g, size_t lo,
+                        size_t hi, const dpt_optim_step_t *st)
 {
     adam_core(o, p, g, lo, hi, st, 0);
 }
 
-static void adamw_update(dpt_optimizer_t *o, float *restrict p, const float *restrict g,
-                         size_t lo, size_t hi, const dpt_optim_step_t *st)
+static void adamw_update(dpt_optimizer_t *o, float *restrict p, const float *restrict g, size_t lo,
+                         size_t hi, const dpt_optim_step_t *st)
 {
     adam_core(o, p, g, lo, hi, st, 1);
 }

@@ -28,15 +28,15 @@
 
 enum { L_MOMENTUM, L_DAMPENING, L_WEIGHT_DECAY, L_TRUST, L_EXCLUDE };
 static const dpt_opt_key_t lars_keys[] = {
-    {"momentum", 0.9, 0, 1, 0, 0},        {"dampening", 0, 0, 1, 0, 0},
-    {"weight_decay", 0, 0, 1e3, 0, 0},    {"trust_coefficient", 0.001, 0, 1e3, 0, 0},
+    {"momentum", 0.9, 0, 1, 0, 0},     {"dampening", 0, 0, 1, 0, 0},
+    {"weight_decay", 0, 0, 1e3, 0, 0}, {"trust_coefficient", 0.001, 0, 1e3, 0, 0},
     {"exclude_bias", 0, 0, 1, 0, 1},
 };
 
 enum { B_BETA1, B_BETA2, B_EPS, B_WEIGHT_DECAY, B_EXCLUDE };
 static const dpt_opt_key_t lamb_keys[] = {
-    {"beta1", 0.9, 0, 1, 1, 0},         {"beta2", 0.999, 0, 1, 1, 0},
-    {"eps", 1e-6, 0, 1e3, 0, 0},        {"weight_decay", 0.01, 0, 1e3, 0, 0},
+    {"beta1", 0.9, 0, 1, 1, 0},      {"beta2", 0.999, 0, 1, 1, 0},
+    {"eps", 1e-6, 0, 1e3, 0, 0},     {"weight_decay", 0.01, 0, 1e3, 0, 0},
     {"exclude_bias", 0, 0, 1, 0, 1},
 };
 
@@ -69,9 +69,8 @@ static void lars_set_norms(dpt_optimizer_t *o, const double *w_sq, const double 
     const double eta = o->hp[L_TRUST], wd = o->hp[L_WEIGHT_DECAY];
     for (size_t i = 0; i < o->n_tensors; i++) {
         double w = sqrt(w_sq[i]), g = sqrt(g_sq[i]);
-        o->ratio[i] = excluded(o, i, L_EXCLUDE) || !(w > 0) || !(g > 0)
-                          ? 1.0
-                          : eta * w / (g + wd * w);
+        o->ratio[i] =
+            excluded(o, i, L_EXCLUDE) || !(w > 0) || !(g > 0) ? 1.0 : eta * w / (g + wd * w);
     }
 }
 
@@ -126,14 +125,15 @@ static void lamb_set_norms(dpt_optimizer_t *o, const double *w_sq, const double 
     }
 }
 
-static void lamb_update(dpt_optimizer_t *o, float *restrict p, const float *restrict r,
-                        size_t lo, size_t hi, const dpt_optim_step_t *st)
+static void lamb_update(dpt_optimizer_t *o, float *restrict p, const float *restrict r, size_t lo,
+                        size_t hi, const dpt_optim_step_t *st)
 {
     for (size_t ti = 0; ti < o->n_tensors; ti++) {
         size_t a, b;
         if (!clip_span(o, ti, lo, hi, &a, &b)) continue;
         const float step = (float)(st->lr * o->ratio[ti]);
-        for (size_t i = a; i < b; i++) p[i] -= step * r[i];
+        for (size_t i = a; i < b; i++)
+            p[i] -= step * r[i];
     }
 }
 

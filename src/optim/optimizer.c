@@ -10,7 +10,7 @@
 #include "core/alloc.h"
 #include "optim/optimizer_internal.h"
 
-static const dpt_opt_rule_t *const rules[] = {&dpt_opt_sgd,     &dpt_opt_adam,  &dpt_opt_adamw,
+static const dpt_opt_rule_t *const rules[] = {&dpt_opt_sgd,     &dpt_opt_adam,    &dpt_opt_adamw,
                                               &dpt_opt_rmsprop, &dpt_opt_adagrad, &dpt_opt_lars,
                                               &dpt_opt_lamb};
 #define N_RULES (sizeof rules / sizeof rules[0])
@@ -73,12 +73,12 @@ static dpt_status_t parse_keys(dpt_optimizer_t *o, const char *args)
                              kv);
         *eq = '\0';
         size_t k = 0;
-        while (k < r->n_keys && strcmp(r->keys[k].name, kv) != 0) k++;
+        while (k < r->n_keys && strcmp(r->keys[k].name, kv) != 0)
+            k++;
         if (k == r->n_keys) {
             key_list(r, valid, sizeof valid);
-            return dpt_error(DPT_ERR_INVALID_ARG,
-                             "optimizer %s: unknown key '%s'; valid keys: %s", r->name, kv,
-                             valid);
+            return dpt_error(DPT_ERR_INVALID_ARG, "optimizer %s: unknown key '%s'; valid keys: %s",
+                             r->name, kv, valid);
         }
         dpt_status_t s = parse_value(r, k, eq + 1, &o->hp[k]);
         if (s != DPT_OK) return s;
@@ -119,7 +119,8 @@ static dpt_status_t alloc_state(dpt_optimizer_t *o, const dpt_model_t *model)
         return dpt_error(DPT_ERR_NOMEM, "out of memory for %zu x %zu floats of optimizer state",
                          o->n_bufs, o->n);
     memset(o->state, 0, o->n_bufs * o->n * sizeof(float));
-    for (size_t b = 0; b < o->n_bufs; b++) o->buf[b] = o->state + b * o->n;
+    for (size_t b = 0; b < o->n_bufs; b++)
+        o->buf[b] = o->state + b * o->n;
     for (size_t i = 0; i < o->n_tensors; i++) {
         const dpt_tensor_info_t *t = dpt_model_tensor(model, i);
         o->spans[i] = (dpt_opt_span_t){t->offset, t->offset + t->rows * t->cols, t->is_bias};
@@ -129,8 +130,7 @@ static dpt_status_t alloc_state(dpt_optimizer_t *o, const dpt_model_t *model)
     return DPT_OK;
 }
 
-dpt_status_t dpt_optimizer_create(const char *spec, const dpt_model_t *model,
-                                  dpt_optimizer_t **out)
+dpt_status_t dpt_optimizer_create(const char *spec, const dpt_model_t *model, dpt_optimizer_t **out)
 {
     if (!spec || !*spec) spec = "sgd";
     const char *colon = strchr(spec, ':');
@@ -142,7 +142,8 @@ dpt_status_t dpt_optimizer_create(const char *spec, const dpt_model_t *model,
     dpt_optimizer_t *o = calloc(1, sizeof *o);
     if (!o) return dpt_error(DPT_ERR_NOMEM, "out of memory creating the optimizer");
     o->rule = rule;
-    for (size_t k = 0; k < rule->n_keys; k++) o->hp[k] = rule->keys[k].def;
+    for (size_t k = 0; k < rule->n_keys; k++)
+        o->hp[k] = rule->keys[k].def;
     dpt_status_t s = colon ? parse_keys(o, colon + 1) : DPT_OK;
     if (s == DPT_OK && rule->check) s = rule->check(o);
     if (s == DPT_OK) s = alloc_state(o, model);
@@ -211,7 +212,8 @@ double dpt_optimizer_trust_ratio(const dpt_optimizer_t *o, size_t i)
 static double sum_sq(const float *x, size_t lo, size_t hi)
 {
     double s = 0;
-    for (size_t i = lo; i < hi; i++) s += (double)x[i] * x[i];
+    for (size_t i = lo; i < hi; i++)
+        s += (double)x[i] * x[i];
     return s;
 }
 

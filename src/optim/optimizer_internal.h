@@ -33,7 +33,7 @@ typedef struct dpt_opt_rule {
     const char *name;
     const dpt_opt_key_t *keys;
     size_t n_keys;
-    int momentum_key;          /* key a schedule's momentum overrides (momentum/beta1), -1 */
+    int momentum_key; /* key a schedule's momentum overrides (momentum/beta1), -1 */
     dpt_optim_norms_t norms;
     /* Cross-key checks after parsing (NULL: none). */
     dpt_status_t (*check)(const dpt_optimizer_t *o);
@@ -61,11 +61,11 @@ struct dpt_optimizer {
     double hp[DPT_OPT_MAX_KEYS]; /* resolved hyper-parameters, rule->keys order */
     size_t n;                    /* floats per buffer (dpt_model_param_count) */
     size_t n_bufs;
-    float *state;                /* n_bufs * n floats, one block: one checkpoint section */
+    float *state; /* n_bufs * n floats, one block: one checkpoint section */
     float *buf[DPT_OPT_MAX_BUFS];
     size_t n_tensors;
-    dpt_opt_span_t *spans;       /* n_tensors, in offset order */
-    double *ratio;               /* n_tensors trust ratios, set by dpt_optimizer_set_norms */
+    dpt_opt_span_t *spans; /* n_tensors, in offset order */
+    double *ratio;         /* n_tensors trust ratios, set by dpt_optimizer_set_norms */
     char describe[320];
 };
 

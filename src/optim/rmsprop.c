@@ -13,9 +13,8 @@
 
 enum { K_ALPHA, K_EPS, K_MOMENTUM, K_CENTERED, K_WEIGHT_DECAY };
 static const dpt_opt_key_t keys[] = {
-    {"alpha", 0.99, 0, 1, 0, 0},      {"eps", 1e-8, 0, 1e3, 0, 0},
-    {"momentum", 0, 0, 1, 0, 0},      {"centered", 0, 0, 1, 0, 1},
-    {"weight_decay", 0, 0, 1e3, 0, 0},
+    {"alpha", 0.99, 0, 1, 0, 0}, {"eps", 1e-8, 0, 1e3, 0, 0},       {"momentum", 0, 0, 1, 0, 0},
+    {"centered", 0, 0, 1, 0, 1}, {"weight_decay", 0, 0, 1e3, 0, 0},
 };
 
 static size_t buffers(const dpt_optimizer_t *o)
@@ -23,8 +22,8 @@ static size_t buffers(const dpt_optimizer_t *o)
     return 3;
 }
 
-static void update(dpt_optimizer_t *o, float *restrict p, const float *restrict grad,
-                   size_t lo, size_t hi, const dpt_optim_step_t *st)
+static void update(dpt_optimizer_t *o, float *restrict p, const float *restrict grad, size_t lo,
+                   size_t hi, const dpt_optim_step_t *st)
 {
     const float lr = (float)st->lr, alpha = (float)o->hp[K_ALPHA], eps = (float)o->hp[K_EPS];
     const float nalpha = (float)(1.0 - o->hp[K_ALPHA]); /* rounded once, as in torch */

@@ -39,7 +39,8 @@ static void update(dpt_optimizer_t *o, float *restrict params, const float *rest
     const bool nesterov = o->hp[K_NESTEROV] != 0;
     float *restrict b = o->buf[0];
     if (mom == 0.0f) {
-        for (size_t i = lo; i < hi; i++) params[i] -= lr * (grad[i] + wd * params[i]);
+        for (size_t i = lo; i < hi; i++)
+            params[i] -= lr * (grad[i] + wd * params[i]);
         return;
     }
     const bool first = st->t <= 1;

@@ -24,7 +24,8 @@ dpt_status_t dpt_replica_create(const dpt_model_t *m, size_t max_rows, dpt_repli
     if (!r) return dpt_error(DPT_ERR_NOMEM, "out of memory creating a replica");
     r->max_rows = max_rows;
     size_t total = dpt_round_floats(max_rows * m->in_features);
-    for (size_t i = 0; i < m->n_layers; i++) total += dpt_round_floats(max_rows * m->layers[i].out);
+    for (size_t i = 0; i < m->n_layers; i++)
+        total += dpt_round_floats(max_rows * m->layers[i].out);
     total += 2 * dpt_round_floats(max_rows * m->max_width);
     total += dpt_round_floats(max_rows); /* labels, int32 */
     size_t bytes;
@@ -65,8 +66,8 @@ double dpt_replica_train_shard(dpt_replica_t *r, const dpt_model_t *m, const flo
     dpt_dataset_gather(ds, ids, rows, r->acts[0], r->labels);
     r->assembly_seconds += omp_get_wtime() - t0;
     dpt_model_forward(m, params, r->acts, rows, ctx);
-    double loss = dpt_softmax_xent(r->acts[m->n_layers], r->labels, rows, m->classes, scale,
-                                   r->d0, NULL, correct);
+    double loss = dpt_softmax_xent(r->acts[m->n_layers], r->labels, rows, m->classes, scale, r->d0,
+                                   NULL, correct);
     dpt_model_backward(m, params, r->acts, r->d0, r->d1, grads, rows, ctx);
     return loss;
 }
@@ -78,8 +79,8 @@ double dpt_replica_eval_shard(dpt_replica_t *r, const dpt_model_t *m, const floa
     dpt_step_ctx_t ctx = {.training = false, .sample_ids = ids};
     dpt_dataset_gather(ds, ids, rows, r->acts[0], r->labels);
     dpt_model_forward(m, params, r->acts, rows, &ctx);
-    return dpt_softmax_xent(r->acts[m->n_layers], r->labels, rows, m->classes, 0.0f, NULL,
-                            probs, correct);
+    return dpt_softmax_xent(r->acts[m->n_layers], r->labels, rows, m->classes, 0.0f, NULL, probs,
+                            correct);
 }
 
 const float *dpt_replica_logits(const dpt_replica_t *r, const dpt_model_t *m)

@@ -26,8 +26,7 @@ static dpt_status_t check_config(const dpt_lr_find_config_t *c)
         return dpt_error(DPT_ERR_INVALID_ARG, "lr-find: end %g must be a number above start %g",
                          c->end_lr, c->start_lr);
     if (c->steps < 2 || c->steps > 100000)
-        return dpt_error(DPT_ERR_INVALID_ARG, "lr-find: steps %zu outside [2, 100000]",
-                         c->steps);
+        return dpt_error(DPT_ERR_INVALID_ARG, "lr-find: steps %zu outside [2, 100000]", c->steps);
     if (!(c->beta >= 0 && c->beta < 1))
         return dpt_error(DPT_ERR_INVALID_ARG, "lr-find: beta %g outside [0, 1)", c->beta);
     if (!(c->diverge_factor > 1) || !isfinite(c->diverge_factor))
@@ -54,8 +53,7 @@ static void take_loss(sweep_t *s, size_t i)
     double smoothed = s->avg / (1 - pow(beta, (double)(i + 1)));
     s->res->smoothed[i] = smoothed;
     s->seen = i + 1;
-    if (!isfinite(smoothed) || (i > 0 && smoothed > s->cfg->diverge_factor * s->best))
-        s->stop = 1;
+    if (!isfinite(smoothed) || (i > 0 && smoothed > s->cfg->diverge_factor * s->best)) s->stop = 1;
     if (smoothed < s->best || i == 0) s->best = smoothed;
 }
 
@@ -65,8 +63,7 @@ static double sweep_lr(void *user, uint64_t step, double *momentum)
     if (step > 0) take_loss(s, step - 1);
     if (s->stop) return NAN;
     const dpt_lr_find_config_t *c = s->cfg;
-    double lr = c->start_lr *
-                pow(c->end_lr / c->start_lr, (double)step / (double)(c->steps - 1));
+    double lr = c->start_lr * pow(c->end_lr / c->start_lr, (double)step / (double)(c->steps - 1));
     s->res->lr[step] = lr;
     return lr;
 }
@@ -97,7 +94,8 @@ static size_t valley_index(const double *loss, size_t n)
     size_t *lds = malloc(n * sizeof *lds), max_end = 0;
     long max_start = 0; /* fastai's start can be -1 (a run from index 0): signed */
     if (!lds) return 0;
-    for (size_t i = 0; i < n; i++) lds[i] = 1;
+    for (size_t i = 0; i < n; i++)
+        lds[i] = 1;
     for (size_t i = 1; i < n; i++) {
         for (size_t j = 0; j < i; j++)
             if (loss[i] < loss[j] && lds[i] < lds[j] + 1) lds[i] = lds[j] + 1;
