@@ -1,5 +1,6 @@
 /* Owns the checkpoint file format: atomic writing, verified reading, section lookup, summary. */
 #include "dptrain/checkpoint.h"
+#include "io/atomic_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -207,55 +208,17 @@ static int write_contents(int fd, const uint8_t *table, size_t table_end,
     return s.err;
 }
 
-/* fsyncs the directory holding path so that the rename in it survives a crash. */
-static dpt_status_t sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return dpt_error(DPT_ERR_NOMEM, "%s: out of memory", path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    dpt_status_t s = DPT_OK;
-    if (fd < 0 || fsync(fd) != 0)
-        s = dpt_error(DPT_ERR_IO, "%s: cannot sync directory %s: %s", path, dir, strerror(errno));
-    if (fd >= 0) close(fd);
-    free(dir);
-    return s;
-}
-
-/* Creates a new file next to path (same directory, so rename is atomic) with a unique name;
- * returns its fd (and the malloc'd name in *tmp_out), or -1 with errno set. */
-static int create_temp_beside(const char *path, char **tmp_out)
-{
-    static atomic_uint counter;
-    size_t n = strlen(path) + 48;
-    char *tmp = malloc(n);
-    if (!tmp) return -1;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        snprintf(tmp, n, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd >= 0) {
-            *tmp_out = tmp;
-            return fd;
-        }
-        if (errno != EEXIST) break;
-    }
-    int e = errno;
-    free(tmp);
-    errno = e;
-    return -1;
-}
-
 dpt_status_t dpt_checkpoint_write(const char *path, const dpt_ckpt_section_t *sections, size_t n)
 {
     if (!path) return dpt_error(DPT_ERR_INVALID_ARG, "checkpoint: no path");
-    size_t table_end, file_size;
+    size_t table_end = 0, file_size = 0;
     dpt_status_t s = plan_layout(path, sections, n, &table_end, &file_size);
     if (s) return s;
     uint8_t *table = malloc(table_end);
     if (!table) return dpt_error(DPT_ERR_NOMEM, "%s: out of memory", path);
     build_table(table, sections, n, table_end);
     char *tmp = NULL;
-    int fd = create_temp_beside(path, &tmp);
+    int fd = dpt_create_temp_beside(path, &tmp);
     if (fd < 0) {
         free(table);
         return dpt_error(DPT_ERR_IO, "%s: cannot create a temporary file beside it: %s", path,
@@ -270,7 +233,7 @@ dpt_status_t dpt_checkpoint_write(const char *path, const dpt_ckpt_section_t *se
         s = dpt_error(DPT_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
     if (s) unlink(tmp);
     free(tmp);
-    return s ? s : sync_parent_dir(path);
+    return s ? s : dpt_sync_parent_dir(path);
 }
 
 /* ---- reading ----------------------------------------------------------------------------- */
@@ -439,7 +402,7 @@ static dpt_status_t open_sized(const char *path, int *fd_out, size_t *size_out)
 static dpt_status_t load(const char *path, int fd, dpt_checkpoint_t *c)
 {
     uint8_t h[HEADER_BYTES];
-    uint32_t n;
+    uint32_t n = 0;
     dpt_status_t s = read_at(fd, path, h, sizeof h, 0);
     if (!s) s = check_header(path, h, c->size, &n);
     if (s) return s;
@@ -459,8 +422,8 @@ static dpt_status_t load(const char *path, int fd, dpt_checkpoint_t *c)
 dpt_status_t dpt_checkpoint_read(const char *path, dpt_checkpoint_t **out)
 {
     *out = NULL;
-    int fd;
-    size_t size;
+    int fd = -1;
+    size_t size = 0;
     dpt_status_t s = open_sized(path, &fd, &size);
     if (s) return s;
     dpt_checkpoint_t *c = calloc(1, sizeof *c);

@@ -1,5 +1,6 @@
 /* Owns the per-epoch metrics CSV: crash-safe row writer, resume truncation, and the reader. */
 #include "dptrain/metrics.h"
+#include "io/atomic_file.h"
 
 #include <csv.h>
 #include <errno.h>
@@ -166,8 +167,8 @@ static dpt_status_t slurp(const char *path, char **out, size_t *n)
 dpt_status_t dpt_metrics_read(const char *path, dpt_metrics_table_t **out)
 {
     *out = NULL;
-    char *buf;
-    size_t n;
+    char *buf = NULL;
+    size_t n = 0;
     dpt_status_t s = slurp(path, &buf, &n);
     if (s) return s;
     dpt_metrics_table_t *t = calloc(1, sizeof *t);
@@ -284,45 +285,20 @@ static bool put_text_line(FILE *f, char *const *fields, size_t n)
     return fputc('\n', f) != EOF;
 }
 
-/* fsyncs the directory holding path so that a rename in it survives a crash. */
-static dpt_status_t sync_parent_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return dpt_error(DPT_ERR_NOMEM, "%s: out of memory", path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    dpt_status_t s = DPT_OK;
-    if (fd < 0 || fsync(fd) != 0)
-        s = dpt_error(DPT_ERR_IO, "%s: cannot sync directory %s: %s", path, dir, strerror(errno));
-    if (fd >= 0) close(fd);
-    free(dir);
-    return s;
-}
-
-/* Creates a new file next to path (same directory, so rename is atomic) with a unique name. */
+/* A stdio stream on a new temporary file beside path (see io/atomic_file.h). */
 static FILE *open_temp_beside(const char *path, char **tmp_out)
 {
-    static atomic_uint counter;
-    size_t n = strlen(path) + 48;
-    char *tmp = malloc(n);
-    if (!tmp) return NULL;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        snprintf(tmp, n, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1));
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd < 0 && errno == EEXIST) continue;
-        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-        if (f) {
-            *tmp_out = tmp;
-            return f;
-        }
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
-        break;
+    int fd = dpt_create_temp_beside(path, tmp_out);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(*tmp_out);
+        free(*tmp_out);
+        errno = e;
     }
-    free(tmp);
-    return NULL;
+    return f;
 }
 
 /* Keeps the header and the rows with epoch <= resume_epoch, replacing path atomically. */
@@ -344,7 +320,7 @@ static dpt_status_t rewrite_kept(const char *path, const dpt_metrics_table_t *t,
         s = dpt_error(DPT_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
     if (s) unlink(tmp);
     free(tmp);
-    return s ? s : sync_parent_dir(path);
+    return s ? s : dpt_sync_parent_dir(path);
 }
 
 /* The existing header must equal the run's columns: a resumed run appends under it. */

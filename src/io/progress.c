@@ -20,8 +20,8 @@ void dpt_progress_epoch_begin(dpt_progress_t *p, size_t epoch)
     p->last_draw = 0;
 }
 
-void dpt_progress_update(void *user, size_t batches_done, size_t batches_total,
-                         size_t samples_done, double running_loss)
+void dpt_progress_update(void *user, size_t batches_done, size_t batches_total, size_t samples_done,
+                         double running_loss)
 {
     dpt_progress_t *p = user;
     if (p->quiet || !p->tty) return;
@@ -34,9 +34,11 @@ void dpt_progress_update(void *user, size_t batches_done, size_t batches_total,
     enum { WIDTH = 24 };
     char bar[WIDTH + 1];
     size_t fill = batches_total ? batches_done * WIDTH / batches_total : 0;
-    for (size_t i = 0; i < WIDTH; i++) bar[i] = i < fill ? '#' : '.';
+    for (size_t i = 0; i < WIDTH; i++)
+        bar[i] = i < fill ? '#' : '.';
     bar[WIDTH] = '\0';
-    fprintf(p->out, "\r\033[Kepoch %zu/%zu [%s] %zu/%zu batches  %.0f samples/s  loss %.4f  ETA %.1fs",
+    fprintf(p->out,
+            "\r\033[Kepoch %zu/%zu [%s] %zu/%zu batches  %.0f samples/s  loss %.4f  ETA %.1fs",
             p->epoch, p->epochs, bar, batches_done, batches_total, rate, running_loss, eta);
     fflush(p->out);
 }
