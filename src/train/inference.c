@@ -12,6 +12,7 @@
 #include "dptrain/checkpoint.h"
 #include "kernels/gemm.h"
 #include "parallel/replica.h"
+#include "train/forward_all.h"
 
 #define INFER_ROWS 256
 
@@ -123,46 +124,6 @@ dpt_status_t dpt_inference_prepare(const dpt_inference_t *inf, dpt_dataset_t *ds
 dpt_status_t dpt_inference_run(dpt_inference_t *inf, const dpt_dataset_t *ds, double *loss,
                                double *accuracy, uint64_t *confusion, float *probs)
 {
-    const size_t n = dpt_dataset_count(ds), classes = dpt_model_classes(inf->model);
-    const size_t chunks = (n + INFER_ROWS - 1) / INFER_ROWS;
-    if (n == 0) return dpt_error(DPT_ERR_INVALID_ARG, "no samples to run the model on");
-    double *chunk_loss = calloc(chunks, sizeof *chunk_loss);
-    size_t *chunk_hits = calloc(chunks, sizeof *chunk_hits);
-    uint32_t *ids = malloc(n * sizeof *ids);
-    if (!chunk_loss || !chunk_hits || !ids) {
-        free(chunk_loss), free(chunk_hits), free(ids);
-        return dpt_error(DPT_ERR_NOMEM, "out of memory for %zu samples", n);
-    }
-    for (size_t i = 0; i < n; i++)
-        ids[i] = (uint32_t)i;
-    if (confusion) memset(confusion, 0, classes * classes * sizeof *confusion);
-#pragma omp parallel num_threads((int)inf->threads)
-    {
-        const size_t tid = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
-        dpt_replica_t *rep = inf->replicas[tid];
-        for (size_t c = tid; c < chunks; c += nt) {
-            size_t lo = c * INFER_ROWS, cnt = n - lo < INFER_ROWS ? n - lo : INFER_ROWS;
-            chunk_loss[c] =
-                dpt_replica_eval_shard(rep, inf->model, inf->params, ds, ids + lo, cnt,
-                                       probs ? probs + lo * classes : NULL, &chunk_hits[c]);
-            if (!confusion) continue;
-            const float *z = dpt_replica_logits(rep, inf->model);
-            const int32_t *y = dpt_replica_labels(rep);
-            for (size_t r = 0; r < cnt; r++) {
-                size_t arg = 0;
-                for (size_t j = 1; j < classes; j++)
-                    if (z[r * classes + j] > z[r * classes + arg]) arg = j;
-#pragma omp atomic
-                confusion[(size_t)y[r] * classes + arg]++;
-            }
-        }
-    }
-    double total = 0;
-    size_t hits = 0;
-    for (size_t c = 0; c < chunks; c++)
-        total += chunk_loss[c], hits += chunk_hits[c];
-    if (loss) *loss = total / (double)n;
-    if (accuracy) *accuracy = (double)hits / (double)n;
-    free(chunk_loss), free(chunk_hits), free(ids);
-    return DPT_OK;
+    return dpt_forward_all(inf->replicas, inf->threads, inf->model, inf->params, ds, INFER_ROWS,
+                           loss, accuracy, confusion, probs);
 }

@@ -13,6 +13,7 @@
 #include "nn/model_internal.h"
 #include "parallel/reducer.h"
 #include "parallel/replica.h"
+#include "train/forward_all.h"
 
 struct dpt_trainer {
     const dpt_model_t *model;
@@ -517,44 +518,8 @@ dpt_status_t dpt_trainer_evaluate(dpt_trainer_t *t, const dpt_dataset_t *ds, dou
 {
     dpt_status_t s = check_dataset(t, ds);
     if (s != DPT_OK) return s;
-    const size_t n = dpt_dataset_count(ds), rows = t->cfg.micro_batch < t->cfg.batch_size
-                                                        ? t->cfg.micro_batch
-                                                        : t->cfg.batch_size;
-    const size_t chunks = (n + rows - 1) / rows, classes = dpt_model_classes(t->model);
-    double *chunk_loss = calloc(chunks, sizeof *chunk_loss);
-    size_t *chunk_hits = calloc(chunks, sizeof *chunk_hits);
-    uint32_t *ids = malloc(n * sizeof *ids);
-    if (!chunk_loss || !chunk_hits || !ids) {
-        free(chunk_loss), free(chunk_hits), free(ids);
-        return dpt_error(DPT_ERR_NOMEM, "out of memory evaluating %zu samples", n);
-    }
-    for (size_t i = 0; i < n; i++) ids[i] = (uint32_t)i;
-    if (confusion) memset(confusion, 0, classes * classes * sizeof *confusion);
-#pragma omp parallel num_threads((int)t->cfg.threads)
-    {
-        const size_t tid = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
-        dpt_replica_t *rep = t->replicas[tid];
-        for (size_t c = tid; c < chunks; c += nt) {
-            size_t lo = c * rows, cnt = n - lo < rows ? n - lo : rows;
-            chunk_loss[c] = dpt_replica_eval_shard(rep, t->model, t->params, ds, ids + lo, cnt,
-                                                   NULL, &chunk_hits[c]);
-            if (!confusion) continue;
-            const float *z = dpt_replica_logits(rep, t->model);
-            const int32_t *y = dpt_replica_labels(rep);
-            for (size_t r = 0; r < cnt; r++) {
-                size_t arg = 0;
-                for (size_t j = 1; j < classes; j++)
-                    if (z[r * classes + j] > z[r * classes + arg]) arg = j;
-#pragma omp atomic
-                confusion[(size_t)y[r] * classes + arg]++;
-            }
-        }
-    }
-    double total = 0;
-    size_t hits = 0;
-    for (size_t c = 0; c < chunks; c++) total += chunk_loss[c], hits += chunk_hits[c];
-    *loss = total / (double)n;
-    *accuracy = (double)hits / (double)n;
-    free(chunk_loss), free(chunk_hits), free(ids);
-    return DPT_OK;
+    /* The replicas hold one micro-shard (or one small batch) of rows. */
+    size_t rows = t->cfg.micro_batch < t->cfg.batch_size ? t->cfg.micro_batch : t->cfg.batch_size;
+    return dpt_forward_all(t->replicas, t->cfg.threads, t->model, t->params, ds, rows, loss,
+                           accuracy, confusion, NULL);
 }
