@@ -135,12 +135,15 @@ static dpt_status_t time_point(const dpt_bench_config_t *cfg, const dpt_model_t 
     return s;
 }
 
-/* The roofline of a point: one-thread sgemm of the first dense layer's shape as a worker runs
- * it (micro-shard rows x inputs times inputs x outputs), measured right after the point. */
-static void add_roofline(const dpt_bench_config_t *cfg, const dpt_model_t *m, dpt_bench_row_t *row)
+/* The roofline of a point: one-thread sgemm of the first dense layer's shape at the point's
+ * global batch (batch x inputs times inputs x outputs, e.g. 512x784x256), measured right
+ * after the point. Workers run micro-shards of --micro-batch rows, so a ratio below 1 also
+ * shows what the smaller GEMMs cost. */
+static void add_roofline(const dpt_bench_config_t *cfg, const dpt_model_t *m,
+                         dpt_bench_row_t *row)
 {
     const dpt_tensor_info_t *w = dpt_model_tensor(m, 0);
-    size_t rows = row->batch < cfg->micro_batch ? row->batch : cfg->micro_batch;
+    size_t rows = row->batch < 4096 ? row->batch : 4096;
     row->sgemm_gflops = dpt_bench_sgemm_gflops(rows, w->cols, w->rows, 5);
     row->roofline_ratio = row->gflops_per_thread / row->sgemm_gflops;
 }
