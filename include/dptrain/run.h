@@ -32,6 +32,14 @@ typedef struct dpt_run_config {
     int resume;                /* continue from out_dir/checkpoint.dpt */
     int quiet;                 /* no progress display, no per-epoch lines */
     int plot;                  /* draw metrics.png at the end (needs gnuplot) */
+    /* Early stopping: "monitor=val_loss|val_accuracy,mode=min|max,patience=N,min_delta=F,
+     * restore_best=0|1" (Keras EarlyStopping semantics), "on" (its defaults) or NULL/"off". */
+    const char *early_stop_spec;
+    /* Divergence guard: NULL/"" = on with factor=0.5,retries=3,spike=10; "off"; or
+     * "factor=F,retries=N,spike=S" (docs/formats.md, README). */
+    const char *divergence_guard_spec;
+    size_t keep_checkpoints;   /* keep the last K epochs as checkpoint-epochNNNN.dpt; 0 = none */
+    size_t log_every;          /* steps.csv row every N steps; 0 = no steps.csv */
     /* The command line that produced this config (NUL-separated), stored in checkpoints so
      * that `train --resume DIR` can rebuild it. */
     const char *argv_blob;
@@ -46,13 +54,22 @@ typedef struct dpt_run_result {
     double train_loss, train_accuracy; /* last epoch */
     double samples_per_second;         /* last epoch */
     size_t threads;
+    int early_stopped;                 /* early stopping ended the run */
+    size_t best_epoch;                 /* early stopping's best epoch (0 without it) */
+    int restored_best;                 /* the final parameters are best_epoch's */
+    double lr_scale;                   /* the divergence guard's cumulative LR factor */
+    size_t rollbacks;                  /* divergence-guard rollbacks in this process */
 } dpt_run_result_t;
 
+/* Trains per cfg. A run the divergence guard cannot rescue returns DPT_ERR_DIVERGED, leaving
+ * the checkpoint of its last good epoch in place; early stopping is a success. */
 dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result);
 
 /* Name of the checkpoint a run keeps in its directory, and of its best-so-far copy. */
 #define DPT_RUN_CHECKPOINT "checkpoint.dpt"
 #define DPT_RUN_BEST_CHECKPOINT "best.dpt"
+/* printf format of the per-epoch copies --keep-checkpoints retains (1-based epoch). */
+#define DPT_RUN_EPOCH_CHECKPOINT "checkpoint-epoch%04llu.dpt"
 
 /* Reads the stored command line of a run directory's checkpoint (malloc'd, NUL-separated). */
 dpt_status_t dpt_run_read_argv(const char *out_dir, char **blob, size_t *len);

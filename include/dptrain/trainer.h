@@ -48,6 +48,14 @@ typedef double (*dpt_lr_fn)(void *user, uint64_t step, double *momentum);
 typedef void (*dpt_progress_fn)(void *user, size_t batches_done, size_t batches_total,
                                 size_t samples_done, double running_loss);
 
+/* Called after each step (before the progress callback) with the optimizer steps done so far
+ * (so 1 after the first step), the LR the step used and its mean loss. Returning 0 ends the
+ * epoch (or step run) right there, with stats->aborted set: the run's divergence guard uses it,
+ * and its step log. The loss is the only thing checked per step: it is computed anyway, and a
+ * non-finite gradient shows up as a non-finite loss on the next step (the update spreads it to
+ * the parameters), so no extra pass over the gradients is needed. */
+typedef int (*dpt_step_fn)(void *user, uint64_t steps_done, double lr, double loss);
+
 typedef struct dpt_epoch_stats {
     double loss, accuracy;           /* means over the epoch's training samples */
     double seconds, samples_per_second;
@@ -59,6 +67,7 @@ typedef struct dpt_epoch_stats {
      * step did not compute it (only clipping and lars/lamb need it: the fused path skips it). */
     double grad_norm;
     double assembly_seconds;         /* batch assembly (gather + normalise), thread 0's share */
+    int aborted;                     /* the step hook ended the epoch early */
 } dpt_epoch_stats_t;
 
 /* The trainer borrows model and optimizer (they must outlive it) and owns the parameters,
@@ -71,6 +80,9 @@ void dpt_trainer_free(dpt_trainer_t *t);
  * last parallel region (0 before the first). */
 size_t dpt_trainer_threads(const dpt_trainer_t *t);
 size_t dpt_trainer_team_size(const dpt_trainer_t *t);
+
+/* Installs (or, with fn NULL, removes) the per-step hook of every later epoch and step run. */
+void dpt_trainer_set_step_hook(dpt_trainer_t *t, dpt_step_fn fn, void *user);
 
 /* Parameters (dpt_model_param_count floats, the model's layout); writable for restores. */
 float *dpt_trainer_params(dpt_trainer_t *t);

@@ -13,7 +13,8 @@ static const char *const usage =
     "usage: dptrain train [FLAGS]\n"
     "Trains a classifier with data-parallel workers and writes a run directory:\n"
     "config.txt (every resolved setting), metrics.csv (one row per epoch), checkpoint.dpt\n"
-    "(latest epoch), best.dpt (lowest validation loss) and, with --plot, metrics.png.\n\n"
+    "(latest epoch), best.dpt (lowest validation loss) and, with --plot, metrics.png.\n"
+    "Exit 7: training diverged and the divergence guard could not recover.\n\n"
     "data:\n"
     "  --data SPEC           fashion-mnist (default) | mnist:DIR | idx:IMAGES,LABELS |\n"
     "                        cifar10:DIR | csv:FILE\n"
@@ -42,6 +43,20 @@ static const char *const usage =
     "  --micro-batch N       rows per micro-shard (default 128); results are bitwise identical\n"
     "                        for any --threads at a fixed batch size and micro-batch\n"
     "  --seed N              seed for initialisation, shuffling, dropout (default 1)\n"
+    "run safety:\n"
+    "  --early-stop SPEC     stop when the monitored metric stops improving (Keras\n"
+    "                        EarlyStopping): monitor=val_loss|val_accuracy,mode=min|max,\n"
+    "                        patience=N,min_delta=F,restore_best=0|1 (defaults val_loss, mode\n"
+    "                        from the monitor, 0, 0, 0); 'on' = defaults; default off.\n"
+    "                        restore_best puts the best epoch's parameters in checkpoint.dpt\n"
+    "                        at the end. Needs validation data\n"
+    "  --divergence-guard SPEC  factor=F,retries=N,spike=S (default factor=0.5,retries=3,\n"
+    "                        spike=10) or off: a NaN/inf step loss, or one above S x its running\n"
+    "                        average (and above chance level), rolls the epoch back to its start,\n"
+    "                        multiplies the LR by F and retries; after N rollbacks in a row the\n"
+    "                        next failure ends the run with exit 7 (spike=0: NaN/inf only)\n"
+    "  --keep-checkpoints K  also keep the last K epochs as checkpoint-epochNNNN.dpt (default 0)\n"
+    "  --log-every N         write steps.csv (step,epoch,lr,loss) every N steps (default 0 = off)\n"
     "execution and output:\n"
     "  --threads N           worker threads (default 0 = all cores)\n"
     "  --out DIR             run directory (default runs/YYYYmmdd-HHMMSS)\n"
@@ -82,6 +97,12 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
         else if (!strcmp(f, "--out")) c->out_dir = v;
         else if (!strcmp(f, "--resume")) a->resume_dir = v;
         else if (!strcmp(f, "--lr-scaling")) c->lr_scaling = v;
+        else if (!strcmp(f, "--early-stop")) c->early_stop_spec = v;
+        else if (!strcmp(f, "--divergence-guard")) c->divergence_guard_spec = v;
+        else if (!strcmp(f, "--keep-checkpoints"))
+            ok = dpt_cli_parse_size("train", f, v, 0, 1000000, &c->keep_checkpoints);
+        else if (!strcmp(f, "--log-every"))
+            ok = dpt_cli_parse_size("train", f, v, 0, 1000000000, &c->log_every);
         else if (!strcmp(f, "--lr") && !strcmp(v, "auto")) c->lr_auto = 1;
         else if (!strcmp(f, "--lr")) {
             ok = dpt_cli_parse_double("train", f, v, 1e-12, 1e6, &c->lr);
@@ -177,9 +198,9 @@ int dpt_cmd_train(int argc, char **argv)
     free(stored), free(blob);
     if (s != DPT_OK) return dpt_cli_fail(s);
     if (!a.cfg.quiet)
-        printf("done: %zu epochs, val loss %.4f, val accuracy %.4f, %.0f samples/s on %zu threads; "
-               "metrics in %s/metrics.csv\n",
-               res.epochs_done, res.val_loss, res.val_accuracy, res.samples_per_second,
-               res.threads, a.cfg.out_dir);
+        printf("done: %zu epochs%s, val loss %.4f, val accuracy %.4f, %.0f samples/s on %zu "
+               "threads; metrics in %s/metrics.csv\n",
+               res.epochs_done, res.early_stopped ? " (stopped early)" : "", res.val_loss,
+               res.val_accuracy, res.samples_per_second, res.threads, a.cfg.out_dir);
     return 0;
 }

@@ -1,15 +1,19 @@
 /* Owns a training run end to end: loading and splitting data, building model, optimizer,
- * schedule and trainer, the epoch loop with validation, the run directory (config snapshot,
- * metrics.csv, checkpoints) and exact resume from the latest checkpoint. */
+ * schedule and trainer, the epoch loop with validation, early stopping and the divergence
+ * guard's rollbacks, the run directory (config snapshot, metrics.csv, steps.csv, checkpoints
+ * and their retention) and exact resume from the latest checkpoint. */
 #include "dptrain/run.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dptrain/checkpoint.h"
 #include "dptrain/lr_find.h"
@@ -18,8 +22,11 @@
 #include "dptrain/optimizer.h"
 #include "dptrain/plot.h"
 #include "dptrain/schedule.h"
+#include "io/atomic_file.h"
 #include "io/progress.h"
+#include "io/step_log.h"
 #include "kernels/gemm.h"
+#include "train/guards.h"
 
 dpt_run_config_t dpt_run_config_default(void)
 {
@@ -49,6 +56,25 @@ typedef struct run {
     double best_val_loss;
     uint64_t epochs_done;
     double lr;          /* effective base LR: scaled, or found by the range test */
+    dpt_early_stop_config_t es;
+    dpt_early_stop_state_t es_state;
+    float *best_params; /* restore_best: the parameters of es_state.best_epoch */
+    int has_best_params;
+    dpt_guard_config_t guard;
+    dpt_guard_state_t guard_state;
+    double chance_loss; /* ln(classes): the guard's floor for a loss spike */
+    /* The guard's last good state, taken at each epoch start (buffers sized at build). */
+    float *snap_params, *snap_opt;
+    uint64_t snap_steps;
+    dpt_guard_state_t snap_guard;
+    dpt_plateau_state_t snap_plateau;
+    int diverged;          /* set by the step hook: the epoch was aborted */
+    uint64_t diverged_step;
+    char diverged_why[160];
+    size_t rollbacks_in_row, rollbacks;
+    dpt_status_t hook_status; /* a step-log write error seen by the step hook */
+    dpt_step_log_t *steps;
+    char events[1024];  /* this epoch's event column: "; "-joined */
     char lr_note[512];  /* how lr was derived, for config.txt */
     char path[4096];
     char config_text[8192];
@@ -64,6 +90,13 @@ typedef struct run_state {
     double best_val_loss;
     dpt_plateau_state_t plateau;
 } run_state_t;
+
+/* The "guards" section (optional on resume: older checkpoints start from fresh state). */
+typedef struct run_guards {
+    dpt_guard_state_t guard;
+    dpt_early_stop_state_t early_stop;
+    uint64_t has_best_params; /* an "early_stop_params" section follows */
+} run_guards_t;
 
 static const char *run_path(run_t *r, const char *name)
 {
@@ -152,6 +185,40 @@ static dpt_status_t resolve_lr(run_t *r)
     return DPT_OK;
 }
 
+static int on_step(void *user, uint64_t steps_done, double lr, double loss);
+
+/* Early stopping and the divergence guard: specs, state, and the buffers they need, sized
+ * here so that no step allocates. */
+static dpt_status_t build_guards(run_t *r)
+{
+    const dpt_run_config_t *c = r->cfg;
+    dpt_status_t s = dpt_early_stop_parse(c->early_stop_spec, &r->es);
+    if (s == DPT_OK) s = dpt_guard_parse(c->divergence_guard_spec, &r->guard);
+    if (s != DPT_OK) return s;
+    if (r->es.enabled && !r->val)
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "--early-stop monitors %s but the data has no validation part: use "
+                         "--val-split",
+                         dpt_early_stop_monitor_name(&r->es));
+    dpt_early_stop_init(&r->es, &r->es_state);
+    dpt_guard_init(&r->guard_state);
+    r->chance_loss = log((double)dpt_model_classes(r->model));
+    size_t n_params = dpt_model_param_count(r->model), n_opt;
+    dpt_optimizer_state(r->opt, &n_opt);
+    if (r->es.restore_best && !(r->best_params = malloc(n_params * sizeof(float))))
+        return dpt_error(DPT_ERR_NOMEM, "out of memory for the best parameters");
+    if (r->guard.enabled) {
+        r->snap_params = malloc(n_params * sizeof(float));
+        r->snap_opt = malloc((n_opt ? n_opt : 1) * sizeof(float));
+        if (!r->snap_params || !r->snap_opt)
+            return dpt_error(DPT_ERR_NOMEM, "out of memory for the divergence guard's snapshot");
+    }
+    /* Without a guard or a step log the trainer keeps its hook-free default path. */
+    if (r->guard.enabled || c->log_every)
+        dpt_trainer_set_step_hook(r->trainer, on_step, r);
+    return DPT_OK;
+}
+
 static dpt_status_t build(run_t *r)
 {
     const dpt_run_config_t *c = r->cfg;
@@ -173,14 +240,19 @@ static dpt_status_t build(run_t *r)
                          "use --val-split",
                          r->monitor);
     r->best_val_loss = INFINITY;
-    return dpt_trainer_create(r->model, r->opt, &c->trainer, &r->trainer);
+    s = dpt_trainer_create(r->model, r->opt, &c->trainer, &r->trainer);
+    if (s == DPT_OK) s = build_guards(r);
+    return s;
 }
 
 static void describe_config(run_t *r)
 {
     const dpt_run_config_t *c = r->cfg;
     double mean, std;
+    char es[256], guard[256];
     dpt_dataset_normalization(r->train, &mean, &std);
+    dpt_early_stop_describe(&r->es, es, sizeof es);
+    dpt_guard_describe(&r->guard, guard, sizeof guard);
     snprintf(r->config_text, sizeof r->config_text,
              "dptrain_version = %s\n"
              "data = %s\n"
@@ -200,6 +272,10 @@ static void describe_config(run_t *r)
              "micro_batch = %zu\n"
              "threads = %zu\n"
              "seed = %llu\n"
+             "early_stop = %s\n"
+             "divergence_guard = %s\n"
+             "keep_checkpoints = %zu\n"
+             "log_every = %zu\n"
              "blis_version = %s\n"
              "blis_kernel_set = %s (%s)\n"
              "omp_max_threads = %d\n",
@@ -210,7 +286,8 @@ static void describe_config(run_t *r)
              c->trainer.clip_grad_norm > 0 ? "" : " (off)", dpt_schedule_describe(r->sched),
              c->epochs,
              c->trainer.batch_size, c->trainer.micro_batch, dpt_trainer_threads(r->trainer),
-             (unsigned long long)c->trainer.seed, dpt_gemm_blis_version(),
+             (unsigned long long)c->trainer.seed, es, guard, c->keep_checkpoints, c->log_every,
+             dpt_gemm_blis_version(),
              dpt_gemm_kernel_name(), dpt_gemm_kernel_reason(), omp_get_max_threads());
 }
 
@@ -223,7 +300,9 @@ static dpt_status_t write_text_file(const char *path, const char *text)
     return bad ? dpt_error(DPT_ERR_IO, "%s: write failed: %s", path, strerror(errno)) : DPT_OK;
 }
 
-static dpt_status_t save_checkpoint(run_t *r, const char *name)
+/* Writes the run's state to name. restored (may be NULL): parameters to store as the model
+ * instead of the trained ones, which then go to "trained_params" (for a later resume). */
+static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *restored)
 {
     size_t n_params = dpt_model_param_count(r->model), n_opt;
     float *opt_state = dpt_optimizer_state(r->opt, &n_opt);
@@ -232,6 +311,9 @@ static dpt_status_t save_checkpoint(run_t *r, const char *name)
                       .n_params = n_params,
                       .best_val_loss = r->best_val_loss,
                       .plateau = r->plateau};
+    run_guards_t gs = {.guard = r->guard_state,
+                       .early_stop = r->es_state,
+                       .has_best_params = r->best_params && r->has_best_params};
     char model[DPT_RUN_MODEL_TEXT_MAX];
     snprintf(model, sizeof model, "%s\n%zu\n%zu\n", r->cfg->model_spec,
              dpt_model_in_features(r->model), dpt_model_classes(r->model));
@@ -239,16 +321,24 @@ static dpt_status_t save_checkpoint(run_t *r, const char *name)
     void *norm = malloc(norm_bytes);
     if (!norm) return dpt_error(DPT_ERR_NOMEM, "out of memory saving the normalisation");
     dpt_dataset_normalization_save(r->train, norm, norm_bytes);
-    dpt_ckpt_section_t sec[] = {
+    const float *trained = dpt_trainer_params(r->trainer);
+    dpt_ckpt_section_t sec[10] = {
         {"config", r->config_text, strlen(r->config_text)},
         {"model", model, strlen(model)},
         {"normalization", norm, norm_bytes},
         {"argv", r->cfg->argv_blob, r->cfg->argv_blob ? r->cfg->argv_blob_len : 0},
         {"state", &st, sizeof st},
-        {"params", dpt_trainer_params(r->trainer), n_params * sizeof(float)},
+        {"params", restored ? restored : trained, n_params * sizeof(float)},
         {"optimizer", opt_state, n_opt * sizeof(float)},
+        {"guards", &gs, sizeof gs},
     };
-    dpt_status_t s = dpt_checkpoint_write(run_path(r, name), sec, sizeof sec / sizeof sec[0]);
+    size_t n_sec = 8;
+    if (gs.has_best_params)
+        sec[n_sec++] = (dpt_ckpt_section_t){"early_stop_params", r->best_params,
+                                            n_params * sizeof(float)};
+    if (restored)
+        sec[n_sec++] = (dpt_ckpt_section_t){"trained_params", trained, n_params * sizeof(float)};
+    dpt_status_t s = dpt_checkpoint_write(run_path(r, name), sec, n_sec);
     free(norm);
     return s;
 }
@@ -266,27 +356,58 @@ static dpt_status_t section_exact(const dpt_checkpoint_t *ck, const char *path, 
     return DPT_OK;
 }
 
+/* Optional sections: absent is fine (older checkpoints, features turned on at resume); present
+ * with another size is the same error as a required one. */
+static dpt_status_t section_optional(const dpt_checkpoint_t *ck, const char *path,
+                                     const char *name, size_t want, const void **data)
+{
+    *data = dpt_checkpoint_section(ck, name, NULL);
+    return *data ? section_exact(ck, path, name, want, data) : DPT_OK;
+}
+
+/* Early stopping and guard state; an early-stop state kept for another monitor or mode
+ * starts over (its best value means nothing for the new one). */
+static void restore_guards(run_t *r, const run_guards_t *g, const void *best)
+{
+    r->guard_state = g->guard;
+    if (r->es.enabled && g->early_stop.monitor_key == dpt_early_stop_key(&r->es)) r->es_state = g->early_stop;
+    if (r->best_params && best && r->es_state.best_epoch) {
+        memcpy(r->best_params, best, dpt_model_param_count(r->model) * sizeof(float));
+        r->has_best_params = 1;
+    }
+}
+
 static dpt_status_t restore_checkpoint(run_t *r)
 {
     const char *path = run_path(r, DPT_RUN_CHECKPOINT);
     dpt_checkpoint_t *ck;
     dpt_status_t s = dpt_checkpoint_read(path, &ck);
     if (s != DPT_OK) return s;
-    size_t n_params = dpt_model_param_count(r->model), n_opt;
+    size_t n_params = dpt_model_param_count(r->model), n_opt, pbytes = n_params * sizeof(float);
     float *opt_state = dpt_optimizer_state(r->opt, &n_opt);
-    const void *st_p, *params, *opt;
+    const void *st_p, *params, *opt, *guards, *best, *trained;
     s = section_exact(ck, path, "state", sizeof(run_state_t), &st_p);
-    if (s == DPT_OK) s = section_exact(ck, path, "params", n_params * sizeof(float), &params);
+    if (s == DPT_OK) s = section_exact(ck, path, "params", pbytes, &params);
     if (s == DPT_OK) s = section_exact(ck, path, "optimizer", n_opt * sizeof(float), &opt);
+    if (s == DPT_OK) s = section_optional(ck, path, "guards", sizeof(run_guards_t), &guards);
+    if (s == DPT_OK) s = section_optional(ck, path, "early_stop_params", pbytes, &best);
+    if (s == DPT_OK) s = section_optional(ck, path, "trained_params", pbytes, &trained);
     if (s == DPT_OK) {
         run_state_t st;
         memcpy(&st, st_p, sizeof st);
-        memcpy(dpt_trainer_params(r->trainer), params, n_params * sizeof(float));
+        /* After restore_best, "params" is the restored model; training goes on from the
+         * parameters it had actually reached. */
+        memcpy(dpt_trainer_params(r->trainer), trained ? trained : params, pbytes);
         memcpy(opt_state, opt, n_opt * sizeof(float));
         dpt_trainer_set_step_count(r->trainer, st.steps);
         r->epochs_done = st.epochs_done;
         r->best_val_loss = st.best_val_loss;
         r->plateau = st.plateau;
+        if (guards) {
+            run_guards_t g;
+            memcpy(&g, guards, sizeof g);
+            restore_guards(r, &g, best);
+        }
     }
     dpt_checkpoint_free(ck);
     return s;
@@ -301,7 +422,8 @@ static double scheduled_lr(void *user, uint64_t step, double *momentum)
     run_t *r = ((lr_ctx_t *)user)->r;
     double m;
     if (dpt_schedule_momentum(r->sched, step, &m)) *momentum = m;
-    return dpt_schedule_lr(r->sched, step, &r->plateau);
+    /* The guard's scale is 1 until a rollback: x1.0 keeps the LR bit for bit. */
+    return r->guard_state.lr_scale * dpt_schedule_lr(r->sched, step, &r->plateau);
 }
 
 enum { COL_EPOCH, COL_STEP, COL_LR, COL_MOMENTUM, COL_TRAIN_LOSS, COL_TRAIN_ACC, COL_VAL_LOSS,
@@ -319,20 +441,227 @@ static dpt_metric_value_t mv_int(int64_t v)
     return (dpt_metric_value_t){.kind = DPT_MV_INT, .i = v};
 }
 
-/* Validation, plateau bookkeeping, the CSV row, checkpoints and the summary line of one
- * finished epoch. */
-static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch_stats_t *es,
-                                 dpt_run_result_t *res)
+/* Appends one event to this epoch's event column ("; " between events). */
+static void add_event(run_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_event(run_t *r, const char *fmt, ...)
 {
-    double vloss = NAN, vacc = NAN;
-    dpt_status_t s = DPT_OK;
-    if (r->val) s = dpt_trainer_evaluate(r->trainer, r->val, &vloss, &vacc, NULL);
+    size_t len = strlen(r->events);
+    if (len && len + 2 < sizeof r->events) strcpy(r->events + len, "; "), len += 2;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->events + len, sizeof r->events - len, fmt, ap);
+    va_end(ap);
+}
+
+/* One line on stderr, even with --quiet (these events change the run), clearing a progress
+ * bar first. */
+static void say(const dpt_progress_t *prog, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void say(const dpt_progress_t *prog, const char *fmt, ...)
+{
+    if (prog->tty && !prog->quiet) fputs("\r\033[K", prog->out);
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("dptrain: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* The trainer's per-step hook: the step log, then the divergence guard. 0 ends the epoch. */
+static int on_step(void *user, uint64_t steps_done, double lr, double loss)
+{
+    run_t *r = user;
+    if (r->steps && steps_done % r->cfg->log_every == 0) {
+        dpt_status_t s = dpt_step_log_write(r->steps, steps_done, r->epochs_done + 1, lr, loss);
+        if (s != DPT_OK) {
+            r->hook_status = s;
+            return 0;
+        }
+    }
+    if (r->guard.enabled && !dpt_guard_check(&r->guard, &r->guard_state, loss, r->chance_loss,
+                                             r->diverged_why, sizeof r->diverged_why)) {
+        r->diverged = 1;
+        r->diverged_step = steps_done;
+        return 0;
+    }
+    return 1;
+}
+
+/* The guard judges losses per step; a non-finite gradient in the epoch's last step has no
+ * next loss to show in, so the parameters are checked once per epoch (one read pass). */
+static void check_params(run_t *r)
+{
+    const float *p = dpt_trainer_params(r->trainer);
+    size_t n = dpt_model_param_count(r->model);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) {
+            r->diverged = 1;
+            r->diverged_step = dpt_trainer_step_count(r->trainer);
+            snprintf(r->diverged_why, sizeof r->diverged_why, "non-finite parameters");
+            return;
+        }
+}
+
+/* The last good state: the one at the start of the epoch (= the last checkpoint's). */
+static void take_snapshot(run_t *r)
+{
+    size_t n_opt;
+    const float *opt = dpt_optimizer_state(r->opt, &n_opt);
+    memcpy(r->snap_params, dpt_trainer_params(r->trainer),
+           dpt_model_param_count(r->model) * sizeof(float));
+    if (n_opt) memcpy(r->snap_opt, opt, n_opt * sizeof(float));
+    r->snap_steps = dpt_trainer_step_count(r->trainer);
+    r->snap_guard = r->guard_state;
+    r->snap_plateau = r->plateau;
+}
+
+/* The guard gave up: a metrics row saying so (resume drops it with the other rows past the
+ * checkpoint), and the error. The checkpoint of the last good epoch is untouched. */
+static dpt_status_t give_up(run_t *r, const dpt_epoch_stats_t *es)
+{
+    unsigned long long epoch = (unsigned long long)r->epochs_done + 1;
+    add_event(r, "diverged: %s at step %llu after %zu rollbacks", r->diverged_why,
+              (unsigned long long)r->diverged_step, r->rollbacks_in_row);
+    dpt_metric_value_t row[N_COLS] = {
+        [COL_EPOCH] = mv_int((int64_t)epoch),
+        [COL_STEP] = mv_int((int64_t)r->diverged_step),
+        [COL_LR] = mv_real(es->lr_last),
+        [COL_MOMENTUM] = mv_real(es->momentum_last),
+        [COL_TRAIN_LOSS] = mv_real(es->loss),
+        [COL_TRAIN_ACC] = mv_real(es->accuracy),
+        [COL_VAL_LOSS] = mv_real(NAN),
+        [COL_VAL_ACC] = mv_real(NAN),
+        [COL_SECONDS] = mv_real(es->seconds),
+        [COL_RATE] = mv_real(es->samples_per_second),
+        [COL_THREADS] = mv_int((int64_t)dpt_trainer_team_size(r->trainer)),
+        [COL_EVENT] = {.kind = DPT_MV_TEXT, .text = r->events},
+    };
+    dpt_status_t s = dpt_metrics_write_row(r->metrics, row);
     if (s != DPT_OK) return s;
+    char last[4200];
+    if (r->epochs_done)
+        snprintf(last, sizeof last, "%s/%s holds the last good epoch (%llu)", r->cfg->out_dir,
+                 DPT_RUN_CHECKPOINT, (unsigned long long)r->epochs_done);
+    else
+        snprintf(last, sizeof last, "no epoch finished, so there is no checkpoint");
+    return dpt_error(DPT_ERR_DIVERGED,
+                     "training diverged in epoch %llu (%s at step %llu) and %zu rollback%s in a "
+                     "row (lr x%g) did not help; %s: lower --lr (or loosen --divergence-guard) "
+                     "and resume",
+                     epoch, r->diverged_why, (unsigned long long)r->diverged_step,
+                     r->rollbacks_in_row, r->rollbacks_in_row == 1 ? "" : "s",
+                     r->guard_state.lr_scale, last);
+}
+
+/* Puts the last good state back, scales the LR down and records the event; the caller runs
+ * the epoch again. */
+static dpt_status_t roll_back(run_t *r, const dpt_progress_t *prog, const dpt_epoch_stats_t *es)
+{
+    if (r->rollbacks_in_row >= r->guard.retries) return give_up(r, es);
+    size_t n_opt;
+    float *opt = dpt_optimizer_state(r->opt, &n_opt);
+    memcpy(dpt_trainer_params(r->trainer), r->snap_params,
+           dpt_model_param_count(r->model) * sizeof(float));
+    if (n_opt) memcpy(opt, r->snap_opt, n_opt * sizeof(float));
+    dpt_trainer_set_step_count(r->trainer, r->snap_steps);
+    double scale = r->guard_state.lr_scale * r->guard.factor;
+    r->guard_state = r->snap_guard; /* the loss average of the good state ... */
+    r->guard_state.lr_scale = scale; /* ... with the cumulative LR cut */
+    r->plateau = r->snap_plateau;
+    r->rollbacks_in_row++, r->rollbacks++;
+    add_event(r, "rollback %zu: %s at step %llu, lr x%g", r->rollbacks_in_row, r->diverged_why,
+              (unsigned long long)r->diverged_step, scale);
+    say(prog, "epoch %llu: rollback %zu: %s at step %llu; retrying the epoch with lr x%g",
+        (unsigned long long)r->epochs_done + 1, r->rollbacks_in_row, r->diverged_why,
+        (unsigned long long)r->diverged_step, scale);
+    return r->steps ? dpt_step_log_rewind(r->steps) : DPT_OK;
+}
+
+/* Unlinks the kept epoch checkpoints that fell out of the last K. */
+static dpt_status_t prune_checkpoints(run_t *r)
+{
+    DIR *d = opendir(r->cfg->out_dir);
+    if (!d) return dpt_error(DPT_ERR_IO, "%s: cannot list: %s", r->cfg->out_dir, strerror(errno));
+    const char *prefix = "checkpoint-epoch";
+    dpt_status_t s = DPT_OK;
+    for (struct dirent *e; s == DPT_OK && (e = readdir(d));) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) continue;
+        char *end;
+        const char *digits = e->d_name + strlen(prefix);
+        unsigned long long epoch = strtoull(digits, &end, 10);
+        if (end == digits || strcmp(end, ".dpt") != 0) continue;
+        if (epoch + r->cfg->keep_checkpoints > r->epochs_done) continue;
+        if (unlink(run_path(r, e->d_name)) != 0 && errno != ENOENT)
+            s = dpt_error(DPT_ERR_IO, "%s: cannot delete: %s", r->path, strerror(errno));
+    }
+    closedir(d);
+    return s;
+}
+
+/* --keep-checkpoints K: checkpoint.dpt, just written, also becomes checkpoint-epochNNNN.dpt
+ * (a hard link: the next checkpoint.dpt is a new file renamed over the name, so the link
+ * keeps this epoch's bytes; a second write where links are not supported), then the copies
+ * older than the last K go. */
+static dpt_status_t retain_checkpoint(run_t *r, const float *restored)
+{
+    if (!r->cfg->keep_checkpoints || !r->epochs_done) return DPT_OK;
+    char name[64], latest[4096], tmp[4200];
+    snprintf(name, sizeof name, DPT_RUN_EPOCH_CHECKPOINT, (unsigned long long)r->epochs_done);
+    snprintf(latest, sizeof latest, "%s", run_path(r, DPT_RUN_CHECKPOINT));
+    snprintf(tmp, sizeof tmp, "%s.link-tmp", run_path(r, name));
+    unlink(tmp);
+    dpt_status_t s = DPT_OK;
+    if (link(latest, tmp) == 0) {
+        if (rename(tmp, run_path(r, name)) != 0) {
+            s = dpt_error(DPT_ERR_IO, "%s: cannot rename into place: %s", r->path,
+                          strerror(errno));
+            unlink(tmp);
+        }
+        if (s == DPT_OK) s = dpt_sync_parent_dir(r->path);
+    } else {
+        s = save_checkpoint(r, name, restored);
+    }
+    return s == DPT_OK ? prune_checkpoints(r) : s;
+}
+
+/* Validation, plateau and early-stop bookkeeping, the CSV row, checkpoints and the summary
+ * line of one finished epoch. */
+static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch_stats_t *es,
+                                 double vloss, double vacc, dpt_run_result_t *res)
+{
+    dpt_status_t s = DPT_OK;
     r->epochs_done++;
-    const char *event = "";
+    r->rollbacks_in_row = 0;
     if (r->monitor) {
         double metric = strcmp(r->monitor, "val_accuracy") == 0 ? vacc : vloss;
-        if (dpt_schedule_plateau_update(r->sched, &r->plateau, metric)) event = "plateau reduce";
+        if (dpt_schedule_plateau_update(r->sched, &r->plateau, metric))
+            add_event(r, "plateau reduce");
+    }
+    char stop_line[512] = "";
+    const float *restored = NULL;
+    if (r->es.enabled) {
+        double v = r->es.monitor_accuracy ? vacc : vloss;
+        if (dpt_early_stop_update(&r->es, &r->es_state, v, r->epochs_done) && r->best_params) {
+            memcpy(r->best_params, dpt_trainer_params(r->trainer),
+                   dpt_model_param_count(r->model) * sizeof(float));
+            r->has_best_params = 1;
+        }
+        if (r->es_state.stopped) {
+            char why[256];
+            snprintf(why, sizeof why, "no %s improvement for %llu epochs (best %.6g at epoch %llu)",
+                     dpt_early_stop_monitor_name(&r->es), (unsigned long long)r->es_state.wait,
+                     r->es_state.best, (unsigned long long)r->es_state.best_epoch);
+            add_event(r, "early stop: %s", why);
+            snprintf(stop_line, sizeof stop_line, "early stop after epoch %llu: %s",
+                     (unsigned long long)r->epochs_done, why);
+        }
+        /* restore_best acts when the run ends, stopped early or not. */
+        int last = r->es_state.stopped || r->epochs_done >= r->cfg->epochs;
+        if (last && r->has_best_params) {
+            restored = r->best_params;
+            add_event(r, "restored epoch %llu", (unsigned long long)r->es_state.best_epoch);
+        }
     }
     dpt_metric_value_t row[N_COLS] = {
         [COL_EPOCH] = mv_int((int64_t)r->epochs_done),
@@ -346,33 +675,50 @@ static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch
         [COL_SECONDS] = mv_real(es->seconds),
         [COL_RATE] = mv_real(es->samples_per_second),
         [COL_THREADS] = mv_int((int64_t)dpt_trainer_team_size(r->trainer)),
-        [COL_EVENT] = {.kind = DPT_MV_TEXT, .text = event},
+        [COL_EVENT] = {.kind = DPT_MV_TEXT, .text = r->events},
     };
-    /* Order matters for a kill at any point: the row first (resume drops rows past the
-     * checkpoint), then best.dpt, then checkpoint.dpt, so that the state resumed from never
-     * claims a best model that best.dpt does not hold. */
-    s = dpt_metrics_write_row(r->metrics, row);
+    /* Order matters for a kill at any point: steps.csv synced and the row written first
+     * (resume drops rows past the checkpoint), then best.dpt, then checkpoint.dpt, so that
+     * the state resumed from never claims a best model that best.dpt does not hold; the kept
+     * copy last (a resume makes it again). */
+    if (r->steps) s = dpt_step_log_sync(r->steps);
+    if (s == DPT_OK) s = dpt_metrics_write_row(r->metrics, row);
     if (s == DPT_OK && r->val && vloss < r->best_val_loss) {
         r->best_val_loss = vloss;
-        s = save_checkpoint(r, DPT_RUN_BEST_CHECKPOINT);
+        s = save_checkpoint(r, DPT_RUN_BEST_CHECKPOINT, NULL);
     }
-    if (s == DPT_OK) s = save_checkpoint(r, DPT_RUN_CHECKPOINT);
-    char line[512];
+    if (s == DPT_OK) s = save_checkpoint(r, DPT_RUN_CHECKPOINT, restored);
+    if (s == DPT_OK) s = retain_checkpoint(r, restored);
+    char line[1600];
     snprintf(line, sizeof line,
              "epoch %llu/%zu  lr %.4g  train loss %.4f acc %.4f  val loss %.4f acc %.4f  "
              "%.2fs  %.0f samples/s  %zu threads%s%s",
              (unsigned long long)r->epochs_done, r->cfg->epochs, es->lr_last, es->loss,
              es->accuracy, vloss, vacc, es->seconds, es->samples_per_second,
-             dpt_trainer_team_size(r->trainer), event[0] ? "  " : "", event);
+             dpt_trainer_team_size(r->trainer), r->events[0] ? "  " : "", r->events);
     dpt_progress_epoch_end(prog, line);
+    if (stop_line[0]) say(prog, "%s", stop_line);
+    if (restored) {
+        say(prog, "restored the parameters of epoch %llu (%s %.6g) into %s/%s",
+            (unsigned long long)r->es_state.best_epoch, dpt_early_stop_monitor_name(&r->es),
+            r->es_state.best, r->cfg->out_dir, DPT_RUN_CHECKPOINT);
+        memcpy(dpt_trainer_params(r->trainer), restored,
+               dpt_model_param_count(r->model) * sizeof(float));
+    }
     *res = (dpt_run_result_t){.epochs_done = r->epochs_done,
                               .val_loss = vloss,
                               .val_accuracy = vacc,
                               .train_loss = es->loss,
                               .train_accuracy = es->accuracy,
                               .samples_per_second = es->samples_per_second,
-                              .threads = dpt_trainer_team_size(r->trainer)};
+                              .threads = dpt_trainer_team_size(r->trainer),
+                              .restored_best = restored != NULL};
     return s;
+}
+
+static int stopped_early(const run_t *r)
+{
+    return r->es.enabled && r->es_state.stopped;
 }
 
 static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
@@ -381,18 +727,47 @@ static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
     dpt_progress_init(&prog, stderr, r->cfg->quiet, r->cfg->epochs);
     lr_ctx_t lc = {r};
     dpt_status_t s = DPT_OK;
-    while (s == DPT_OK && r->epochs_done < r->cfg->epochs) {
+    if (stopped_early(r) && r->epochs_done < r->cfg->epochs)
+        say(&prog, "the run stopped early after epoch %llu; nothing to do (--early-stop off "
+                   "trains on)",
+            (unsigned long long)r->epochs_done);
+    while (s == DPT_OK && r->epochs_done < r->cfg->epochs && !stopped_early(r)) {
         dpt_epoch_stats_t es;
+        if (r->rollbacks_in_row == 0) {
+            r->events[0] = '\0';
+            if (r->guard.enabled) take_snapshot(r);
+            if (r->steps) s = dpt_step_log_mark(r->steps);
+            if (s != DPT_OK) break;
+        }
+        r->diverged = 0;
         dpt_progress_epoch_begin(&prog, r->epochs_done + 1);
         s = dpt_trainer_train_epoch(r->trainer, r->train, r->epochs_done, scheduled_lr, &lc,
                                     dpt_progress_update, &prog, &es);
-        if (s == DPT_OK) s = finish_epoch(r, &prog, &es, res);
+        if (s == DPT_OK) s = r->hook_status;
+        if (s == DPT_OK && r->guard.enabled && !r->diverged) check_params(r);
+        double vloss = NAN, vacc = NAN;
+        if (s == DPT_OK && !r->diverged && r->val)
+            s = dpt_trainer_evaluate(r->trainer, r->val, &vloss, &vacc, NULL);
+        /* Finite parameters can still overflow the logits: such an epoch is no good state. */
+        if (s == DPT_OK && r->guard.enabled && !r->diverged && r->val && !isfinite(vloss)) {
+            r->diverged = 1;
+            r->diverged_step = dpt_trainer_step_count(r->trainer);
+            snprintf(r->diverged_why, sizeof r->diverged_why, "validation loss %s",
+                     isnan(vloss) ? "nan" : "inf");
+        }
+        if (s == DPT_OK && r->diverged) s = roll_back(r, &prog, &es);
+        else if (s == DPT_OK) s = finish_epoch(r, &prog, &es, vloss, vacc, res);
     }
+    res->early_stopped = stopped_early(r);
+    res->best_epoch = (size_t)r->es_state.best_epoch;
+    res->lr_scale = r->guard_state.lr_scale;
+    res->rollbacks = r->rollbacks;
     return s;
 }
 
 static void run_free(run_t *r)
 {
+    dpt_step_log_close(r->steps);
     dpt_metrics_close(r->metrics);
     dpt_trainer_free(r->trainer);
     dpt_schedule_free(r->sched);
@@ -402,6 +777,8 @@ static void run_free(run_t *r)
     if (r->train != r->all) dpt_dataset_free(r->train);
     dpt_dataset_free(r->test);
     dpt_dataset_free(r->all);
+    free(r->best_params);
+    free(r->snap_params), free(r->snap_opt);
 }
 
 dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result)
@@ -428,6 +805,12 @@ dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result
     if (s == DPT_OK)
         s = dpt_metrics_open(run_path(&r, "metrics.csv"), metric_columns, N_COLS,
                              cfg->resume ? (int64_t)r.epochs_done : -1, &r.metrics);
+    if (s == DPT_OK && cfg->log_every)
+        s = dpt_step_log_open(run_path(&r, "steps.csv"),
+                              cfg->resume ? (int64_t)dpt_trainer_step_count(r.trainer) : -1,
+                              &r.steps);
+    /* A kill between a checkpoint and its kept copy: make the copy now. */
+    if (s == DPT_OK && cfg->resume) s = retain_checkpoint(&r, NULL);
     if (s == DPT_OK && !cfg->quiet)
         fprintf(stderr, "dptrain: %s | %s | %zu threads | BLIS %s kernels | run dir %s%s\n",
                 dpt_dataset_describe(r.train), dpt_model_describe(r.model),

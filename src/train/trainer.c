@@ -31,6 +31,8 @@ struct dpt_trainer {
     size_t order_len;
     uint64_t steps;
     size_t team_size;
+    dpt_step_fn step_hook; /* NULL: the default path, one untaken branch per step */
+    void *step_hook_user;
     /* The two-phase path (clipping, or an optimizer that needs whole-tensor norms): fixed
      * blocks of at most DPT_NORM_BLOCK floats inside one tensor (or one padding gap,
      * tensor NO_TENSOR), so each partial sum covers the same floats whatever the thread
@@ -215,6 +217,11 @@ uint64_t dpt_trainer_step_count(const dpt_trainer_t *t)
 void dpt_trainer_set_step_count(dpt_trainer_t *t, uint64_t steps)
 {
     t->steps = steps;
+}
+void dpt_trainer_set_step_hook(dpt_trainer_t *t, dpt_step_fn fn, void *user)
+{
+    t->step_hook = fn;
+    t->step_hook_user = user;
 }
 
 void dpt_epoch_order(uint64_t seed, uint64_t epoch, uint32_t *idx, size_t n)
@@ -465,7 +472,14 @@ static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows
         st->momentum_last = mom >= 0 ? mom : dpt_optimizer_momentum(t->opt);
         st->grad_norm = t->two_phase ? t->grad_norm : NAN;
         if (loss_out) loss_out[b] = loss / (double)rows;
+        int stop = t->step_hook && !t->step_hook(t->step_hook_user, t->steps, lr,
+                                                    loss / (double)rows);
         if (progress) progress(progress_user, b + 1, n_batches, done, loss_sum / (double)done);
+        if (stop) {
+            st->aborted = 1;
+            b++; /* this step ran */
+            break;
+        }
     }
     st->seconds = omp_get_wtime() - start;
     st->steps = b;
