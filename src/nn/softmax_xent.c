@@ -15,19 +15,24 @@ double dpt_softmax_xent(const float *logits, const int32_t *labels, size_t rows,
         float max = z[0];
         for (size_t j = 1; j < classes; j++)
             if (z[j] > max) max = z[j], arg = j;
+        /* One exp per logit, kept in the output row (or recomputed when there is none):
+         * this runs every step, once per sample and class. */
+        float *e = dlogits ? dlogits + r * classes : probs ? probs + r * classes : NULL;
         double sum = 0.0;
-        for (size_t j = 0; j < classes; j++)
-            sum += exp((double)z[j] - max);
-        double log_sum = log(sum);
+        for (size_t j = 0; j < classes; j++) {
+            float v = expf(z[j] - max);
+            if (e) e[j] = v;
+            sum += v;
+        }
         size_t y = (size_t)labels[r];
-        loss += log_sum - ((double)z[y] - max);
+        loss += log(sum) - ((double)z[y] - max);
         hits += arg == y;
-        if (dlogits || probs) {
-            for (size_t j = 0; j < classes; j++) {
-                float p = (float)exp((double)z[j] - max - log_sum);
-                if (probs) probs[r * classes + j] = p;
-                if (dlogits) dlogits[r * classes + j] = (p - (j == y ? 1.0f : 0.0f)) * scale;
-            }
+        if (!e) continue;
+        const float inv = (float)(1.0 / sum);
+        for (size_t j = 0; j < classes; j++) {
+            float p = e[j] * inv;
+            if (probs) probs[r * classes + j] = p;
+            if (dlogits) dlogits[r * classes + j] = (p - (j == y ? 1.0f : 0.0f)) * scale;
         }
     }
     if (correct) *correct = hits;
