@@ -73,15 +73,32 @@ Test(gemm, layer_shapes)
     check_case(false, true, 128, 784, 256, 1.0f, 0.0f);
 }
 
-Test(gemm, kernel_set_is_reported_and_not_generic_on_avx512)
+Test(gemm, kernel_set_is_reported_and_never_generic_on_avx2)
 {
     dpt_gemm_init();
     cr_assert_neq(strcmp(dpt_gemm_kernel_name(), "uninitialised"), 0);
     cr_assert_gt(strlen(dpt_gemm_kernel_reason()), 0u);
     cr_assert_gt(strlen(dpt_gemm_blis_version()), 0u);
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512cd") && !getenv("BLIS_ARCH_TYPE"))
-        cr_assert_str_eq(dpt_gemm_kernel_name(), "skx");
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        !getenv("BLIS_ARCH_TYPE"))
+        cr_assert_str_neq(dpt_gemm_kernel_name(), "generic");
+}
+
+Test(gemm, generic_fallback_is_replaced_and_recognised_sets_are_kept)
+{
+    __builtin_cpu_init();
+    bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512cd");
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const char *pick = dpt_gemm_pick_for("generic");
+    if (avx512)
+        cr_assert_str_eq(pick, "skx");
+    else if (avx2)
+        cr_assert(pick && (!strcmp(pick, "zen") || !strcmp(pick, "haswell")));
+    else
+        cr_assert_null(pick);
+    cr_assert_null(dpt_gemm_pick_for("zen3"), "a set BLIS recognised is kept");
+    cr_assert_null(dpt_gemm_pick_for("haswell"));
 }

@@ -3,10 +3,13 @@
 #include "kernels/gemm.h"
 
 #include <blis.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static char kernel_name[32] = "uninitialised";
@@ -31,24 +34,71 @@ static bool cpu_has_avx2_fma(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-/* The kernel set dptrain prefers for this CPU, or -1 to let BLIS decide. Measured on an AMD
- * EPYC with AVX-512 (docs/performance.md): skx ~150-178 GFLOP/s, zen ~99, zen3 ~80-93,
- * haswell ~50, generic ~25-30 for sgemm 256x784x256 on one thread. */
-static int preferred_arch(const char **why)
+/* The kernel set dptrain uses when BLIS falls back to `generic`: the fastest the CPU
+ * supports. Measured on an AMD EPYC family 0x1A (Zen 5) that BLIS 0.9.0 does not recognise:
+ * sgemm 256x784x256 on one thread skx ~150-178 GFLOP/s, zen ~99, zen3 ~80-93, haswell ~50,
+ * generic ~25-30 (docs/performance.md). Returns -1 when the CPU has nothing better. */
+static int fallback_arch(const char **why)
 {
     if (cpu_has_avx512_skx_set()) {
-        *why = "chosen by dptrain: CPU has AVX-512 F/DQ/CD/BW/VL";
+        *why = "chosen by dptrain: BLIS fell back to generic; CPU has AVX-512 F/DQ/CD/BW/VL";
         return BLIS_ARCH_SKX;
     }
     if (cpu_has_avx2_fma()) {
         __builtin_cpu_init();
         bool amd = __builtin_cpu_is("amd");
-        *why = amd ? "chosen by dptrain: AMD CPU with AVX2+FMA"
-                   : "chosen by dptrain: CPU with AVX2+FMA";
+        *why = amd ? "chosen by dptrain: BLIS fell back to generic; AMD CPU with AVX2+FMA"
+                   : "chosen by dptrain: BLIS fell back to generic; CPU with AVX2+FMA";
         return amd ? BLIS_ARCH_ZEN : BLIS_ARCH_HASWELL;
     }
-    *why = "BLIS's own detection (CPU has neither AVX-512 nor AVX2+FMA)";
+    *why = "BLIS's own detection (generic; the CPU has neither AVX-512 nor AVX2+FMA)";
     return -1;
+}
+
+/* The kernel set BLIS would pick by itself. BLIS fixes it at its first initialisation, for
+ * the life of the process, so the question is asked in a short-lived child process; the
+ * parent has not initialised BLIS yet and can still choose. Returns -1 if the probe fails. */
+static int blis_own_arch(void)
+{
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        bli_init();
+        int id = (int)bli_arch_query_id();
+        ssize_t w = write(fds[1], &id, sizeof id);
+        _exit(w == (ssize_t)sizeof id ? 0 : 1); /* no atexit handlers of the parent */
+    }
+    close(fds[1]);
+    int id = -1;
+    if (pid < 0 || read(fds[0], &id, sizeof id) != (ssize_t)sizeof id) id = -1;
+    close(fds[0]);
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            continue;
+    return id;
+}
+
+/* Keeps BLIS's own choice when it recognised the CPU; replaces a generic fallback (or a failed
+ * probe) with the fastest set the CPU supports. Returns the arch to force, or -1. */
+static int pick_arch(int own, const char **why)
+{
+    if (own >= 0 && own != BLIS_ARCH_GENERIC) {
+        *why = "BLIS's own detection (it recognises this CPU)";
+        return -1;
+    }
+    return fallback_arch(why);
+}
+
+const char *dpt_gemm_pick_for(const char *blis_own)
+{
+    int own = -1;
+    for (int id = 0; id < BLIS_NUM_ARCHS; id++)
+        if (strcmp(bli_arch_string((arch_t)id), blis_own) == 0) own = id;
+    const char *why;
+    int arch = pick_arch(own, &why);
+    return arch < 0 ? NULL : bli_arch_string((arch_t)arch);
 }
 
 static void init_blis(void)
@@ -59,7 +109,7 @@ static void init_blis(void)
         snprintf(kernel_reason, sizeof kernel_reason, "BLIS_ARCH_TYPE=%s set by the user", user);
     } else {
         const char *why;
-        int arch = preferred_arch(&why);
+        int arch = pick_arch(blis_own_arch(), &why);
         snprintf(kernel_reason, sizeof kernel_reason, "%s", why);
         if (arch >= 0) {
             char buf[16];

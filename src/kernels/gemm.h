@@ -11,9 +11,15 @@
 /* Chooses the BLIS kernel set and initialises BLIS. Idempotent and thread-safe; call it
  * before the first parallel region (dpt_trainer_create and `dptrain info` do).
  * BLIS reads BLIS_ARCH_TYPE once, at its first initialisation: an explicit user setting
- * wins; otherwise dptrain picks the fastest set the CPU supports, because Debian's BLIS
- * 0.9.0 falls back to its slow `generic` kernels on CPUs it does not recognise. */
+ * wins; otherwise dptrain asks BLIS (in a short-lived child process) which set it would
+ * pick, keeps it when BLIS recognises the CPU, and when BLIS falls back to its slow
+ * `generic` kernels (Debian's 0.9.0 on CPUs newer than it) forces the fastest set the CPU
+ * supports. Call it before any threads are started: the probe forks. */
 dpt_status_t dpt_gemm_init(void);
+
+/* The decision rule, for tests: given the kernel set BLIS picks by itself on this CPU
+ * ("zen3", "generic", ...), the set dptrain forces instead, or NULL to keep BLIS's choice. */
+const char *dpt_gemm_pick_for(const char *blis_own);
 
 /* Name of the kernel set in use ("skx", "zen", "generic", ...), the reason it was chosen,
  * and the BLIS version string. Valid after dpt_gemm_init. */
