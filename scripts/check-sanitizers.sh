@@ -50,18 +50,30 @@ write_table() {
                  printf "%.4f,%.4f,%.4f,%.4f,%d\n", a, b, c, d, (a + b > c + d) ? 1 : 0 } }' >"$1"
 }
 
-# Runs the CLI paths that touch every stage once: train (2 threads, validation split, a
-# schedule with warmup, dropout), resume, checkpoint summary, metrics read-back by plot's
-# reader (via resume), schedule preview. $1 = a command prefix (valgrind ...), $2 = binary.
+# Runs the CLI paths that touch every stage once: train (validation split, dropout, a cosine
+# schedule with plateau and warmup), resume, a second run with lamb + gradient clipping (the
+# two-phase reduce/update with norms), eval and predict (the forward-only region), lr-find,
+# checkpoint summary, schedule preview. $1 = a command prefix (valgrind ...), $2 = binary;
+# DPT_THREADS / DPT_MICRO set the worker threads and micro-batch.
 cli_runs() {
   local pre=$1 bin=$2 dir
   dir=$(mktemp -d "${TMPDIR:-/tmp}/dpt-dyn.XXXXXX")
   write_table "$dir/table.csv"
-  local common=(--data "csv:$dir/table.csv" --csv-header --threads "${DPT_THREADS:-2}" --quiet --val-split 0.2
-                --model dense:16,relu,dropout:0.1,dense:2 --lr-schedule cosine:T_max=2+plateau:patience=0
-                --warmup linear:steps=3,start_factor=0.1 --batch-size 32 --micro-batch "${DPT_MICRO:-16}")
-  $pre "$bin" train "${common[@]}" --epochs 1 --out "$dir/run"
-  $pre "$bin" train "${common[@]}" --epochs 2 --resume "$dir/run"
+  local data=(--data "csv:$dir/table.csv" --csv-header --threads "${DPT_THREADS:-2}")
+  local common=("${data[@]}" --quiet --val-split 0.2 --model dense:16,relu,dropout:0.1,dense:2
+                --batch-size 32 --micro-batch "${DPT_MICRO:-16}")
+  $pre "$bin" train "${common[@]}" --lr-schedule cosine:T_max=2+plateau:patience=0 \
+    --warmup linear:steps=3,start_factor=0.1 --epochs 1 --out "$dir/run"
+  $pre "$bin" train "${common[@]}" --lr-schedule cosine:T_max=2+plateau:patience=0 \
+    --warmup linear:steps=3,start_factor=0.1 --epochs 2 --resume "$dir/run"
+  $pre "$bin" train "${common[@]}" --optimizer lamb --clip-grad-norm 0.5 --epochs 1 \
+    --out "$dir/run2"
+  $pre "$bin" eval --checkpoint "$dir/run/best.dpt" "${data[@]}" --out "$dir/confusion.csv" \
+    >/dev/null
+  $pre "$bin" predict --checkpoint "$dir/run/checkpoint.dpt" "${data[@]}" \
+    --out "$dir/predictions.csv" >/dev/null
+  $pre "$bin" lr-find "${data[@]}" --model dense:8,relu,dense:2 --steps 30 \
+    --out "$dir/lr.csv" >/dev/null
   $pre "$bin" info --checkpoint "$dir/run/checkpoint.dpt" >/dev/null
   $pre "$bin" schedule --lr 0.1 --lr-schedule onecycle --epochs 2 --steps-per-epoch 5 >/dev/null
   rm -rf "$dir"
