@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dptrain/dataset.h"
+#include "dptrain/model.h"
 #include "support.h"
 
 /* Opens "idx:IMG,LBL" from the given file contents; returns the status, dataset freed. */
@@ -72,4 +73,57 @@ Test(fuzz_regressions, raw_idx_labels_shorter_than_declared_before_allocating)
     dpt_status_t s = open_idx_bytes(img, sizeof img, 0, lbl, sizeof lbl, 0);
     assert_error(s, DPT_ERR_FORMAT,
                  "labels: byte 8: file ends inside label data (expected 4 bytes vs got 2)");
+}
+
+/* Checks the tensor table of a model of `dense` dense layers: two tensors per layer, named in
+ * order, each starting after the previous one ends, all inside the parameter count. */
+static void assert_tensor_table(const dpt_model_t *m, size_t dense)
+{
+    cr_assert_eq(dpt_model_tensor_count(m), 2 * dense);
+    size_t end = 0;
+    for (size_t i = 0; i < 2 * dense; i++) {
+        const dpt_tensor_info_t *t = dpt_model_tensor(m, i);
+        char want[32];
+        snprintf(want, sizeof want, "dense%zu.%s", i / 2, i % 2 ? "bias" : "weight");
+        cr_assert_not_null(t);
+        cr_assert_str_eq(t->name, want);
+        cr_assert_eq(t->is_bias, (int)(i % 2));
+        cr_assert_geq(t->offset, end, "tensor %zu overlaps the previous one", i);
+        end = t->offset + t->rows * t->cols;
+    }
+    cr_assert_leq(end, dpt_model_param_count(m));
+    cr_assert_null(dpt_model_tensor(m, 2 * dense));
+}
+
+/* fuzz_specs crash 1ddba138: the tensor table had DPT_MAX_LAYERS (64) entries but a dense
+ * layer adds two (weight and bias), so a legal spec of 33+ dense layers wrote past it
+ * (UBSan: index 65 out of bounds for 'dpt_tensor_info_t[64]') into the names and the
+ * parameter count. This is the crashing input's model spec, width 8, 3 classes. */
+Test(fuzz_regressions, model_with_33_dense_layers_keeps_its_tensor_table)
+{
+    const char *spec =
+        "dense:5,dense:5,dense:5,dense:5,dense:5,dense:24,dense:5,dense:5,dense:5,dense:5,"
+        "dense:5,dense:5,dense:5,dense:5,dense:5,dense:24,dense:5,dense:5,dense:5,dense:5,"
+        "dense:5,dense:5,dense:5,dense:5,dense:24,dense:5,dense:5,dense:5,dense:5,dense:5,"
+        "dense:5,dense:5,dense:3";
+    dpt_model_t *m = NULL;
+    cr_assert_eq(dpt_model_create(spec, 8, 3, &m), DPT_OK, "%s", dpt_last_error());
+    assert_tensor_table(m, 33);
+    dpt_model_free(m);
+}
+
+/* The most a spec may ask for: 64 dense layers, 128 tensors. */
+Test(fuzz_regressions, model_with_64_dense_layers_keeps_its_tensor_table)
+{
+    char spec[1024] = "";
+    for (int i = 0; i < 63; i++) strcat(spec, "dense:4,");
+    strcat(spec, "dense:2");
+    dpt_model_t *m = NULL;
+    cr_assert_eq(dpt_model_create(spec, 3, 2, &m), DPT_OK, "%s", dpt_last_error());
+    assert_tensor_table(m, 64);
+    dpt_model_free(m);
+    /* and one more layer is the documented error */
+    strcat(spec, ",relu");
+    cr_assert_eq(dpt_model_create(spec, 3, 2, &m), DPT_ERR_INVALID_ARG);
+    cr_assert(strstr(dpt_last_error(), "more than 64 layers"), "%s", dpt_last_error());
 }

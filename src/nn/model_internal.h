@@ -8,13 +8,15 @@
 #define DPT_MAX_LAYERS 64
 #define DPT_MAX_SPEC 1024
 #define DPT_MAX_WIDTH 65536
+/* A weight and a bias per dense layer, and every layer may be dense. */
+#define DPT_MAX_TENSORS (2 * DPT_MAX_LAYERS)
 
 struct dpt_model {
     size_t n_layers;
     dpt_layer_t layers[DPT_MAX_LAYERS];
     size_t n_tensors;
-    dpt_tensor_info_t tensors[DPT_MAX_LAYERS];
-    char tensor_names[DPT_MAX_LAYERS][32];
+    dpt_tensor_info_t tensors[DPT_MAX_TENSORS];
+    char tensor_names[DPT_MAX_TENSORS][32];
     size_t n_params;
     size_t in_features, classes;
     size_t max_width; /* widest activation, input included */
