@@ -17,7 +17,7 @@ static const char *const usage =
     "Exit 7: training diverged and the divergence guard could not recover.\n\n"
     "data:\n"
     "  --data SPEC           fashion-mnist (default) | mnist:DIR | idx:IMAGES,LABELS |\n"
-    "                        cifar10:DIR | csv:FILE\n"
+    "                        cifar10:DIR | csv:FILE | synthetic:N[,C,H,W,K] (random, no files)\n"
     "  --val-split F         hold out fraction F (0 < F < 1) of the training data for\n"
     "                        validation (default 0: validate on the dataset's test split)\n"
     "  --csv-label-column N  CSV label column, 0-based, -1 = last (default -1)\n"
