@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -578,6 +579,40 @@ static dpt_status_t roll_back(run_t *r, const dpt_progress_t *prog, const dpt_ep
     return r->steps ? dpt_step_log_rewind(r->steps) : DPT_OK;
 }
 
+/* A run file's temporary twin "<file>.tmp.<pid>.<n>" (src/io/atomic_file.c) whose writer is
+ * gone: a process killed mid-write leaves one, and nothing else would ever remove it. A live
+ * pid (another process on this directory, or a reused pid) keeps its file. */
+static int stale_temp(const char *name)
+{
+    static const char *const files[] = {DPT_RUN_CHECKPOINT, DPT_RUN_BEST_CHECKPOINT,
+                                        "metrics.csv", "checkpoint-epoch"};
+    const char *tmp = strstr(name, ".tmp.");
+    int ours = 0;
+    for (size_t i = 0; tmp && i < sizeof files / sizeof *files; i++)
+        ours |= strncmp(name, files[i], strlen(files[i])) == 0;
+    if (!ours) return 0;
+    char *end;
+    long pid = strtol(tmp + 5, &end, 10);
+    if (end == tmp + 5 || *end != '.' || pid <= 0) return 0;
+    return pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Removes the temporary files killed writers left in the run directory (at every start, so
+ * a resumed run that finishes leaves none). */
+static dpt_status_t remove_stale_temps(run_t *r)
+{
+    DIR *d = opendir(r->cfg->out_dir);
+    if (!d) return dpt_error(DPT_ERR_IO, "%s: cannot list: %s", r->cfg->out_dir, strerror(errno));
+    dpt_status_t s = DPT_OK;
+    for (struct dirent *e; s == DPT_OK && (e = readdir(d));) {
+        if (!stale_temp(e->d_name)) continue;
+        if (unlink(run_path(r, e->d_name)) != 0 && errno != ENOENT)
+            s = dpt_error(DPT_ERR_IO, "%s: cannot delete: %s", r->path, strerror(errno));
+    }
+    closedir(d);
+    return s;
+}
+
 /* Unlinks the kept epoch checkpoints that fell out of the last K. */
 static dpt_status_t prune_checkpoints(run_t *r)
 {
@@ -795,6 +830,7 @@ dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result
                          "--lr auto and --lr-scaling do not combine: the range test already "
                          "runs at this batch size");
     dpt_status_t s = make_dirs(cfg->out_dir);
+    if (s == DPT_OK) s = remove_stale_temps(&r);
     if (s == DPT_OK) s = load_data(&r);
     if (s == DPT_OK) s = build(&r);
     if (s == DPT_OK && cfg->resume) s = restore_checkpoint(&r);

@@ -1,0 +1,187 @@
+/* A SIGKILL at exact moments of a checkpoint write (tests/kill_shim.c, preloaded): the
+ * checkpoint left behind is always a valid one (or absent before the first), resuming until
+ * done ends bitwise equal to an uninterrupted run with the same metrics (timing aside), and
+ * no temporary file survives the run that finishes. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/rng.h"
+#include "dptrain/checkpoint.h"
+#include "support.h"
+
+static char *dir, *csv;
+
+static void write_table(void)
+{
+    csv = t_path(dir, "t.csv");
+    FILE *f = fopen(csv, "w");
+    cr_assert_not_null(f);
+    dpt_rng_t r;
+    dpt_rng_seed(&r, 23, 0);
+    for (int i = 0; i < 1200; i++) {
+        double s = 0;
+        for (int j = 0; j < 12; j++) {
+            double x = dpt_rng_uniform(&r);
+            s += j < 6 ? x : -x;
+            fprintf(f, "%.5f,", x);
+        }
+        fprintf(f, "%d\n", s > 0.3 ? 2 : s > -0.3 ? 1 : 0);
+    }
+    fclose(f);
+}
+
+/* Runs `dptrain train` for run `name` (fresh, or --resume when resume is set) to its end;
+ * with kill_nth > 0 under the shim, killed per kill_at. Extra flags (NULL-terminated list,
+ * may be NULL) go after the usual ones. Returns the exit code, or -signal. */
+static int run(const char *name, int resume, long kill_nth, const char *kill_at,
+               const char *const *extra)
+{
+    char out[4096], data[4096], nth[32];
+    snprintf(out, sizeof out, "%s/%s", dir, name);
+    snprintf(data, sizeof data, "csv:%s", csv);
+    const char *argv[64] = {"dptrain", "train"};
+    int n = 2;
+    if (resume) {
+        argv[n++] = "--resume", argv[n++] = out;
+    } else {
+        const char *base[] = {"--data", data, "--val-split", "0.2", "--model",
+                              "dense:32,relu,dropout:0.1,dense:3", "--batch-size", "16",
+                              "--micro-batch", "8", "--threads", "2", "--epochs", "3", "--lr",
+                              "0.05", "--lr-schedule", "cosine:T_max=3", "--out", out};
+        for (size_t i = 0; i < sizeof base / sizeof *base; i++) argv[n++] = base[i];
+        for (; extra && *extra; extra++) argv[n++] = *extra;
+    }
+    argv[n++] = "--quiet";
+    argv[n] = NULL;
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        if (kill_nth > 0) {
+            snprintf(nth, sizeof nth, "%ld", kill_nth);
+            setenv("LD_PRELOAD", DPT_KILL_SHIM, 1);
+            setenv("DPT_KILL_NTH", nth, 1);
+            setenv("DPT_KILL_AT", kill_at, 1);
+            /* A sanitizer build's runtime wants to be first; the shim only wraps two calls. */
+            setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
+        }
+        execv(t_dptrain_bin(), (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+static int exists(const char *name, const char *file)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/%s", dir, name, file);
+    return access(path, F_OK) == 0;
+}
+
+/* The file is absent or a complete, verified checkpoint. */
+static void assert_valid_or_absent(const char *name, const char *file, const char *when)
+{
+    if (!exists(name, file)) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/%s", dir, name, file);
+    dpt_checkpoint_t *ck;
+    cr_assert_eq(dpt_checkpoint_read(path, &ck), DPT_OK, "%s: %s after a kill %s: %s", name,
+                 file, when, dpt_last_error());
+    dpt_checkpoint_free(ck);
+}
+
+static char *final_params(const char *name, size_t *n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/checkpoint.dpt", dir, name);
+    dpt_checkpoint_t *ck;
+    cr_assert_eq(dpt_checkpoint_read(path, &ck), DPT_OK, "%s", dpt_last_error());
+    const void *p = dpt_checkpoint_section(ck, "params", n);
+    cr_assert_not_null(p);
+    char *copy = malloc(*n);
+    memcpy(copy, p, *n);
+    dpt_checkpoint_free(ck);
+    return copy;
+}
+
+static int temp_files(const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    DIR *d = opendir(path);
+    cr_assert_not_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp") != NULL;
+    closedir(d);
+    return n;
+}
+
+/* metrics.csv of two runs: the same rows, the timing columns (9, 10) aside. */
+static void assert_same_metrics(const char *a, const char *b)
+{
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd,
+             "bash -c 'diff <(cut -d, -f1-8,11- %s/%s/metrics.csv) "
+             "<(cut -d, -f1-8,11- %s/%s/metrics.csv) >/dev/null'",
+             dir, a, dir, b);
+    cr_assert_eq(t_system(cmd), 0, "metrics.csv of %s and %s differ", a, b);
+}
+
+typedef struct {
+    long nth;
+    const char *at;
+} kill_point_t;
+
+/* Each kill point on a fresh run with `extra` flags, then resumes until done; compared with
+ * the uninterrupted run `ref`. */
+static void kill_and_resume(const char *ref, const char *const *extra, const kill_point_t *kp,
+                            size_t n_kp)
+{
+    size_t n_ref;
+    char *want = final_params(ref, &n_ref);
+    for (size_t i = 0; i < n_kp; i++) {
+        char name[64], when[96];
+        snprintf(name, sizeof name, "%s-k%ld-%s", ref, kp[i].nth, kp[i].at);
+        for (char *c = name; *c; c++)
+            if (*c == ':') *c = '_';
+        snprintf(when, sizeof when, "in temp file %ld (%s)", kp[i].nth, kp[i].at);
+        int rc = run(name, 0, kp[i].nth, kp[i].at, extra);
+        cr_assert_eq(rc, -SIGKILL, "%s: the shim did not kill the run (exit %d)", name, rc);
+        assert_valid_or_absent(name, "checkpoint.dpt", when);
+        assert_valid_or_absent(name, "best.dpt", when);
+        /* Before the first checkpoint there is nothing to resume: start again. */
+        int resume = exists(name, "checkpoint.dpt");
+        cr_assert_eq(run(name, resume, 0, NULL, extra), 0, "%s: resume failed", name);
+        size_t n;
+        char *got = final_params(name, &n);
+        cr_assert_eq(n, n_ref);
+        cr_assert_eq(memcmp(got, want, n), 0, "%s: parameters differ from %s", name, ref);
+        free(got);
+        assert_same_metrics(ref, name);
+        cr_assert_eq(temp_files(name), 0, "%s: temporary files left behind", name);
+    }
+    free(want);
+}
+
+Test(kill_during_write, epoch_end_checkpoints, .timeout = 300)
+{
+    dir = t_make_tmpdir("killw");
+    write_table();
+    cr_assert_eq(run("whole", 0, 0, NULL, NULL), 0);
+    cr_assert_eq(temp_files("whole"), 0);
+    /* Temp files in order: best.dpt then checkpoint.dpt of epoch 1 (best.dpt again only when
+     * the validation loss improves): the first write, a later one, and each moment of one. */
+    const kill_point_t kp[] = {{1, "open"},        {2, "bytes:100"}, {2, "bytes:3000"},
+                               {2, "rename"},      {2, "renamed"},   {4, "bytes:2000"},
+                               {4, "rename"}};
+    kill_and_resume("whole", NULL, kp, sizeof kp / sizeof *kp);
+}
