@@ -136,6 +136,16 @@ static void assert_same_metrics(const char *a, const char *b)
     cr_assert_eq(t_system(cmd), 0, "metrics.csv of %s and %s differ", a, b);
 }
 
+/* A file both runs have (or neither) with the same bytes. */
+static void assert_same_file(const char *a, const char *b, const char *file)
+{
+    cr_assert_eq(exists(a, file), exists(b, file), "%s only in one of %s, %s", file, a, b);
+    if (!exists(a, file)) return;
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cmp -s %s/%s/%s %s/%s/%s", dir, a, file, dir, b, file);
+    cr_assert_eq(t_system(cmd), 0, "%s of %s and %s differ", file, a, b);
+}
+
 typedef struct {
     long nth;
     const char *at;
@@ -167,6 +177,7 @@ static void kill_and_resume(const char *ref, const char *const *extra, const kil
         cr_assert_eq(memcmp(got, want, n), 0, "%s: parameters differ from %s", name, ref);
         free(got);
         assert_same_metrics(ref, name);
+        assert_same_file(ref, name, "steps.csv");
         cr_assert_eq(temp_files(name), 0, "%s: temporary files left behind", name);
     }
     free(want);
@@ -184,4 +195,27 @@ Test(kill_during_write, epoch_end_checkpoints, .timeout = 300)
                                {2, "rename"},      {2, "renamed"},   {4, "bytes:2000"},
                                {4, "rename"}};
     kill_and_resume("whole", NULL, kp, sizeof kp / sizeof *kp);
+}
+
+Test(kill_during_write, mid_epoch_checkpoints, .timeout = 300)
+{
+    dir = t_make_tmpdir("killm");
+    write_table();
+    /* 60 steps an epoch: checkpoints at steps 7, 14, ..., 56 (temp files 1-8), then epoch 1's
+     * best.dpt (9) and checkpoint.dpt (10), then 63, 70, ... (11-): the kills below resume
+     * from mid-epoch checkpoints, in epoch 1 and 2. */
+    const char *const extra[] = {"--checkpoint-every-steps", "7", "--log-every", "5", NULL};
+    cr_assert_eq(run("plain", 0, 0, NULL, NULL), 0);
+    cr_assert_eq(run("every", 0, 0, NULL, extra), 0);
+    /* Mid-epoch checkpoints change nothing in the training. */
+    size_t n_plain, n_every;
+    char *plain = final_params("plain", &n_plain), *every = final_params("every", &n_every);
+    cr_assert_eq(n_plain, n_every);
+    cr_assert_eq(memcmp(plain, every, n_plain), 0, "--checkpoint-every-steps changed the run");
+    free(plain), free(every);
+    assert_same_metrics("plain", "every");
+    const kill_point_t kp[] = {{2, "open"},     {3, "bytes:3000"}, {5, "rename"},
+                               {8, "renamed"},  {13, "open"},      {15, "rename"},
+                               {16, "bytes:200"}};
+    kill_and_resume("every", extra, kp, sizeof kp / sizeof *kp);
 }

@@ -36,8 +36,9 @@ static void write_table(void)
     fclose(f);
 }
 
-/* Starts `dptrain train` for run `name` (or --resume it) and returns its pid. */
-static pid_t start(const char *name, int resume)
+/* Starts `dptrain train` for run `name` (or --resume it) and returns its pid; every > 0 adds
+ * --checkpoint-every-steps (mid-epoch checkpoints: resumes then start inside an epoch). */
+static pid_t start(const char *name, int resume, const char *every)
 {
     char out[4096], data[4096];
     snprintf(out, sizeof out, "%s/%s", dir, name);
@@ -53,7 +54,7 @@ static pid_t start(const char *name, int resume)
                   "--model", "dense:64,relu,dropout:0.1,dense:32,relu,dense:3", "--batch-size",
                   "16", "--micro-batch", "8", "--threads", "2", "--epochs", EPOCHS, "--lr",
                   "0.02", "--lr-schedule", "cosine:T_max=" EPOCHS, "--quiet", "--out", out,
-                  (char *)NULL);
+                  "--checkpoint-every-steps", every, (char *)NULL);
         _exit(127);
     }
     return pid;
@@ -92,20 +93,24 @@ Test(resume_kill, sigkill_at_many_moments_then_resume_is_exact, .timeout = 300)
     write_table();
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    cr_assert_eq(wait_exit(start("whole", 0)), 0);
+    cr_assert_eq(wait_exit(start("whole", 0, "0")), 0);
     clock_gettime(CLOCK_MONOTONIC, &b);
     double run_s = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
     size_t n_ref;
     char *ref = final_params("whole", &n_ref);
-    /* Kill points spread over the run; each run may be killed several times. */
+    /* Kill points spread over the run; each run may be killed several times. Trials 4 and 5
+     * write checkpoints every 37 steps too (200 steps an epoch): most kills then resume inside
+     * an epoch, which must end the same as the uninterrupted run without them. */
     int kills = 0;
-    for (int trial = 0; trial < 4; trial++) {
+    for (int trial = 0; trial < 6; trial++) {
+        const char *every = trial >= 4 ? "37" : "0";
         char name[32];
         snprintf(name, sizeof name, "killed%d", trial);
         int resumes = 0;
         for (;;) {
-            pid_t pid = start(name, checkpoint_exists(name));
-            double frac = 0.15 + 0.2 * trial + 0.07 * resumes;
+            pid_t pid = start(name, checkpoint_exists(name), every);
+            double frac = (trial < 4 ? 0.15 + 0.2 * trial : 0.1 + 0.3 * (trial - 4)) +
+                          0.07 * resumes;
             struct timespec d = {0, (long)(frac * run_s * 1e9) % 1000000000L};
             d.tv_sec = (time_t)(frac * run_s);
             nanosleep(&d, NULL);
@@ -118,7 +123,7 @@ Test(resume_kill, sigkill_at_many_moments_then_resume_is_exact, .timeout = 300)
             if (!checkpoint_exists(name)) continue; /* killed before the first epoch ended */
         }
         /* One more resume: a finished run resumes to the same state with nothing to do. */
-        if (checkpoint_exists(name)) cr_assert_eq(wait_exit(start(name, 1)), 0);
+        if (checkpoint_exists(name)) cr_assert_eq(wait_exit(start(name, 1, every)), 0);
         size_t n;
         char *got = final_params(name, &n);
         cr_assert_eq(n, n_ref);

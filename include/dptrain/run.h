@@ -40,6 +40,9 @@ typedef struct dpt_run_config {
     const char *divergence_guard_spec;
     size_t keep_checkpoints;   /* keep the last K epochs as checkpoint-epochNNNN.dpt; 0 = none */
     size_t log_every;          /* steps.csv row every N steps; 0 = no steps.csv */
+    /* Also write checkpoint.dpt every N optimizer steps inside an epoch (never on an epoch's
+     * last step: the epoch-end one follows); resume continues that epoch exactly. 0 = off. */
+    size_t checkpoint_every_steps;
     /* The command line that produced this config (NUL-separated), stored in checkpoints so
      * that `train --resume DIR` can rebuild it. */
     const char *argv_blob;

@@ -70,6 +70,17 @@ typedef struct dpt_epoch_stats {
     int aborted;                     /* the step hook ended the epoch early */
 } dpt_epoch_stats_t;
 
+/* Where an epoch stands after some of its batches: the sums its stats are made of. A run
+ * checkpoints this between steps and hands it back after a restart, so the epoch continues
+ * at batch `batches` of the same order with the same sums (exact mid-epoch resume). */
+typedef struct dpt_epoch_partial {
+    uint64_t batches;  /* batches done (the next one is batch `batches` of the order) */
+    uint64_t samples;  /* training samples done */
+    uint64_t correct;  /* of those, predicted right */
+    double loss_sum;   /* summed per-sample loss, added step by step in batch order */
+    double seconds;    /* wall time spent on them */
+} dpt_epoch_partial_t;
+
 /* The trainer borrows model and optimizer (they must outlive it) and owns the parameters,
  * gradient buffers and replicas. Initialises parameters from cfg->seed. */
 dpt_status_t dpt_trainer_create(const dpt_model_t *model, dpt_optimizer_t *opt,
@@ -92,9 +103,19 @@ void dpt_trainer_set_step_count(dpt_trainer_t *t, uint64_t steps);
 
 /* Runs one epoch over ds in the order given by a permutation of (seed, epoch). The last
  * partial batch is a smaller step. */
+/* (The epoch starts at batch 0 unless dpt_trainer_set_epoch_start said otherwise.) */
 dpt_status_t dpt_trainer_train_epoch(dpt_trainer_t *t, const dpt_dataset_t *ds, uint64_t epoch,
                                      dpt_lr_fn lr_fn, void *lr_user, dpt_progress_fn progress,
                                      void *progress_user, dpt_epoch_stats_t *stats);
+
+/* Makes the next dpt_trainer_train_epoch (only that one) start after from->batches batches
+ * with from's sums, as if those batches had just run; NULL cancels. The caller restores the
+ * parameters, optimizer state and step count that went with it. */
+void dpt_trainer_set_epoch_start(dpt_trainer_t *t, const dpt_epoch_partial_t *from);
+
+/* The sums of the epoch in progress, for the step hook (between steps; outside an epoch:
+ * those of the last one). */
+void dpt_trainer_epoch_partial(const dpt_trainer_t *t, dpt_epoch_partial_t *out);
 
 /* Runs `steps` optimizer steps on the first rows of the epoch-0 order (for benchmarks and the
  * LR range test); loss_out (may be NULL) receives each step's mean loss. A NaN from lr_fn

@@ -57,6 +57,9 @@ static const char *const usage =
     "                        next failure ends the run with exit 7 (spike=0: NaN/inf only)\n"
     "  --keep-checkpoints K  also keep the last K epochs as checkpoint-epochNNNN.dpt (default 0)\n"
     "  --log-every N         write steps.csv (step,epoch,lr,loss) every N steps (default 0 = off)\n"
+    "  --checkpoint-every-steps N  also write checkpoint.dpt every N optimizer steps inside an\n"
+    "                        epoch; --resume continues that epoch exactly (default 0 = epoch\n"
+    "                        ends only)\n"
     "execution and output:\n"
     "  --threads N           worker threads (default 0 = all cores)\n"
     "  --out DIR             run directory (default runs/YYYYmmdd-HHMMSS)\n"
@@ -101,6 +104,8 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
         else if (!strcmp(f, "--divergence-guard")) c->divergence_guard_spec = v;
         else if (!strcmp(f, "--keep-checkpoints"))
             ok = dpt_cli_parse_size("train", f, v, 0, 1000000, &c->keep_checkpoints);
+        else if (!strcmp(f, "--checkpoint-every-steps"))
+            ok = dpt_cli_parse_size("train", f, v, 0, 1000000000, &c->checkpoint_every_steps);
         else if (!strcmp(f, "--log-every"))
             ok = dpt_cli_parse_size("train", f, v, 0, 1000000000, &c->log_every);
         else if (!strcmp(f, "--lr") && !strcmp(v, "auto")) c->lr_auto = 1;

@@ -69,6 +69,11 @@ typedef struct run {
     uint64_t snap_steps;
     dpt_guard_state_t snap_guard;
     dpt_plateau_state_t snap_plateau;
+    /* Mid-epoch resume: where the current epoch starts (has_from: not at batch 0), and the
+     * same for the snapshot (a rollback after a mid-epoch resume returns to that point). */
+    dpt_epoch_partial_t from, snap_from;
+    int has_from, snap_has_from;
+    size_t steps_per_epoch;
     int diverged;          /* set by the step hook: the epoch was aborted */
     uint64_t diverged_step;
     char diverged_why[160];
@@ -80,6 +85,16 @@ typedef struct run {
     char path[4096];
     char config_text[8192];
 } run_t;
+
+/* The "epoch_progress" section of a mid-epoch checkpoint (absent at epoch ends): the
+ * epoch's sums so far and the epoch's own bookkeeping, so its metrics row comes out as an
+ * uninterrupted run's. Fixed-width fields. */
+typedef struct run_progress {
+    dpt_epoch_partial_t partial;
+    uint64_t rollbacks_in_row;
+    char events[1024]; /* NUL-terminated */
+} run_progress_t;
+_Static_assert(sizeof(run_progress_t) == 1072, "epoch_progress layout (docs/formats.md)");
 
 /* Model section: "spec\nin_features\nclasses\n"; normalisation section: the dataset's saved
  * normaliser (dpt_dataset_normalization_save). */
@@ -214,8 +229,9 @@ static dpt_status_t build_guards(run_t *r)
         if (!r->snap_params || !r->snap_opt)
             return dpt_error(DPT_ERR_NOMEM, "out of memory for the divergence guard's snapshot");
     }
-    /* Without a guard or a step log the trainer keeps its hook-free default path. */
-    if (r->guard.enabled || c->log_every)
+    /* Without a guard, a step log or mid-epoch checkpoints the trainer keeps its hook-free
+     * default path. */
+    if (r->guard.enabled || c->log_every || c->checkpoint_every_steps)
         dpt_trainer_set_step_hook(r->trainer, on_step, r);
     return DPT_OK;
 }
@@ -230,6 +246,7 @@ static dpt_status_t build(run_t *r)
     if (s != DPT_OK) return s;
     size_t n = dpt_dataset_count(r->train);
     size_t steps_per_epoch = (n + c->trainer.batch_size - 1) / c->trainer.batch_size;
+    r->steps_per_epoch = steps_per_epoch;
     s = dpt_schedule_create(c->schedule_spec, c->warmup_spec, r->lr, steps_per_epoch, c->epochs,
                             &r->sched);
     if (s != DPT_OK) return s;
@@ -277,6 +294,7 @@ static void describe_config(run_t *r)
              "divergence_guard = %s\n"
              "keep_checkpoints = %zu\n"
              "log_every = %zu\n"
+             "checkpoint_every_steps = %zu\n"
              "blis_version = %s\n"
              "blis_kernel_set = %s (%s)\n"
              "omp_max_threads = %d\n",
@@ -288,6 +306,7 @@ static void describe_config(run_t *r)
              c->epochs,
              c->trainer.batch_size, c->trainer.micro_batch, dpt_trainer_threads(r->trainer),
              (unsigned long long)c->trainer.seed, es, guard, c->keep_checkpoints, c->log_every,
+             c->checkpoint_every_steps,
              dpt_gemm_blis_version(),
              dpt_gemm_kernel_name(), dpt_gemm_kernel_reason(), omp_get_max_threads());
 }
@@ -302,8 +321,10 @@ static dpt_status_t write_text_file(const char *path, const char *text)
 }
 
 /* Writes the run's state to name. restored (may be NULL): parameters to store as the model
- * instead of the trained ones, which then go to "trained_params" (for a later resume). */
-static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *restored)
+ * instead of the trained ones, which then go to "trained_params" (for a later resume).
+ * progress (may be NULL): the epoch in progress, for a checkpoint taken inside it. */
+static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *restored,
+                                    const run_progress_t *progress)
 {
     size_t n_params = dpt_model_param_count(r->model), n_opt;
     float *opt_state = dpt_optimizer_state(r->opt, &n_opt);
@@ -323,7 +344,7 @@ static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *res
     if (!norm) return dpt_error(DPT_ERR_NOMEM, "out of memory saving the normalisation");
     dpt_dataset_normalization_save(r->train, norm, norm_bytes);
     const float *trained = dpt_trainer_params(r->trainer);
-    dpt_ckpt_section_t sec[10] = {
+    dpt_ckpt_section_t sec[11] = {
         {"config", r->config_text, strlen(r->config_text)},
         {"model", model, strlen(model)},
         {"normalization", norm, norm_bytes},
@@ -339,6 +360,8 @@ static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *res
                                             n_params * sizeof(float)};
     if (restored)
         sec[n_sec++] = (dpt_ckpt_section_t){"trained_params", trained, n_params * sizeof(float)};
+    if (progress)
+        sec[n_sec++] = (dpt_ckpt_section_t){"epoch_progress", progress, sizeof *progress};
     dpt_status_t s = dpt_checkpoint_write(run_path(r, name), sec, n_sec);
     free(norm);
     return s;
@@ -378,6 +401,24 @@ static void restore_guards(run_t *r, const run_guards_t *g, const void *best)
     }
 }
 
+/* A mid-epoch checkpoint: the epoch continues where it stood, with its sums and events. */
+static dpt_status_t restore_progress(run_t *r, const char *path, const void *data)
+{
+    run_progress_t p;
+    memcpy(&p, data, sizeof p);
+    if (p.partial.batches == 0 || p.partial.batches >= r->steps_per_epoch ||
+        p.events[sizeof p.events - 1] != '\0')
+        return dpt_error(DPT_ERR_FORMAT,
+                         "%s: epoch_progress at batch %llu of an epoch of %zu batches (other "
+                         "data or batch size?)",
+                         path, (unsigned long long)p.partial.batches, r->steps_per_epoch);
+    r->from = p.partial;
+    r->has_from = 1;
+    r->rollbacks_in_row = (size_t)p.rollbacks_in_row;
+    memcpy(r->events, p.events, sizeof r->events);
+    return DPT_OK;
+}
+
 static dpt_status_t restore_checkpoint(run_t *r)
 {
     const char *path = run_path(r, DPT_RUN_CHECKPOINT);
@@ -386,13 +427,16 @@ static dpt_status_t restore_checkpoint(run_t *r)
     if (s != DPT_OK) return s;
     size_t n_params = dpt_model_param_count(r->model), n_opt, pbytes = n_params * sizeof(float);
     float *opt_state = dpt_optimizer_state(r->opt, &n_opt);
-    const void *st_p, *params, *opt, *guards, *best, *trained;
+    const void *st_p, *params, *opt, *guards, *best, *trained, *progress;
     s = section_exact(ck, path, "state", sizeof(run_state_t), &st_p);
     if (s == DPT_OK) s = section_exact(ck, path, "params", pbytes, &params);
     if (s == DPT_OK) s = section_exact(ck, path, "optimizer", n_opt * sizeof(float), &opt);
     if (s == DPT_OK) s = section_optional(ck, path, "guards", sizeof(run_guards_t), &guards);
     if (s == DPT_OK) s = section_optional(ck, path, "early_stop_params", pbytes, &best);
     if (s == DPT_OK) s = section_optional(ck, path, "trained_params", pbytes, &trained);
+    if (s == DPT_OK)
+        s = section_optional(ck, path, "epoch_progress", sizeof(run_progress_t), &progress);
+    if (s == DPT_OK && progress) s = restore_progress(r, path, progress);
     if (s == DPT_OK) {
         run_state_t st;
         memcpy(&st, st_p, sizeof st);
@@ -469,7 +513,21 @@ static void say(const dpt_progress_t *prog, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The trainer's per-step hook: the step log, then the divergence guard. 0 ends the epoch. */
+/* --checkpoint-every-steps, from the step hook (between steps, on the driving thread):
+ * checkpoint.dpt with the epoch in progress. Not on the epoch's last step (the epoch-end
+ * checkpoint follows at once). steps.csv is synced first, as at epoch ends. */
+static dpt_status_t checkpoint_mid_epoch(run_t *r)
+{
+    run_progress_t p = {.rollbacks_in_row = r->rollbacks_in_row};
+    dpt_trainer_epoch_partial(r->trainer, &p.partial);
+    if (p.partial.batches >= r->steps_per_epoch) return DPT_OK;
+    snprintf(p.events, sizeof p.events, "%s", r->events);
+    dpt_status_t s = r->steps ? dpt_step_log_sync(r->steps) : DPT_OK;
+    return s == DPT_OK ? save_checkpoint(r, DPT_RUN_CHECKPOINT, NULL, &p) : s;
+}
+
+/* The trainer's per-step hook: the step log, the divergence guard, then mid-epoch
+ * checkpoints (of sane steps only). 0 ends the epoch. */
 static int on_step(void *user, uint64_t steps_done, double lr, double loss)
 {
     run_t *r = user;
@@ -485,6 +543,13 @@ static int on_step(void *user, uint64_t steps_done, double lr, double loss)
         r->diverged = 1;
         r->diverged_step = steps_done;
         return 0;
+    }
+    if (r->cfg->checkpoint_every_steps && steps_done % r->cfg->checkpoint_every_steps == 0) {
+        dpt_status_t s = checkpoint_mid_epoch(r);
+        if (s != DPT_OK) {
+            r->hook_status = s;
+            return 0;
+        }
     }
     return 1;
 }
@@ -504,7 +569,9 @@ static void check_params(run_t *r)
         }
 }
 
-/* The last good state: the one at the start of the epoch (= the last checkpoint's). */
+/* The last good state: the one at the start of the epoch (= the last epoch-end checkpoint's),
+ * or, in an epoch resumed from a mid-epoch checkpoint, the resumed state: the epoch-start
+ * state is not in that checkpoint (it would double its size). */
 static void take_snapshot(run_t *r)
 {
     size_t n_opt;
@@ -515,6 +582,8 @@ static void take_snapshot(run_t *r)
     r->snap_steps = dpt_trainer_step_count(r->trainer);
     r->snap_guard = r->guard_state;
     r->snap_plateau = r->plateau;
+    r->snap_from = r->from;
+    r->snap_has_from = r->has_from;
 }
 
 /* The guard gave up: a metrics row saying so (resume drops it with the other rows past the
@@ -570,6 +639,8 @@ static dpt_status_t roll_back(run_t *r, const dpt_progress_t *prog, const dpt_ep
     r->guard_state = r->snap_guard; /* the loss average of the good state ... */
     r->guard_state.lr_scale = scale; /* ... with the cumulative LR cut */
     r->plateau = r->snap_plateau;
+    r->from = r->snap_from;
+    r->has_from = r->snap_has_from;
     r->rollbacks_in_row++, r->rollbacks++;
     add_event(r, "rollback %zu: %s at step %llu, lr x%g", r->rollbacks_in_row, r->diverged_why,
               (unsigned long long)r->diverged_step, scale);
@@ -655,7 +726,7 @@ static dpt_status_t retain_checkpoint(run_t *r, const float *restored)
         }
         if (s == DPT_OK) s = dpt_sync_parent_dir(r->path);
     } else {
-        s = save_checkpoint(r, name, restored);
+        s = save_checkpoint(r, name, restored, NULL);
     }
     return s == DPT_OK ? prune_checkpoints(r) : s;
 }
@@ -668,6 +739,7 @@ static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch
     dpt_status_t s = DPT_OK;
     r->epochs_done++;
     r->rollbacks_in_row = 0;
+    r->has_from = 0;
     if (r->monitor) {
         double metric = strcmp(r->monitor, "val_accuracy") == 0 ? vacc : vloss;
         if (dpt_schedule_plateau_update(r->sched, &r->plateau, metric))
@@ -720,9 +792,9 @@ static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch
     if (s == DPT_OK) s = dpt_metrics_write_row(r->metrics, row);
     if (s == DPT_OK && r->val && vloss < r->best_val_loss) {
         r->best_val_loss = vloss;
-        s = save_checkpoint(r, DPT_RUN_BEST_CHECKPOINT, NULL);
+        s = save_checkpoint(r, DPT_RUN_BEST_CHECKPOINT, NULL, NULL);
     }
-    if (s == DPT_OK) s = save_checkpoint(r, DPT_RUN_CHECKPOINT, restored);
+    if (s == DPT_OK) s = save_checkpoint(r, DPT_RUN_CHECKPOINT, restored, NULL);
     if (s == DPT_OK) s = retain_checkpoint(r, restored);
     char line[1600];
     snprintf(line, sizeof line,
@@ -766,15 +838,20 @@ static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
         say(&prog, "the run stopped early after epoch %llu; nothing to do (--early-stop off "
                    "trains on)",
             (unsigned long long)r->epochs_done);
+    /* A mid-epoch resume may come back with rollbacks in a row: its first pass still takes
+     * the snapshot, and keeps the restored events. */
+    int first = 1;
     while (s == DPT_OK && r->epochs_done < r->cfg->epochs && !stopped_early(r)) {
         dpt_epoch_stats_t es;
-        if (r->rollbacks_in_row == 0) {
-            r->events[0] = '\0';
+        if (r->rollbacks_in_row == 0 || first) {
+            if (!r->has_from) r->events[0] = '\0';
             if (r->guard.enabled) take_snapshot(r);
             if (r->steps) s = dpt_step_log_mark(r->steps);
             if (s != DPT_OK) break;
         }
+        first = 0;
         r->diverged = 0;
+        dpt_trainer_set_epoch_start(r->trainer, r->has_from ? &r->from : NULL);
         dpt_progress_epoch_begin(&prog, r->epochs_done + 1);
         s = dpt_trainer_train_epoch(r->trainer, r->train, r->epochs_done, scheduled_lr, &lc,
                                     dpt_progress_update, &prog, &es);
@@ -846,7 +923,7 @@ dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result
                               cfg->resume ? (int64_t)dpt_trainer_step_count(r.trainer) : -1,
                               &r.steps);
     /* A kill between a checkpoint and its kept copy: make the copy now. */
-    if (s == DPT_OK && cfg->resume) s = retain_checkpoint(&r, NULL);
+    if (s == DPT_OK && cfg->resume && !r.has_from) s = retain_checkpoint(&r, NULL);
     if (s == DPT_OK && !cfg->quiet)
         fprintf(stderr, "dptrain: %s | %s | %zu threads | BLIS %s kernels | run dir %s%s\n",
                 dpt_dataset_describe(r.train), dpt_model_describe(r.model),

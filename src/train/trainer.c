@@ -33,6 +33,8 @@ struct dpt_trainer {
     size_t team_size;
     dpt_step_fn step_hook; /* NULL: the default path, one untaken branch per step */
     void *step_hook_user;
+    dpt_epoch_partial_t partial; /* the epoch in progress (read by the step hook) */
+    dpt_epoch_partial_t start;   /* where the next epoch starts; batches 0 = its beginning */
     /* The two-phase path (clipping, or an optimizer that needs whole-tensor norms): fixed
      * blocks of at most DPT_NORM_BLOCK floats inside one tensor (or one padding gap,
      * tensor NO_TENSOR), so each partial sum covers the same floats whatever the thread
@@ -222,6 +224,17 @@ void dpt_trainer_set_step_hook(dpt_trainer_t *t, dpt_step_fn fn, void *user)
 {
     t->step_hook = fn;
     t->step_hook_user = user;
+}
+
+void dpt_trainer_set_epoch_start(dpt_trainer_t *t, const dpt_epoch_partial_t *from)
+{
+    t->start = from ? *from : (dpt_epoch_partial_t){0};
+}
+
+void dpt_trainer_epoch_partial(const dpt_trainer_t *t, dpt_epoch_partial_t *out)
+{
+    *out = t->partial;
+    out->seconds = omp_get_wtime() - t->partial.seconds; /* the field holds the start time */
 }
 
 void dpt_epoch_order(uint64_t seed, uint64_t epoch, uint32_t *idx, size_t n)
@@ -443,17 +456,21 @@ static dpt_status_t check_dataset(const dpt_trainer_t *t, const dpt_dataset_t *d
     return DPT_OK;
 }
 
-/* Runs batches [0, n_batches) of the current order; shared by epochs and step runs. */
+/* Runs batches [from->batches, n_batches) of the current order, continuing from's sums;
+ * shared by epochs and step runs. The sums live in t->partial (seconds there holds the
+ * start time) so that the step hook can read them. */
 static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows,
                         size_t n_batches, uint64_t epoch, dpt_lr_fn lr_fn, void *lr_user,
                         dpt_progress_fn progress, void *progress_user, double *loss_out,
-                        dpt_epoch_stats_t *st)
+                        const dpt_epoch_partial_t *from, dpt_epoch_stats_t *st)
 {
     const size_t batch = t->cfg.batch_size;
     step_timing_t timing = {0, 0};
     dpt_replica_take_assembly_seconds(t->replicas[0]);
-    double loss_sum = 0, start = omp_get_wtime();
-    size_t hits_sum = 0, done = 0, b = 0;
+    dpt_epoch_partial_t *p = &t->partial;
+    *p = *from;
+    p->seconds = omp_get_wtime() - from->seconds;
+    size_t b = (size_t)from->batches;
     st->grad_norm = NAN;
     for (; b < n_batches; b++) {
         size_t lo = (b * batch) % n_rows;
@@ -465,27 +482,31 @@ static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows
         size_t hits;
         double loss = train_step(t, ds, t->order + lo, rows, epoch, &ost, &hits, &timing);
         t->steps++;
-        loss_sum += loss;
-        hits_sum += hits;
-        done += rows;
+        p->loss_sum += loss;
+        p->correct += hits;
+        p->samples += rows;
+        p->batches = b + 1;
         st->lr_last = lr;
         st->momentum_last = mom >= 0 ? mom : dpt_optimizer_momentum(t->opt);
         st->grad_norm = t->two_phase ? t->grad_norm : NAN;
         if (loss_out) loss_out[b] = loss / (double)rows;
         int stop = t->step_hook && !t->step_hook(t->step_hook_user, t->steps, lr,
                                                     loss / (double)rows);
-        if (progress) progress(progress_user, b + 1, n_batches, done, loss_sum / (double)done);
+        if (progress)
+            progress(progress_user, b + 1, n_batches, (size_t)p->samples,
+                     p->loss_sum / (double)p->samples);
         if (stop) {
             st->aborted = 1;
             b++; /* this step ran */
             break;
         }
     }
-    st->seconds = omp_get_wtime() - start;
+    const size_t done = (size_t)p->samples;
+    st->seconds = omp_get_wtime() - p->seconds;
     st->steps = b;
     st->samples = done;
-    st->loss = done ? loss_sum / (double)done : NAN;
-    st->accuracy = done ? (double)hits_sum / (double)done : NAN;
+    st->loss = done ? p->loss_sum / (double)done : NAN;
+    st->accuracy = done ? (double)p->correct / (double)done : NAN;
     st->samples_per_second = st->seconds > 0 ? (double)done / st->seconds : 0;
     st->forward_backward_seconds = timing.fb_seconds;
     st->update_seconds = timing.update_seconds;
@@ -502,9 +523,15 @@ dpt_status_t dpt_trainer_train_epoch(dpt_trainer_t *t, const dpt_dataset_t *ds, 
     size_t n = dpt_dataset_count(ds);
     dpt_epoch_order(t->cfg.seed, epoch, t->order, n);
     size_t n_batches = (n + t->cfg.batch_size - 1) / t->cfg.batch_size;
+    dpt_epoch_partial_t from = t->start;
+    t->start = (dpt_epoch_partial_t){0}; /* one epoch only */
+    if (from.batches >= n_batches)
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "epoch %llu: cannot start at batch %llu of %zu (other data?)",
+                         (unsigned long long)epoch, (unsigned long long)from.batches, n_batches);
     memset(stats, 0, sizeof *stats);
     run_batches(t, ds, n, n_batches, epoch, lr_fn, lr_user, progress, progress_user, NULL,
-                stats);
+                &from, stats);
     return DPT_OK;
 }
 
@@ -523,7 +550,8 @@ dpt_status_t dpt_trainer_train_steps(dpt_trainer_t *t, const dpt_dataset_t *ds, 
         return dpt_error(DPT_ERR_INVALID_ARG, "dataset has fewer samples (%zu) than a batch (%zu)",
                          n, t->cfg.batch_size);
     memset(stats, 0, sizeof *stats);
-    run_batches(t, ds, usable, steps, 0, lr_fn, lr_user, NULL, NULL, loss_out, stats);
+    const dpt_epoch_partial_t from = {0};
+    run_batches(t, ds, usable, steps, 0, lr_fn, lr_user, NULL, NULL, loss_out, &from, stats);
     return DPT_OK;
 }
 
