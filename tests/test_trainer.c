@@ -165,8 +165,9 @@ Test(trainer, rejects_bad_config)
     cr_assert_eq(dpt_trainer_create(m, o, &cfg, &t), DPT_ERR_INVALID_ARG);
     cr_assert(strstr(dpt_last_error(), "batch size 0"));
     cfg = dpt_trainer_config_default();
-    cfg.micro_batch = 0;
+    cfg.micro_batch = 70000;
     cr_assert_eq(dpt_trainer_create(m, o, &cfg, &t), DPT_ERR_INVALID_ARG);
+    cr_assert(strstr(dpt_last_error(), "micro-batch 70000 outside"), "%s", dpt_last_error());
     cr_assert_null(t);
     dpt_optimizer_free(o);
     dpt_model_free(m);
@@ -180,4 +181,14 @@ Test(trainer, epoch_order_is_a_seeded_permutation)
     dpt_epoch_order(1, 1, c, 100);
     cr_assert_eq(memcmp(a, b, sizeof a), 0);
     cr_assert_neq(memcmp(a, c, sizeof a), 0);
+}
+
+Test(trainer, auto_micro_batch_depends_on_the_batch_only)
+{
+    cr_assert_eq(dpt_micro_batch_resolve(128, 0), 64u);
+    cr_assert_eq(dpt_micro_batch_resolve(512, 0), 64u);
+    cr_assert_eq(dpt_micro_batch_resolve(2048, 0), 128u, "16 shards at batch 2048");
+    cr_assert_eq(dpt_micro_batch_resolve(2049, 0), 129u);
+    cr_assert_eq(dpt_micro_batch_resolve(32, 0), 64u);
+    cr_assert_eq(dpt_micro_batch_resolve(512, 16), 16u, "an explicit value wins");
 }

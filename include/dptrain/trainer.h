@@ -28,7 +28,7 @@ typedef struct dpt_trainer dpt_trainer_t;
 typedef struct dpt_trainer_config {
     size_t threads;     /* worker threads; 0 = all cores */
     size_t batch_size;  /* global minibatch */
-    size_t micro_batch; /* rows per micro-shard (fixes the reduction order) */
+    size_t micro_batch; /* rows per micro-shard (fixes the reduction order); 0 = auto */
     uint64_t seed;      /* initialisation, shuffling, dropout */
     /* Global-norm gradient clipping (torch.nn.utils.clip_grad_norm_): when the 2-norm of the
      * whole batch-mean gradient exceeds this, every gradient is scaled by
@@ -36,7 +36,7 @@ typedef struct dpt_trainer_config {
     double clip_grad_norm;
 } dpt_trainer_config_t;
 
-/* threads 0, batch 128, micro_batch 128, seed 1, no clipping. */
+/* threads 0, batch 128, micro_batch 0 (auto), seed 1, no clipping. */
 dpt_trainer_config_t dpt_trainer_config_default(void);
 
 /* Learning rate (and momentum, or a negative value for "configured") for optimizer step
@@ -57,28 +57,28 @@ typedef void (*dpt_progress_fn)(void *user, size_t batches_done, size_t batches_
 typedef int (*dpt_step_fn)(void *user, uint64_t steps_done, double lr, double loss);
 
 typedef struct dpt_epoch_stats {
-    double loss, accuracy;           /* means over the epoch's training samples */
+    double loss, accuracy; /* means over the epoch's training samples */
     double seconds, samples_per_second;
-    double lr_last, momentum_last;   /* of the last step */
+    double lr_last, momentum_last; /* of the last step */
     size_t steps, samples;
     double forward_backward_seconds; /* per-phase split of the steps, driving thread's view */
     double update_seconds;           /* fused reduce + optimizer */
     /* 2-norm of the whole batch-mean gradient of the last step, before clipping; NaN when the
      * step did not compute it (only clipping and lars/lamb need it: the fused path skips it). */
     double grad_norm;
-    double assembly_seconds;         /* batch assembly (gather + normalise), thread 0's share */
-    int aborted;                     /* the step hook ended the epoch early */
+    double assembly_seconds; /* batch assembly (gather + normalise), thread 0's share */
+    int aborted;             /* the step hook ended the epoch early */
 } dpt_epoch_stats_t;
 
 /* Where an epoch stands after some of its batches: the sums its stats are made of. A run
  * checkpoints this between steps and hands it back after a restart, so the epoch continues
  * at batch `batches` of the same order with the same sums (exact mid-epoch resume). */
 typedef struct dpt_epoch_partial {
-    uint64_t batches;  /* batches done (the next one is batch `batches` of the order) */
-    uint64_t samples;  /* training samples done */
-    uint64_t correct;  /* of those, predicted right */
-    double loss_sum;   /* summed per-sample loss, added step by step in batch order */
-    double seconds;    /* wall time spent on them */
+    uint64_t batches; /* batches done (the next one is batch `batches` of the order) */
+    uint64_t samples; /* training samples done */
+    uint64_t correct; /* of those, predicted right */
+    double loss_sum;  /* summed per-sample loss, added step by step in batch order */
+    double seconds;   /* wall time spent on them */
 } dpt_epoch_partial_t;
 
 /* The trainer borrows model and optimizer (they must outlive it) and owns the parameters,
@@ -86,6 +86,13 @@ typedef struct dpt_epoch_partial {
 dpt_status_t dpt_trainer_create(const dpt_model_t *model, dpt_optimizer_t *opt,
                                 const dpt_trainer_config_t *cfg, dpt_trainer_t **out);
 void dpt_trainer_free(dpt_trainer_t *t);
+
+/* The micro-batch a configuration resolves to: micro_batch itself, or for 0 ("auto")
+ * max(64, ceil(batch_size / 16)). It depends on the batch size only, never on the thread
+ * count, so results stay identical for any --threads. */
+size_t dpt_micro_batch_resolve(size_t batch_size, size_t micro_batch);
+/* The micro-batch in use (resolved). */
+size_t dpt_trainer_micro_batch(const dpt_trainer_t *t);
 
 /* Threads the trainer runs (cfg->threads resolved) and the team size it actually got in its
  * last parallel region (0 before the first). */

@@ -33,7 +33,7 @@ static const char *const usage =
     "  --batches LIST       batch sizes of the sweep (default 64,128,256,512,1024,2048)\n"
     "  --sweep-threads N    threads of the sweep (default all cores)\n"
     "  --modes LIST         any of strong,weak,batch (default all three)\n"
-    "  --micro-batch N      rows per micro-shard (default 128)\n"
+    "  --micro-batch N      rows per micro-shard (default 0 = auto, as train)\n"
     "  --reps N             timed repetitions per row (default 5)\n"
     "  --steps N            steps per repetition (default 100)\n"
     "  --warmup N           untimed steps before timing (default 20)\n"
@@ -198,7 +198,7 @@ int dpt_cmd_bench(int argc, char **argv)
         else if (!strcmp(f, "--sweep-threads"))
             ok = dpt_cli_parse_size("bench", f, v, 1, 1024, &c.sweep_threads);
         else if (!strcmp(f, "--micro-batch"))
-            ok = dpt_cli_parse_size("bench", f, v, 1, 65536, &c.micro_batch);
+            ok = dpt_cli_parse_size("bench", f, v, 0, 65536, &c.micro_batch);
         else if (!strcmp(f, "--reps"))
             ok = dpt_cli_parse_size("bench", f, v, 1, 1000, &c.reps);
         else if (!strcmp(f, "--steps"))
@@ -231,9 +231,11 @@ int dpt_cmd_bench(int argc, char **argv)
     fprintf(sink.csv, "mode,threads,batch,team,samples_per_second,min,max,speedup,efficiency,"
                       "share_compute,share_assembly,share_update,gflops_per_thread,"
                       "sgemm_gflops,roofline_ratio,peak_rss_mib\n");
-    printf("# %s | %s | BLIS %s, %s kernels | micro-batch %zu | median of %zu x %zu steps\n",
+    char micro[32] = "auto";
+    if (c.micro_batch) snprintf(micro, sizeof micro, "%zu", c.micro_batch);
+    printf("# %s | %s | BLIS %s, %s kernels | micro-batch %s | median of %zu x %zu steps\n",
            dpt_dataset_describe(train), c.model_spec, dpt_gemm_blis_version(),
-           dpt_gemm_kernel_name(), c.micro_batch, c.reps, c.steps);
+           dpt_gemm_kernel_name(), micro, c.reps, c.steps);
     printf("%-6s %7s %6s %11s %11s %11s %7s %7s %7s %7s %7s %8s %8s %7s %8s\n", "mode", "threads",
            "batch", "samples/s", "min", "max", "speedup", "effic.", "compute", "assembl", "update",
            "GFLOP/s", "sgemm", "roofln", "peak MiB");

@@ -23,7 +23,7 @@ static const char *const usage =
     "  --model SPEC          layers (default " DPT_DEFAULT_MODEL ")\n"
     "  --optimizer SPEC      NAME:key=value,... (default sgd:momentum=0.9)\n"
     "  --batch-size N        global minibatch (default 128)\n"
-    "  --micro-batch N       rows per micro-shard (default 128)\n"
+    "  --micro-batch N       rows per micro-shard (default 0 = auto, as train)\n"
     "  --clip-grad-norm MAX  clip the gradient's global 2-norm at MAX (default 0 = off)\n"
     "  --threads N           worker threads (default 0 = all cores)\n"
     "  --seed N              seed for initialisation and order (default 1)\n"
@@ -74,7 +74,7 @@ static int parse_flags(lr_find_args_t *a, int argc, char **argv)
         else if (!strcmp(f, "--batch-size"))
             ok = dpt_cli_parse_size("lr-find", f, v, 1, 1u << 20, &a->trainer.batch_size);
         else if (!strcmp(f, "--micro-batch"))
-            ok = dpt_cli_parse_size("lr-find", f, v, 1, 65536, &a->trainer.micro_batch);
+            ok = dpt_cli_parse_size("lr-find", f, v, 0, 65536, &a->trainer.micro_batch);
         else if (!strcmp(f, "--threads"))
             ok = dpt_cli_parse_size("lr-find", f, v, 0, 1024, &a->trainer.threads);
         else if (!strcmp(f, "--seed"))

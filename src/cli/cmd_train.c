@@ -40,8 +40,9 @@ static const char *const usage =
     "  --warmup SPEC         linear:steps=N,start_factor=F | constant:steps=N,factor=F\n"
     "  --epochs N            epochs to train (default 3; with --resume: the new total)\n"
     "  --batch-size N        global minibatch (default 128)\n"
-    "  --micro-batch N       rows per micro-shard (default 128); results are bitwise identical\n"
-    "                        for any --threads at a fixed batch size and micro-batch\n"
+    "  --micro-batch N       rows per micro-shard (default 0 = auto: max(64, batch/16));\n"
+    "                        results are bitwise identical for any --threads at a fixed\n"
+    "                        batch size and micro-batch\n"
     "  --seed N              seed for initialisation, shuffling, dropout (default 1)\n"
     "run safety:\n"
     "  --early-stop SPEC     stop when the monitored metric stops improving (Keras\n"
@@ -120,7 +121,7 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
         else if (!strcmp(f, "--batch-size"))
             ok = dpt_cli_parse_size("train", f, v, 1, 1u << 20, &c->trainer.batch_size);
         else if (!strcmp(f, "--micro-batch"))
-            ok = dpt_cli_parse_size("train", f, v, 1, 65536, &c->trainer.micro_batch);
+            ok = dpt_cli_parse_size("train", f, v, 0, 65536, &c->trainer.micro_batch);
         else if (!strcmp(f, "--threads"))
             ok = dpt_cli_parse_size("train", f, v, 0, 1024, &c->trainer.threads);
         else if (!strcmp(f, "--seed")) ok = dpt_cli_parse_u64("train", f, v, &c->trainer.seed);

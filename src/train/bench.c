@@ -29,7 +29,7 @@ dpt_bench_config_t dpt_bench_config_default(void)
     c.strong_batch = 512;
     c.weak_batch = 128;
     c.sweep_threads = cores;
-    c.micro_batch = 128;
+    c.micro_batch = 0; /* auto, as in training */
     c.reps = 5;
     c.steps = 100;
     c.warmup = 20;
@@ -139,8 +139,7 @@ static dpt_status_t time_point(const dpt_bench_config_t *cfg, const dpt_model_t 
  * global batch (batch x inputs times inputs x outputs, e.g. 512x784x256), measured right
  * after the point. Workers run micro-shards of --micro-batch rows, so a ratio below 1 also
  * shows what the smaller GEMMs cost. */
-static void add_roofline(const dpt_bench_config_t *cfg, const dpt_model_t *m,
-                         dpt_bench_row_t *row)
+static void add_roofline(const dpt_bench_config_t *cfg, const dpt_model_t *m, dpt_bench_row_t *row)
 {
     const dpt_tensor_info_t *w = dpt_model_tensor(m, 0);
     size_t rows = row->batch < 4096 ? row->batch : 4096;

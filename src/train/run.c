@@ -304,7 +304,7 @@ static void describe_config(run_t *r)
              dpt_optimizer_describe(r->opt), r->lr_note, r->lr, c->trainer.clip_grad_norm,
              c->trainer.clip_grad_norm > 0 ? "" : " (off)", dpt_schedule_describe(r->sched),
              c->epochs,
-             c->trainer.batch_size, c->trainer.micro_batch, dpt_trainer_threads(r->trainer),
+             c->trainer.batch_size, dpt_trainer_micro_batch(r->trainer), dpt_trainer_threads(r->trainer),
              (unsigned long long)c->trainer.seed, es, guard, c->keep_checkpoints, c->log_every,
              c->checkpoint_every_steps,
              dpt_gemm_blis_version(),

@@ -20,14 +20,14 @@ struct dpt_trainer {
     dpt_optimizer_t *opt;
     dpt_trainer_config_t cfg;
     size_t n_params;
-    size_t max_shards;       /* ceil(batch / micro_batch) */
+    size_t max_shards; /* ceil(batch / micro_batch) */
     float *params;
-    float *grad_arena;       /* max_shards gradient buffers, parameter layout */
+    float *grad_arena; /* max_shards gradient buffers, parameter layout */
     float **grads;
     dpt_replica_t **replicas; /* one per thread */
     double *shard_loss;
     size_t *shard_correct;
-    uint32_t *order;         /* epoch permutation, sized on first use */
+    uint32_t *order; /* epoch permutation, sized on first use */
     size_t order_len;
     uint64_t steps;
     size_t team_size;
@@ -53,16 +53,24 @@ struct dpt_trainer {
 dpt_trainer_config_t dpt_trainer_config_default(void)
 {
     return (dpt_trainer_config_t){
-        .threads = 0, .batch_size = 128, .micro_batch = 128, .seed = 1, .clip_grad_norm = 0};
+        .threads = 0, .batch_size = 128, .micro_batch = 0, .seed = 1, .clip_grad_norm = 0};
+}
+
+size_t dpt_micro_batch_resolve(size_t batch_size, size_t micro_batch)
+{
+    if (micro_batch) return micro_batch;
+    /* 64-row shards cost no GEMM speed on one thread (docs/performance.md) and give two
+     * threads work at batch 128; past 16 shards the reduction grows, so shards widen. */
+    size_t wide = (batch_size + 15) / 16;
+    return wide > 64 ? wide : 64;
 }
 
 static dpt_status_t check_config(const dpt_trainer_config_t *c)
 {
     if (c->batch_size < 1 || c->batch_size > (1u << 20))
-        return dpt_error(DPT_ERR_INVALID_ARG, "batch size %zu outside [1, 1048576]",
-                         c->batch_size);
-    if (c->micro_batch < 1 || c->micro_batch > 65536)
-        return dpt_error(DPT_ERR_INVALID_ARG, "micro-batch %zu outside [1, 65536]",
+        return dpt_error(DPT_ERR_INVALID_ARG, "batch size %zu outside [1, 1048576]", c->batch_size);
+    if (c->micro_batch > 65536)
+        return dpt_error(DPT_ERR_INVALID_ARG, "micro-batch %zu outside [0 (auto), 65536]",
                          c->micro_batch);
     if (c->threads > 1024)
         return dpt_error(DPT_ERR_INVALID_ARG, "threads %zu outside [0, 1024]", c->threads);
@@ -70,18 +78,18 @@ static dpt_status_t check_config(const dpt_trainer_config_t *c)
         return dpt_error(DPT_ERR_INVALID_ARG,
                          "clip_grad_norm %g must be a finite number >= 0 (0 = off)",
                          c->clip_grad_norm);
-    if ((c->batch_size + c->micro_batch - 1) / c->micro_batch > 4096)
+    size_t micro = dpt_micro_batch_resolve(c->batch_size, c->micro_batch);
+    if ((c->batch_size + micro - 1) / micro > 4096)
         return dpt_error(DPT_ERR_INVALID_ARG,
                          "batch %zu / micro-batch %zu gives more than 4096 micro-shards",
-                         c->batch_size, c->micro_batch);
+                         c->batch_size, micro);
     return DPT_OK;
 }
 
 static dpt_status_t alloc_buffers(dpt_trainer_t *t)
 {
     size_t threads = t->cfg.threads, bytes;
-    size_t rows = t->cfg.micro_batch < t->cfg.batch_size ? t->cfg.micro_batch
-                                                         : t->cfg.batch_size;
+    size_t rows = t->cfg.micro_batch < t->cfg.batch_size ? t->cfg.micro_batch : t->cfg.batch_size;
     t->params = dpt_alloc_aligned(t->n_params * sizeof(float));
     if (!dpt_mul_size(t->max_shards, t->n_params * sizeof(float), &bytes))
         return dpt_error(DPT_ERR_LIMIT, "gradient buffers overflow size_t");
@@ -94,7 +102,8 @@ static dpt_status_t alloc_buffers(dpt_trainer_t *t)
         !t->shard_correct)
         return dpt_error(DPT_ERR_NOMEM, "out of memory for %zu gradient buffers of %zu floats",
                          t->max_shards, t->n_params);
-    for (size_t m = 0; m < t->max_shards; m++) t->grads[m] = t->grad_arena + m * t->n_params;
+    for (size_t m = 0; m < t->max_shards; m++)
+        t->grads[m] = t->grad_arena + m * t->n_params;
     for (size_t i = 0; i < threads; i++) {
         dpt_status_t s = dpt_replica_create(t->model, rows, &t->replicas[i]);
         if (s != DPT_OK) return s;
@@ -133,8 +142,7 @@ static void build_blocks(dpt_trainer_t *t)
 /* The two-phase path's tables, sized here so that no step allocates. */
 static dpt_status_t alloc_norm_tables(dpt_trainer_t *t)
 {
-    t->two_phase =
-        t->cfg.clip_grad_norm > 0 || dpt_optimizer_norms(t->opt) != DPT_OPTIM_NORMS_NONE;
+    t->two_phase = t->cfg.clip_grad_norm > 0 || dpt_optimizer_norms(t->opt) != DPT_OPTIM_NORMS_NONE;
     t->grad_norm = NAN;
     t->clip_scale = 1.0;
     if (!t->two_phase) return DPT_OK;
@@ -169,8 +177,9 @@ dpt_status_t dpt_trainer_create(const dpt_model_t *model, dpt_optimizer_t *opt,
     t->opt = opt;
     t->cfg = *cfg;
     if (t->cfg.threads == 0) t->cfg.threads = (size_t)omp_get_num_procs();
+    t->cfg.micro_batch = dpt_micro_batch_resolve(cfg->batch_size, cfg->micro_batch);
     t->n_params = dpt_model_param_count(model);
-    t->max_shards = (cfg->batch_size + cfg->micro_batch - 1) / cfg->micro_batch;
+    t->max_shards = (cfg->batch_size + t->cfg.micro_batch - 1) / t->cfg.micro_batch;
     s = alloc_buffers(t);
     if (s == DPT_OK) s = alloc_norm_tables(t);
     if (s != DPT_OK) {
@@ -186,7 +195,8 @@ void dpt_trainer_free(dpt_trainer_t *t)
 {
     if (!t) return;
     if (t->replicas)
-        for (size_t i = 0; i < t->cfg.threads; i++) dpt_replica_free(t->replicas[i]);
+        for (size_t i = 0; i < t->cfg.threads; i++)
+            dpt_replica_free(t->replicas[i]);
     free(t->replicas);
     dpt_free_aligned(t->params);
     dpt_free_aligned(t->grad_arena);
@@ -198,6 +208,11 @@ void dpt_trainer_free(dpt_trainer_t *t)
     free(t->block_g), free(t->block_w), free(t->block_d);
     free(t->tensor_g), free(t->tensor_w), free(t->tensor_d);
     free(t);
+}
+
+size_t dpt_trainer_micro_batch(const dpt_trainer_t *t)
+{
+    return t->cfg.micro_batch;
 }
 
 size_t dpt_trainer_threads(const dpt_trainer_t *t)
@@ -239,7 +254,8 @@ void dpt_trainer_epoch_partial(const dpt_trainer_t *t, dpt_epoch_partial_t *out)
 
 void dpt_epoch_order(uint64_t seed, uint64_t epoch, uint32_t *idx, size_t n)
 {
-    for (size_t i = 0; i < n; i++) idx[i] = (uint32_t)i;
+    for (size_t i = 0; i < n; i++)
+        idx[i] = (uint32_t)i;
     dpt_rng_t r;
     dpt_rng_seed(&r, seed, 0x5400000000ULL + epoch);
     dpt_rng_shuffle_u32(&r, idx, n);
@@ -278,8 +294,10 @@ static double sum_sq(const float *restrict x, size_t lo, size_t hi)
     double acc[8] = {0};
     size_t i = lo;
     for (; i + 8 <= hi; i += 8)
-        for (size_t j = 0; j < 8; j++) acc[j] += (double)x[i + j] * (double)x[i + j];
-    for (size_t j = 0; i < hi; i++, j++) acc[j] += (double)x[i] * (double)x[i];
+        for (size_t j = 0; j < 8; j++)
+            acc[j] += (double)x[i + j] * (double)x[i + j];
+    for (size_t j = 0; i < hi; i++, j++)
+        acc[j] += (double)x[i] * (double)x[i];
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
@@ -290,16 +308,17 @@ static void thread_blocks(const dpt_trainer_t *t, size_t tid, size_t nt, size_t 
     size_t lo = t->n_params / nt * tid + t->n_params % nt * tid / nt;
     size_t hi = t->n_params / nt * (tid + 1) + t->n_params % nt * (tid + 1) / nt;
     size_t b = 0;
-    while (b < t->n_blocks && t->block_lo[b] < lo) b++;
+    while (b < t->n_blocks && t->block_lo[b] < lo)
+        b++;
     *first = b;
-    while (b < t->n_blocks && t->block_lo[b] < hi) b++;
+    while (b < t->n_blocks && t->block_lo[b] < hi)
+        b++;
     *last = b;
 }
 
 /* Phase 1: tree-sum the shard gradients of this thread's blocks and take the blocks' sums of
  * squares of the gradient (and of the parameters when the optimizer needs them). */
-static void reduce_blocks(dpt_trainer_t *t, size_t shards, size_t first, size_t last,
-                          int want_w)
+static void reduce_blocks(dpt_trainer_t *t, size_t shards, size_t first, size_t last, int want_w)
 {
     for (size_t b = first; b < last; b++) {
         size_t lo = t->block_lo[b], hi = t->block_lo[b + 1];
@@ -313,11 +332,13 @@ static void reduce_blocks(dpt_trainer_t *t, size_t shards, size_t first, size_t 
  * the total over all tensors. */
 static double combine_blocks(dpt_trainer_t *t, const double *block, double *tensor)
 {
-    for (size_t k = 0; k < t->n_tensors; k++) tensor[k] = 0;
+    for (size_t k = 0; k < t->n_tensors; k++)
+        tensor[k] = 0;
     for (size_t b = 0; b < t->n_blocks; b++)
         if (t->block_tensor[b] != NO_TENSOR) tensor[t->block_tensor[b]] += block[b];
     double total = 0;
-    for (size_t k = 0; k < t->n_tensors; k++) total += tensor[k];
+    for (size_t k = 0; k < t->n_tensors; k++)
+        total += tensor[k];
     return total;
 }
 
@@ -334,15 +355,15 @@ static void after_reduce(dpt_trainer_t *t)
     combine_blocks(t, t->block_w, t->tensor_w);
     if (dpt_optimizer_norms(t->opt) == DPT_OPTIM_NORMS_GRAD) {
         double s2 = t->clip_scale * t->clip_scale;
-        for (size_t k = 0; k < t->n_tensors; k++) t->tensor_g[k] *= s2;
+        for (size_t k = 0; k < t->n_tensors; k++)
+            t->tensor_g[k] *= s2;
         dpt_optimizer_set_norms(t->opt, t->tensor_w, t->tensor_g);
     }
 }
 
 /* Phase 2: clip, then update (or, for lamb, turn the gradient into the update direction and
  * take its blocks' sums of squares), chunk by chunk while the chunk is in cache. */
-static void update_blocks(dpt_trainer_t *t, size_t first, size_t last,
-                          const dpt_optim_step_t *st)
+static void update_blocks(dpt_trainer_t *t, size_t first, size_t last, const dpt_optim_step_t *st)
 {
     const int direction = dpt_optimizer_norms(t->opt) == DPT_OPTIM_NORMS_DIRECTION;
     const float scale = (float)t->clip_scale;
@@ -352,7 +373,8 @@ static void update_blocks(dpt_trainer_t *t, size_t first, size_t last,
         for (size_t c = lo; c < hi; c += DPT_REDUCE_CHUNK) {
             size_t end = c + DPT_REDUCE_CHUNK < hi ? c + DPT_REDUCE_CHUNK : hi;
             if (scale != 1.0f)
-                for (size_t i = c; i < end; i++) g[i] *= scale;
+                for (size_t i = c; i < end; i++)
+                    g[i] *= scale;
             if (direction)
                 dpt_optimizer_direction(t->opt, t->params, g, c, end, st);
             else
@@ -394,8 +416,8 @@ typedef struct {
 
 /* One optimizer step on rows ids[0..rows). Returns the summed loss; *correct the hits. */
 static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32_t *ids,
-                         size_t rows, uint64_t epoch, const dpt_optim_step_t *st,
-                         size_t *correct, step_timing_t *timing)
+                         size_t rows, uint64_t epoch, const dpt_optim_step_t *st, size_t *correct,
+                         step_timing_t *timing)
 {
     const size_t micro = t->cfg.micro_batch;
     const size_t shards = (rows + micro - 1) / micro;
@@ -429,7 +451,8 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
     timing->update_seconds += t2 - t1;
     double loss = 0;
     size_t hits = 0;
-    for (size_t s = 0; s < shards; s++) loss += t->shard_loss[s], hits += t->shard_correct[s];
+    for (size_t s = 0; s < shards; s++)
+        loss += t->shard_loss[s], hits += t->shard_correct[s];
     *correct = hits;
     return loss;
 }
@@ -459,10 +482,10 @@ static dpt_status_t check_dataset(const dpt_trainer_t *t, const dpt_dataset_t *d
 /* Runs batches [from->batches, n_batches) of the current order, continuing from's sums;
  * shared by epochs and step runs. The sums live in t->partial (seconds there holds the
  * start time) so that the step hook can read them. */
-static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows,
-                        size_t n_batches, uint64_t epoch, dpt_lr_fn lr_fn, void *lr_user,
-                        dpt_progress_fn progress, void *progress_user, double *loss_out,
-                        const dpt_epoch_partial_t *from, dpt_epoch_stats_t *st)
+static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows, size_t n_batches,
+                        uint64_t epoch, dpt_lr_fn lr_fn, void *lr_user, dpt_progress_fn progress,
+                        void *progress_user, double *loss_out, const dpt_epoch_partial_t *from,
+                        dpt_epoch_stats_t *st)
 {
     const size_t batch = t->cfg.batch_size;
     step_timing_t timing = {0, 0};
@@ -490,8 +513,8 @@ static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows
         st->momentum_last = mom >= 0 ? mom : dpt_optimizer_momentum(t->opt);
         st->grad_norm = t->two_phase ? t->grad_norm : NAN;
         if (loss_out) loss_out[b] = loss / (double)rows;
-        int stop = t->step_hook && !t->step_hook(t->step_hook_user, t->steps, lr,
-                                                    loss / (double)rows);
+        int stop =
+            t->step_hook && !t->step_hook(t->step_hook_user, t->steps, lr, loss / (double)rows);
         if (progress)
             progress(progress_user, b + 1, n_batches, (size_t)p->samples,
                      p->loss_sum / (double)p->samples);
@@ -530,8 +553,8 @@ dpt_status_t dpt_trainer_train_epoch(dpt_trainer_t *t, const dpt_dataset_t *ds, 
                          "epoch %llu: cannot start at batch %llu of %zu (other data?)",
                          (unsigned long long)epoch, (unsigned long long)from.batches, n_batches);
     memset(stats, 0, sizeof *stats);
-    run_batches(t, ds, n, n_batches, epoch, lr_fn, lr_user, progress, progress_user, NULL,
-                &from, stats);
+    run_batches(t, ds, n, n_batches, epoch, lr_fn, lr_user, progress, progress_user, NULL, &from,
+                stats);
     return DPT_OK;
 }
 
