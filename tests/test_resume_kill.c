@@ -52,8 +52,8 @@ static pid_t start(const char *name, int resume, const char *every)
         else
             execl(t_dptrain_bin(), "dptrain", "train", "--data", data, "--val-split", "0.2",
                   "--model", "dense:64,relu,dropout:0.1,dense:32,relu,dense:3", "--batch-size",
-                  "16", "--micro-batch", "8", "--threads", "2", "--epochs", EPOCHS, "--lr",
-                  "0.02", "--lr-schedule", "cosine:T_max=" EPOCHS, "--quiet", "--out", out,
+                  "16", "--micro-batch", "8", "--threads", "2", "--epochs", EPOCHS, "--lr", "0.02",
+                  "--lr-schedule", "cosine:T_max=" EPOCHS, "--quiet", "--out", out,
                   "--checkpoint-every-steps", every, (char *)NULL);
         _exit(127);
     }
@@ -80,6 +80,38 @@ static char *final_params(const char *name, size_t *n)
     return copy;
 }
 
+/* Data rows in the run's metrics.csv (0 when it does not exist yet). */
+static int metrics_rows(const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/metrics.csv", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int lines = 0, c;
+    while ((c = fgetc(f)) != EOF)
+        lines += c == '\n';
+    fclose(f);
+    return lines > 0 ? lines - 1 : 0;
+}
+
+/* Waits until the run has written `rows` metrics rows, or has exited (returns its exit code;
+ * -1000 while it is still running). Progress, not a wall-clock guess, places the kills, so a
+ * slow or busy machine moves them in time but never past the end of the run. */
+static int wait_for_rows(pid_t pid, const char *name, int rows)
+{
+    for (int i = 0; i < 600000; i++) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        cr_assert_neq(r, -1);
+        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+        if (metrics_rows(name) >= rows) return -1000;
+        struct timespec d = {0, 200000};
+        nanosleep(&d, NULL);
+    }
+    cr_assert_fail("run %s made no progress", name);
+    return -1;
+}
+
 static int checkpoint_exists(const char *name)
 {
     char path[4096];
@@ -96,6 +128,7 @@ Test(resume_kill, sigkill_at_many_moments_then_resume_is_exact, .timeout = 300)
     cr_assert_eq(wait_exit(start("whole", 0, "0")), 0);
     clock_gettime(CLOCK_MONOTONIC, &b);
     double run_s = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    double epoch_s = run_s / atoi(EPOCHS);
     size_t n_ref;
     char *ref = final_params("whole", &n_ref);
     /* Kill points spread over the run; each run may be killed several times. Trials 4 and 5
@@ -108,19 +141,25 @@ Test(resume_kill, sigkill_at_many_moments_then_resume_is_exact, .timeout = 300)
         snprintf(name, sizeof name, "killed%d", trial);
         int resumes = 0;
         for (;;) {
+            int done = metrics_rows(name);
             pid_t pid = start(name, checkpoint_exists(name), every);
-            double frac = (trial < 4 ? 0.15 + 0.2 * trial : 0.1 + 0.3 * (trial - 4)) +
-                          0.07 * resumes;
-            struct timespec d = {0, (long)(frac * run_s * 1e9) % 1000000000L};
-            d.tv_sec = (time_t)(frac * run_s);
-            nanosleep(&d, NULL);
-            kill(pid, SIGKILL);
-            int rc = wait_exit(pid);
-            if (rc == -SIGKILL) kills++;
-            else cr_assert_eq(rc, 0, "run exited with %d", rc);
+            /* Kill a fraction of an epoch after the next epoch ends: just after its row and
+             * during its checkpoint writes for frac ~0, mid-epoch for larger ones. */
+            double frac = (trial < 4 ? 0.3 * trial : 0.15 + 0.35 * (trial - 4)) + 0.07 * resumes;
+            int rc = wait_for_rows(pid, name, done + 1);
+            if (rc == -1000) {
+                double delay = frac * epoch_s;
+                struct timespec d = {(time_t)delay, (long)((delay - (time_t)delay) * 1e9)};
+                nanosleep(&d, NULL);
+                kill(pid, SIGKILL);
+                rc = wait_exit(pid);
+            }
+            if (rc == -SIGKILL)
+                kills++;
+            else
+                cr_assert_eq(rc, 0, "run exited with %d", rc);
             if (rc == 0) break;
             cr_assert_lt(++resumes, 40, "no progress after %d resumes", resumes);
-            if (!checkpoint_exists(name)) continue; /* killed before the first epoch ended */
         }
         /* One more resume: a finished run resumes to the same state with nothing to do. */
         if (checkpoint_exists(name)) cr_assert_eq(wait_exit(start(name, 1, every)), 0);
@@ -142,5 +181,6 @@ Test(resume_kill, sigkill_at_many_moments_then_resume_is_exact, .timeout = 300)
         cr_assert_eq(t_system(shell), 0, "metrics differ: %s vs %s", pa, pb);
     }
     cr_assert_gt(kills, 0, "no run was actually killed (run of %.2fs)", run_s);
+    fprintf(stderr, "resume_kill: %d kills, reference run %.3fs\n", kills, run_s);
     free(ref);
 }
