@@ -32,7 +32,8 @@ static char *write_table(const char *dir)
     fprintf(f, "a,b,c,d,e,f,label\n");
     for (int i = 0; i < 400; i++) {
         double x[6], s = 0;
-        for (int j = 0; j < 6; j++) x[j] = dpt_rng_uniform(&r), s += j < 3 ? x[j] : -x[j];
+        for (int j = 0; j < 6; j++)
+            x[j] = dpt_rng_uniform(&r), s += j < 3 ? x[j] : -x[j];
         fprintf(f, "%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%d\n", x[0], x[1], x[2], x[3], x[4], x[5],
                 s > 0 ? 1 : (s > -0.3 ? 2 : 0));
     }
@@ -44,7 +45,8 @@ Test(cli, help_lists_every_command)
 {
     char *out;
     cr_assert_eq(run_cli("--help", &out), 0);
-    const char *cmds[] = {"train", "eval", "predict", "schedule", "lr-find", "bench", "info", "plot"};
+    const char *cmds[] = {"train",   "eval",  "predict", "schedule",
+                          "lr-find", "bench", "info",    "plot"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         cr_assert(strstr(out, cmds[i]), "help lacks %s", cmds[i]);
     free(out);
@@ -62,9 +64,10 @@ Test(cli, train_help_documents_flags)
 {
     char *out;
     cr_assert_eq(run_cli("train --help", &out), 0);
-    const char *flags[] = {"--data", "--val-split", "--model", "--optimizer", "--lr ", "--lr-schedule",
-                           "--warmup", "--epochs", "--batch-size", "--micro-batch", "--seed",
-                           "--threads", "--out", "--resume", "--quiet", "--csv-header"};
+    const char *flags[] = {"--data",       "--val-split",   "--model",  "--optimizer",
+                           "--lr ",        "--lr-schedule", "--warmup", "--epochs",
+                           "--batch-size", "--micro-batch", "--seed",   "--threads",
+                           "--out",        "--resume",      "--quiet",  "--csv-header"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         cr_assert(strstr(out, flags[i]), "train --help lacks %s", flags[i]);
     free(out);
@@ -165,10 +168,11 @@ Test(cli, train_writes_run_directory, .timeout = 120)
     char *p = t_path(dir, "run/metrics.csv");
     char *metrics = t_read_file(p, NULL);
     const char *header = "epoch,step,lr,momentum,train_loss,train_accuracy,val_loss,"
-                         "val_accuracy,epoch_seconds,samples_per_second,threads,event\n";
+                         "val_accuracy,epoch_seconds,samples_per_second,threads,grad_norm,event\n";
     cr_assert(strncmp(metrics, header, strlen(header)) == 0, "%s", metrics);
     int lines = 0;
-    for (char *c = metrics; *c; c++) lines += *c == '\n';
+    for (char *c = metrics; *c; c++)
+        lines += *c == '\n';
     cr_assert_eq(lines, 4, "header + 3 epochs expected:\n%s", metrics);
     /* 300 training rows, batch 32 -> 10 steps per epoch; epoch 3 ends at step 30 */
     cr_assert(strstr(metrics, "\n3,30,0.050000000000000003,"), "%s", metrics);
@@ -249,4 +253,49 @@ Test(cli, info_checkpoint_lists_sections, .timeout = 60)
     cr_assert(strstr(out, "params"), "%s", out);
     cr_assert(strstr(out, "optimizer"), "%s", out);
     free(out), free(csv), free(dir);
+}
+
+/* The value of column `col` (0-based) in the last row of a run's metrics.csv. */
+static char *last_row_field(const char *dir, const char *run, int col)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/metrics.csv", dir, run);
+    char *text = t_read_file(path, NULL);
+    size_t len = strlen(text);
+    cr_assert_gt(len, 1u);
+    text[len - 1] = '\0';
+    char *line = strrchr(text, '\n') + 1, *f = line;
+    for (int i = 0; i < col; i++)
+        f = strchr(f, ',') + 1;
+    char *end = strchr(f, ',');
+    if (end) *end = '\0';
+    char *out = strdup(f);
+    free(text);
+    return out;
+}
+
+Test(cli, grad_norm_column_when_the_step_measures_it, .timeout = 60)
+{
+    char *dir = t_make_tmpdir("cli");
+    char *csv = write_table(dir);
+    train_csv(dir, csv, "plain", "--epochs 1");
+    train_csv(dir, csv, "clipped", "--epochs 1 --clip-grad-norm 1e9");
+    char *plain = last_row_field(dir, "plain", 11), *clipped = last_row_field(dir, "clipped", 11);
+    cr_assert_str_eq(plain, "", "the fused step does not measure the norm: empty, not nan");
+    double norm = strtod(clipped, NULL);
+    cr_assert(norm > 0 && norm < 1e6, "grad_norm '%s'", clipped);
+    free(plain), free(clipped), free(csv), free(dir);
+}
+
+Test(cli, unwritable_output_directory_is_an_io_error)
+{
+    char *dir = t_make_tmpdir("cli");
+    char *file = t_path(dir, "file");
+    t_write_text(file, "x");
+    char args[4096], *out;
+    /* A directory cannot be created under a regular file (root ignores permission bits). */
+    snprintf(args, sizeof args, "train --data synthetic:200 --epochs 1 --quiet --out %s/run", file);
+    cr_assert_eq(run_cli(args, &out), 4, "%s", out);
+    cr_assert(strstr(out, "cannot create directory"), "%s", out);
+    free(out), free(file), free(dir);
 }

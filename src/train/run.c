@@ -56,7 +56,7 @@ typedef struct run {
     const char *monitor; /* plateau's metric, or NULL */
     double best_val_loss;
     uint64_t epochs_done;
-    double lr;          /* effective base LR: scaled, or found by the range test */
+    double lr; /* effective base LR: scaled, or found by the range test */
     dpt_early_stop_config_t es;
     dpt_early_stop_state_t es_state;
     float *best_params; /* restore_best: the parameters of es_state.best_epoch */
@@ -74,14 +74,14 @@ typedef struct run {
     dpt_epoch_partial_t from, snap_from;
     int has_from, snap_has_from;
     size_t steps_per_epoch;
-    int diverged;          /* set by the step hook: the epoch was aborted */
+    int diverged; /* set by the step hook: the epoch was aborted */
     uint64_t diverged_step;
     char diverged_why[160];
     size_t rollbacks_in_row, rollbacks;
     dpt_status_t hook_status; /* a step-log write error seen by the step hook */
     dpt_step_log_t *steps;
-    char events[1024];  /* this epoch's event column: "; "-joined */
-    char lr_note[512];  /* how lr was derived, for config.txt */
+    char events[1024]; /* this epoch's event column: "; "-joined */
+    char lr_note[512]; /* how lr was derived, for config.txt */
     char path[4096];
     char config_text[8192];
 } run_t;
@@ -303,11 +303,9 @@ static void describe_config(run_t *r)
              dpt_model_describe(r->model), dpt_model_param_count(r->model),
              dpt_optimizer_describe(r->opt), r->lr_note, r->lr, c->trainer.clip_grad_norm,
              c->trainer.clip_grad_norm > 0 ? "" : " (off)", dpt_schedule_describe(r->sched),
-             c->epochs,
-             c->trainer.batch_size, dpt_trainer_micro_batch(r->trainer), dpt_trainer_threads(r->trainer),
-             (unsigned long long)c->trainer.seed, es, guard, c->keep_checkpoints, c->log_every,
-             c->checkpoint_every_steps,
-             dpt_gemm_blis_version(),
+             c->epochs, c->trainer.batch_size, dpt_trainer_micro_batch(r->trainer),
+             dpt_trainer_threads(r->trainer), (unsigned long long)c->trainer.seed, es, guard,
+             c->keep_checkpoints, c->log_every, c->checkpoint_every_steps, dpt_gemm_blis_version(),
              dpt_gemm_kernel_name(), dpt_gemm_kernel_reason(), omp_get_max_threads());
 }
 
@@ -356,12 +354,11 @@ static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *res
     };
     size_t n_sec = 8;
     if (gs.has_best_params)
-        sec[n_sec++] = (dpt_ckpt_section_t){"early_stop_params", r->best_params,
-                                            n_params * sizeof(float)};
+        sec[n_sec++] =
+            (dpt_ckpt_section_t){"early_stop_params", r->best_params, n_params * sizeof(float)};
     if (restored)
         sec[n_sec++] = (dpt_ckpt_section_t){"trained_params", trained, n_params * sizeof(float)};
-    if (progress)
-        sec[n_sec++] = (dpt_ckpt_section_t){"epoch_progress", progress, sizeof *progress};
+    if (progress) sec[n_sec++] = (dpt_ckpt_section_t){"epoch_progress", progress, sizeof *progress};
     dpt_status_t s = dpt_checkpoint_write(run_path(r, name), sec, n_sec);
     free(norm);
     return s;
@@ -382,8 +379,8 @@ static dpt_status_t section_exact(const dpt_checkpoint_t *ck, const char *path, 
 
 /* Optional sections: absent is fine (older checkpoints, features turned on at resume); present
  * with another size is the same error as a required one. */
-static dpt_status_t section_optional(const dpt_checkpoint_t *ck, const char *path,
-                                     const char *name, size_t want, const void **data)
+static dpt_status_t section_optional(const dpt_checkpoint_t *ck, const char *path, const char *name,
+                                     size_t want, const void **data)
 {
     *data = dpt_checkpoint_section(ck, name, NULL);
     return *data ? section_exact(ck, path, name, want, data) : DPT_OK;
@@ -394,7 +391,8 @@ static dpt_status_t section_optional(const dpt_checkpoint_t *ck, const char *pat
 static void restore_guards(run_t *r, const run_guards_t *g, const void *best)
 {
     r->guard_state = g->guard;
-    if (r->es.enabled && g->early_stop.monitor_key == dpt_early_stop_key(&r->es)) r->es_state = g->early_stop;
+    if (r->es.enabled && g->early_stop.monitor_key == dpt_early_stop_key(&r->es))
+        r->es_state = g->early_stop;
     if (r->best_params && best && r->es_state.best_epoch) {
         memcpy(r->best_params, best, dpt_model_param_count(r->model) * sizeof(float));
         r->has_best_params = 1;
@@ -471,11 +469,26 @@ static double scheduled_lr(void *user, uint64_t step, double *momentum)
     return r->guard_state.lr_scale * dpt_schedule_lr(r->sched, step, &r->plateau);
 }
 
-enum { COL_EPOCH, COL_STEP, COL_LR, COL_MOMENTUM, COL_TRAIN_LOSS, COL_TRAIN_ACC, COL_VAL_LOSS,
-       COL_VAL_ACC, COL_SECONDS, COL_RATE, COL_THREADS, COL_EVENT, N_COLS };
+enum {
+    COL_EPOCH,
+    COL_STEP,
+    COL_LR,
+    COL_MOMENTUM,
+    COL_TRAIN_LOSS,
+    COL_TRAIN_ACC,
+    COL_VAL_LOSS,
+    COL_VAL_ACC,
+    COL_SECONDS,
+    COL_RATE,
+    COL_THREADS,
+    COL_GRAD_NORM,
+    COL_EVENT,
+    N_COLS
+};
 static const char *const metric_columns[N_COLS] = {
-    "epoch", "step", "lr", "momentum", "train_loss", "train_accuracy", "val_loss",
-    "val_accuracy", "epoch_seconds", "samples_per_second", "threads", "event"};
+    "epoch",          "step",      "lr",           "momentum",      "train_loss",
+    "train_accuracy", "val_loss",  "val_accuracy", "epoch_seconds", "samples_per_second",
+    "threads",        "grad_norm", "event"};
 
 static dpt_metric_value_t mv_real(double v)
 {
@@ -605,6 +618,8 @@ static dpt_status_t give_up(run_t *r, const dpt_epoch_stats_t *es)
         [COL_SECONDS] = mv_real(es->seconds),
         [COL_RATE] = mv_real(es->samples_per_second),
         [COL_THREADS] = mv_int((int64_t)dpt_trainer_team_size(r->trainer)),
+        /* Measured where the step computes it anyway (clipping, lars, lamb); else empty. */
+        [COL_GRAD_NORM] = mv_real(es->grad_norm),
         [COL_EVENT] = {.kind = DPT_MV_TEXT, .text = r->events},
     };
     dpt_status_t s = dpt_metrics_write_row(r->metrics, row);
@@ -636,7 +651,7 @@ static dpt_status_t roll_back(run_t *r, const dpt_progress_t *prog, const dpt_ep
     if (n_opt) memcpy(opt, r->snap_opt, n_opt * sizeof(float));
     dpt_trainer_set_step_count(r->trainer, r->snap_steps);
     double scale = r->guard_state.lr_scale * r->guard.factor;
-    r->guard_state = r->snap_guard; /* the loss average of the good state ... */
+    r->guard_state = r->snap_guard;  /* the loss average of the good state ... */
     r->guard_state.lr_scale = scale; /* ... with the cumulative LR cut */
     r->plateau = r->snap_plateau;
     r->from = r->snap_from;
@@ -655,8 +670,8 @@ static dpt_status_t roll_back(run_t *r, const dpt_progress_t *prog, const dpt_ep
  * pid (another process on this directory, or a reused pid) keeps its file. */
 static int stale_temp(const char *name)
 {
-    static const char *const files[] = {DPT_RUN_CHECKPOINT, DPT_RUN_BEST_CHECKPOINT,
-                                        "metrics.csv", "checkpoint-epoch"};
+    static const char *const files[] = {DPT_RUN_CHECKPOINT, DPT_RUN_BEST_CHECKPOINT, "metrics.csv",
+                                        "checkpoint-epoch"};
     const char *tmp = strstr(name, ".tmp.");
     int ours = 0;
     for (size_t i = 0; tmp && i < sizeof files / sizeof *files; i++)
@@ -720,8 +735,7 @@ static dpt_status_t retain_checkpoint(run_t *r, const float *restored)
     dpt_status_t s = DPT_OK;
     if (link(latest, tmp) == 0) {
         if (rename(tmp, run_path(r, name)) != 0) {
-            s = dpt_error(DPT_ERR_IO, "%s: cannot rename into place: %s", r->path,
-                          strerror(errno));
+            s = dpt_error(DPT_ERR_IO, "%s: cannot rename into place: %s", r->path, strerror(errno));
             unlink(tmp);
         }
         if (s == DPT_OK) s = dpt_sync_parent_dir(r->path);
@@ -782,6 +796,8 @@ static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch
         [COL_SECONDS] = mv_real(es->seconds),
         [COL_RATE] = mv_real(es->samples_per_second),
         [COL_THREADS] = mv_int((int64_t)dpt_trainer_team_size(r->trainer)),
+        /* Measured where the step computes it anyway (clipping, lars, lamb); else empty. */
+        [COL_GRAD_NORM] = mv_real(es->grad_norm),
         [COL_EVENT] = {.kind = DPT_MV_TEXT, .text = r->events},
     };
     /* Order matters for a kill at any point: steps.csv synced and the row written first
@@ -835,8 +851,9 @@ static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
     lr_ctx_t lc = {r};
     dpt_status_t s = DPT_OK;
     if (stopped_early(r) && r->epochs_done < r->cfg->epochs)
-        say(&prog, "the run stopped early after epoch %llu; nothing to do (--early-stop off "
-                   "trains on)",
+        say(&prog,
+            "the run stopped early after epoch %llu; nothing to do (--early-stop off "
+            "trains on)",
             (unsigned long long)r->epochs_done);
     /* A mid-epoch resume may come back with rollbacks in a row: its first pass still takes
      * the snapshot, and keeps the restored events. */
@@ -867,8 +884,10 @@ static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
             snprintf(r->diverged_why, sizeof r->diverged_why, "validation loss %s",
                      isnan(vloss) ? "nan" : "inf");
         }
-        if (s == DPT_OK && r->diverged) s = roll_back(r, &prog, &es);
-        else if (s == DPT_OK) s = finish_epoch(r, &prog, &es, vloss, vacc, res);
+        if (s == DPT_OK && r->diverged)
+            s = roll_back(r, &prog, &es);
+        else if (s == DPT_OK)
+            s = finish_epoch(r, &prog, &es, vloss, vacc, res);
     }
     res->early_stopped = stopped_early(r);
     res->best_epoch = (size_t)r->es_state.best_epoch;
