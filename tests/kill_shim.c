@@ -34,7 +34,8 @@ static const char *kill_at(void)
 static void die(void)
 {
     kill(getpid(), SIGKILL);
-    for (;;) pause();
+    for (;;)
+        pause();
 }
 
 static int is_temp(const char *name)

@@ -116,7 +116,8 @@ Test(fuzz_regressions, model_with_33_dense_layers_keeps_its_tensor_table)
 Test(fuzz_regressions, model_with_64_dense_layers_keeps_its_tensor_table)
 {
     char spec[1024] = "";
-    for (int i = 0; i < 63; i++) strcat(spec, "dense:4,");
+    for (int i = 0; i < 63; i++)
+        strcat(spec, "dense:4,");
     strcat(spec, "dense:2");
     dpt_model_t *m = NULL;
     cr_assert_eq(dpt_model_create(spec, 3, 2, &m), DPT_OK, "%s", dpt_last_error());

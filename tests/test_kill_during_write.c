@@ -50,12 +50,20 @@ static int run(const char *name, int resume, long kill_nth, const char *kill_at,
     if (resume) {
         argv[n++] = "--resume", argv[n++] = out;
     } else {
-        const char *base[] = {"--data", data, "--val-split", "0.2", "--model",
-                              "dense:32,relu,dropout:0.1,dense:3", "--batch-size", "16",
-                              "--micro-batch", "8", "--threads", "2", "--epochs", "3", "--lr",
-                              "0.05", "--lr-schedule", "cosine:T_max=3", "--out", out};
-        for (size_t i = 0; i < sizeof base / sizeof *base; i++) argv[n++] = base[i];
-        for (; extra && *extra; extra++) argv[n++] = *extra;
+        const char *base[] = {"--data",        data,
+                              "--val-split",   "0.2",
+                              "--model",       "dense:32,relu,dropout:0.1,dense:3",
+                              "--batch-size",  "16",
+                              "--micro-batch", "8",
+                              "--threads",     "2",
+                              "--epochs",      "3",
+                              "--lr",          "0.05",
+                              "--lr-schedule", "cosine:T_max=3",
+                              "--out",         out};
+        for (size_t i = 0; i < sizeof base / sizeof *base; i++)
+            argv[n++] = base[i];
+        for (; extra && *extra; extra++)
+            argv[n++] = *extra;
     }
     argv[n++] = "--quiet";
     argv[n] = NULL;
@@ -94,8 +102,8 @@ static void assert_valid_or_absent(const char *name, const char *file, const cha
     char path[4096];
     snprintf(path, sizeof path, "%s/%s/%s", dir, name, file);
     dpt_checkpoint_t *ck;
-    cr_assert_eq(dpt_checkpoint_read(path, &ck), DPT_OK, "%s: %s after a kill %s: %s", name,
-                 file, when, dpt_last_error());
+    cr_assert_eq(dpt_checkpoint_read(path, &ck), DPT_OK, "%s: %s after a kill %s: %s", name, file,
+                 when, dpt_last_error());
     dpt_checkpoint_free(ck);
 }
 
@@ -120,7 +128,8 @@ static int temp_files(const char *name)
     DIR *d = opendir(path);
     cr_assert_not_null(d);
     int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp") != NULL;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strstr(e->d_name, ".tmp") != NULL;
     closedir(d);
     return n;
 }
@@ -191,9 +200,8 @@ Test(kill_during_write, epoch_end_checkpoints, .timeout = 300)
     cr_assert_eq(temp_files("whole"), 0);
     /* Temp files in order: best.dpt then checkpoint.dpt of epoch 1 (best.dpt again only when
      * the validation loss improves): the first write, a later one, and each moment of one. */
-    const kill_point_t kp[] = {{1, "open"},        {2, "bytes:100"}, {2, "bytes:3000"},
-                               {2, "rename"},      {2, "renamed"},   {4, "bytes:2000"},
-                               {4, "rename"}};
+    const kill_point_t kp[] = {{1, "open"},    {2, "bytes:100"},  {2, "bytes:3000"}, {2, "rename"},
+                               {2, "renamed"}, {4, "bytes:2000"}, {4, "rename"}};
     kill_and_resume("whole", NULL, kp, sizeof kp / sizeof *kp);
 }
 
@@ -214,8 +222,7 @@ Test(kill_during_write, mid_epoch_checkpoints, .timeout = 300)
     cr_assert_eq(memcmp(plain, every, n_plain), 0, "--checkpoint-every-steps changed the run");
     free(plain), free(every);
     assert_same_metrics("plain", "every");
-    const kill_point_t kp[] = {{2, "open"},     {3, "bytes:3000"}, {5, "rename"},
-                               {8, "renamed"},  {13, "open"},      {15, "rename"},
-                               {16, "bytes:200"}};
+    const kill_point_t kp[] = {{2, "open"},  {3, "bytes:3000"}, {5, "rename"},    {8, "renamed"},
+                               {13, "open"}, {15, "rename"},    {16, "bytes:200"}};
     kill_and_resume("every", extra, kp, sizeof kp / sizeof *kp);
 }

@@ -16,30 +16,30 @@ extern "C" {
 #endif
 
 typedef struct dpt_run_config {
-    const char *data_spec;     /* dataset spec (dpt_dataset_open) */
-    dpt_data_options_t data;   /* CSV options, memory cap */
-    double val_split;          /* 0: validate on the dataset's test split (if any) */
+    const char *data_spec;   /* dataset spec (dpt_dataset_open) */
+    dpt_data_options_t data; /* CSV options, memory cap */
+    double val_split;        /* 0: validate on the dataset's test split (if any) */
     const char *model_spec;
     const char *optimizer_spec;
     const char *schedule_spec; /* NULL/"" = constant */
     const char *warmup_spec;   /* NULL/"" = none */
     double lr;
-    int lr_auto;               /* --lr auto: run the LR range test first, use its valley LR */
-    const char *lr_scaling;    /* NULL/"" = none; "linear[:ref_batch=B]" | "sqrt[:ref_batch=B]" */
+    int lr_auto;            /* --lr auto: run the LR range test first, use its valley LR */
+    const char *lr_scaling; /* NULL/"" = none; "linear[:ref_batch=B]" | "sqrt[:ref_batch=B]" */
     size_t epochs;
     dpt_trainer_config_t trainer;
-    const char *out_dir;       /* run directory (created) */
-    int resume;                /* continue from out_dir/checkpoint.dpt */
-    int quiet;                 /* no progress display, no per-epoch lines */
-    int plot;                  /* draw metrics.png at the end (needs gnuplot) */
+    const char *out_dir; /* run directory (created) */
+    int resume;          /* continue from out_dir/checkpoint.dpt */
+    int quiet;           /* no progress display, no per-epoch lines */
+    int plot;            /* draw metrics.png at the end (needs gnuplot) */
     /* Early stopping: "monitor=val_loss|val_accuracy,mode=min|max,patience=N,min_delta=F,
      * restore_best=0|1" (Keras EarlyStopping semantics), "on" (its defaults) or NULL/"off". */
     const char *early_stop_spec;
     /* Divergence guard: NULL/"" = on with factor=0.5,retries=3,spike=10; "off"; or
      * "factor=F,retries=N,spike=S" (docs/formats.md, README). */
     const char *divergence_guard_spec;
-    size_t keep_checkpoints;   /* keep the last K epochs as checkpoint-epochNNNN.dpt; 0 = none */
-    size_t log_every;          /* steps.csv row every N steps; 0 = no steps.csv */
+    size_t keep_checkpoints; /* keep the last K epochs as checkpoint-epochNNNN.dpt; 0 = none */
+    size_t log_every;        /* steps.csv row every N steps; 0 = no steps.csv */
     /* Also write checkpoint.dpt every N optimizer steps inside an epoch (never on an epoch's
      * last step: the epoch-end one follows); resume continues that epoch exactly. 0 = off. */
     size_t checkpoint_every_steps;
@@ -57,11 +57,11 @@ typedef struct dpt_run_result {
     double train_loss, train_accuracy; /* last epoch */
     double samples_per_second;         /* last epoch */
     size_t threads;
-    int early_stopped;                 /* early stopping ended the run */
-    size_t best_epoch;                 /* early stopping's best epoch (0 without it) */
-    int restored_best;                 /* the final parameters are best_epoch's */
-    double lr_scale;                   /* the divergence guard's cumulative LR factor */
-    size_t rollbacks;                  /* divergence-guard rollbacks in this process */
+    int early_stopped; /* early stopping ended the run */
+    size_t best_epoch; /* early stopping's best epoch (0 without it) */
+    int restored_best; /* the final parameters are best_epoch's */
+    double lr_scale;   /* the divergence guard's cumulative LR factor */
+    size_t rollbacks;  /* divergence-guard rollbacks in this process */
 } dpt_run_result_t;
 
 /* Trains per cfg. A run the divergence guard cannot rescue returns DPT_ERR_DIVERGED, leaving

@@ -127,7 +127,8 @@ static void put_plot(FILE *f, void *user)
             f, " using (strcol(1) eq 'batch' ? $3 : NaN):5 with linespoints title 'batch sweep'\n");
         return;
     }
-    fprintf(f, "set title 'speed-up vs threads'\nset xlabel 'threads'\nset ylabel 'speed-up'\nset xtics 1\n"
+    fprintf(f, "set title 'speed-up vs threads'\nset xlabel 'threads'\nset ylabel 'speed-up'\nset "
+               "xtics 1\n"
                "plot x with lines dashtype 2 title 'ideal', ");
     dpt_gnuplot_put_quoted(f, p->csv);
     fprintf(f, " using (strcol(1) eq 'strong' ? $2 : NaN):8 with linespoints title 'strong (fixed "

@@ -86,30 +86,51 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
             fputs(usage, stdout);
             return 0;
         }
-        if (!strcmp(f, "--quiet")) { c->quiet = 1; continue; }
-        if (!strcmp(f, "--plot")) { c->plot = 1; continue; }
-        if (!strcmp(f, "--csv-header")) { c->data.csv_header = 1; continue; }
-        if (strncmp(f, "--", 2) != 0) return dpt_cli_usage_error("train", "unexpected argument '%s'", f);
+        if (!strcmp(f, "--quiet")) {
+            c->quiet = 1;
+            continue;
+        }
+        if (!strcmp(f, "--plot")) {
+            c->plot = 1;
+            continue;
+        }
+        if (!strcmp(f, "--csv-header")) {
+            c->data.csv_header = 1;
+            continue;
+        }
+        if (strncmp(f, "--", 2) != 0)
+            return dpt_cli_usage_error("train", "unexpected argument '%s'", f);
         if (!(v = dpt_cli_value("train", argc, argv, &i))) return DPT_EXIT_USAGE;
         size_t z;
         bool ok = true;
-        if (!strcmp(f, "--data")) c->data_spec = v;
-        else if (!strcmp(f, "--model")) c->model_spec = v;
-        else if (!strcmp(f, "--optimizer")) c->optimizer_spec = v;
-        else if (!strcmp(f, "--lr-schedule")) c->schedule_spec = v;
-        else if (!strcmp(f, "--warmup")) c->warmup_spec = v;
-        else if (!strcmp(f, "--out")) c->out_dir = v;
-        else if (!strcmp(f, "--resume")) a->resume_dir = v;
-        else if (!strcmp(f, "--lr-scaling")) c->lr_scaling = v;
-        else if (!strcmp(f, "--early-stop")) c->early_stop_spec = v;
-        else if (!strcmp(f, "--divergence-guard")) c->divergence_guard_spec = v;
+        if (!strcmp(f, "--data"))
+            c->data_spec = v;
+        else if (!strcmp(f, "--model"))
+            c->model_spec = v;
+        else if (!strcmp(f, "--optimizer"))
+            c->optimizer_spec = v;
+        else if (!strcmp(f, "--lr-schedule"))
+            c->schedule_spec = v;
+        else if (!strcmp(f, "--warmup"))
+            c->warmup_spec = v;
+        else if (!strcmp(f, "--out"))
+            c->out_dir = v;
+        else if (!strcmp(f, "--resume"))
+            a->resume_dir = v;
+        else if (!strcmp(f, "--lr-scaling"))
+            c->lr_scaling = v;
+        else if (!strcmp(f, "--early-stop"))
+            c->early_stop_spec = v;
+        else if (!strcmp(f, "--divergence-guard"))
+            c->divergence_guard_spec = v;
         else if (!strcmp(f, "--keep-checkpoints"))
             ok = dpt_cli_parse_size("train", f, v, 0, 1000000, &c->keep_checkpoints);
         else if (!strcmp(f, "--checkpoint-every-steps"))
             ok = dpt_cli_parse_size("train", f, v, 0, 1000000000, &c->checkpoint_every_steps);
         else if (!strcmp(f, "--log-every"))
             ok = dpt_cli_parse_size("train", f, v, 0, 1000000000, &c->log_every);
-        else if (!strcmp(f, "--lr") && !strcmp(v, "auto")) c->lr_auto = 1;
+        else if (!strcmp(f, "--lr") && !strcmp(v, "auto"))
+            c->lr_auto = 1;
         else if (!strcmp(f, "--lr")) {
             ok = dpt_cli_parse_double("train", f, v, 1e-12, 1e6, &c->lr);
             c->lr_auto = 0; /* a later --lr (e.g. at resume) overrides auto */
@@ -117,20 +138,23 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
             ok = dpt_cli_parse_double("train", f, v, 0, 1e12, &c->trainer.clip_grad_norm);
         else if (!strcmp(f, "--val-split"))
             ok = dpt_cli_parse_double("train", f, v, 0.0, 0.99, &c->val_split);
-        else if (!strcmp(f, "--epochs")) ok = dpt_cli_parse_size("train", f, v, 1, 1000000, &c->epochs);
+        else if (!strcmp(f, "--epochs"))
+            ok = dpt_cli_parse_size("train", f, v, 1, 1000000, &c->epochs);
         else if (!strcmp(f, "--batch-size"))
             ok = dpt_cli_parse_size("train", f, v, 1, 1u << 20, &c->trainer.batch_size);
         else if (!strcmp(f, "--micro-batch"))
             ok = dpt_cli_parse_size("train", f, v, 0, 65536, &c->trainer.micro_batch);
         else if (!strcmp(f, "--threads"))
             ok = dpt_cli_parse_size("train", f, v, 0, 1024, &c->trainer.threads);
-        else if (!strcmp(f, "--seed")) ok = dpt_cli_parse_u64("train", f, v, &c->trainer.seed);
+        else if (!strcmp(f, "--seed"))
+            ok = dpt_cli_parse_u64("train", f, v, &c->trainer.seed);
         else if (!strcmp(f, "--csv-label-column")) {
             double d;
             ok = dpt_cli_parse_double("train", f, v, -1, 1e6, &d);
             c->data.csv_label_column = (int)d;
         } else if (!strcmp(f, "--csv-delimiter")) {
-            if (strlen(v) != 1) return dpt_cli_usage_error("train", "--csv-delimiter takes one character");
+            if (strlen(v) != 1)
+                return dpt_cli_usage_error("train", "--csv-delimiter takes one character");
             c->data.csv_delimiter = v[0];
         } else
             return dpt_cli_usage_error("train", "unknown flag '%s'", f);
@@ -144,7 +168,10 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
 static int append_blob(char **blob, size_t *len, int argc, char **argv, int start)
 {
     for (int i = start; i < argc; i++) {
-        if (!strcmp(argv[i], "--resume")) { i++; continue; }
+        if (!strcmp(argv[i], "--resume")) {
+            i++;
+            continue;
+        }
         size_t n = strlen(argv[i]) + 1;
         char *grown = realloc(*blob, *len + n);
         if (!grown) return -1;
@@ -160,7 +187,8 @@ static int split_blob(char *blob, size_t len, char **out)
 {
     int n = 1;
     out[0] = "train";
-    for (size_t i = 0; i < len && n < MAX_ARGS; i += strlen(blob + i) + 1) out[n++] = blob + i;
+    for (size_t i = 0; i < len && n < MAX_ARGS; i += strlen(blob + i) + 1)
+        out[n++] = blob + i;
     return n;
 }
 
@@ -180,7 +208,8 @@ int dpt_cmd_train(int argc, char **argv)
         int n = split_blob(stored, stored_len, stored_argv);
         const char *dir = a.resume_dir;
         a = (train_args_t){.cfg = dpt_run_config_default()};
-        if ((rc = parse_flags(&a, n, stored_argv, 1)) >= 0 || (rc = parse_flags(&a, argc, argv, 1)) >= 0) {
+        if ((rc = parse_flags(&a, n, stored_argv, 1)) >= 0 ||
+            (rc = parse_flags(&a, argc, argv, 1)) >= 0) {
             free(stored);
             return rc;
         }

@@ -470,8 +470,7 @@ size_t dpt_dataset_normalization_save(const dpt_dataset_t *ds, void *buf, size_t
     if (!buf || cap < need) return need;
     norm_header_t h = {ds->st->features, ds->st->u8 ? 1 : 2, ds->mean0, ds->std0};
     memcpy(buf, &h, sizeof h);
-    if (!ds->st->u8) memcpy((char *)buf + sizeof h, ds->mean,
-           norm_floats(ds) * sizeof(float));
+    if (!ds->st->u8) memcpy((char *)buf + sizeof h, ds->mean, norm_floats(ds) * sizeof(float));
     return need;
 }
 
@@ -490,8 +489,8 @@ dpt_status_t dpt_dataset_normalization_load(dpt_dataset_t *ds, const void *buf, 
                          "features",
                          (unsigned long long)h.features, h.kind == 1 ? "image" : "table",
                          ds->st->features, kind == 1 ? "image" : "table");
-    if (!ds->st->u8) memcpy(ds->mean, (const char *)buf + sizeof h,
-           norm_floats(ds) * sizeof(float));
+    if (!ds->st->u8)
+        memcpy(ds->mean, (const char *)buf + sizeof h, norm_floats(ds) * sizeof(float));
     ds->mean0 = h.mean0, ds->std0 = h.std0;
     return DPT_OK;
 }

@@ -20,10 +20,9 @@ static void count_confusion(const dpt_replica_t *rep, const dpt_model_t *m, size
     }
 }
 
-dpt_status_t dpt_forward_all(dpt_replica_t *const *replicas, size_t threads,
-                             const dpt_model_t *m, const float *params, const dpt_dataset_t *ds,
-                             size_t rows, double *loss, double *accuracy, uint64_t *confusion,
-                             float *probs)
+dpt_status_t dpt_forward_all(dpt_replica_t *const *replicas, size_t threads, const dpt_model_t *m,
+                             const float *params, const dpt_dataset_t *ds, size_t rows,
+                             double *loss, double *accuracy, uint64_t *confusion, float *probs)
 {
     const size_t n = dpt_dataset_count(ds), classes = dpt_model_classes(m);
     if (n == 0) return dpt_error(DPT_ERR_INVALID_ARG, "no samples to run the model on");
@@ -35,7 +34,8 @@ dpt_status_t dpt_forward_all(dpt_replica_t *const *replicas, size_t threads,
         free(chunk_loss), free(chunk_hits), free(ids);
         return dpt_error(DPT_ERR_NOMEM, "out of memory for a pass over %zu samples", n);
     }
-    for (size_t i = 0; i < n; i++) ids[i] = (uint32_t)i;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (uint32_t)i;
     if (confusion) memset(confusion, 0, classes * classes * sizeof *confusion);
 #pragma omp parallel num_threads((int)threads)
     {
@@ -43,15 +43,16 @@ dpt_status_t dpt_forward_all(dpt_replica_t *const *replicas, size_t threads,
         dpt_replica_t *rep = replicas[tid];
         for (size_t c = tid; c < chunks; c += nt) {
             size_t lo = c * rows, cnt = n - lo < rows ? n - lo : rows;
-            chunk_loss[c] = dpt_replica_eval_shard(rep, m, params, ds, ids + lo, cnt,
-                                                   probs ? probs + lo * classes : NULL,
-                                                   &chunk_hits[c]);
+            chunk_loss[c] =
+                dpt_replica_eval_shard(rep, m, params, ds, ids + lo, cnt,
+                                       probs ? probs + lo * classes : NULL, &chunk_hits[c]);
             if (confusion) count_confusion(rep, m, cnt, classes, confusion);
         }
     }
     double total = 0;
     size_t hits = 0;
-    for (size_t c = 0; c < chunks; c++) total += chunk_loss[c], hits += chunk_hits[c];
+    for (size_t c = 0; c < chunks; c++)
+        total += chunk_loss[c], hits += chunk_hits[c];
     if (loss) *loss = total / (double)n;
     if (accuracy) *accuracy = (double)hits / (double)n;
     free(chunk_loss), free(chunk_hits), free(ids);

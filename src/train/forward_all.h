@@ -13,9 +13,8 @@
 /* replicas[0..threads) must each hold at least `rows` rows. Any output may be NULL: loss and
  * accuracy means, confusion [classes x classes] counts [true][predicted], probs
  * [count x classes]. */
-dpt_status_t dpt_forward_all(dpt_replica_t *const *replicas, size_t threads,
-                             const dpt_model_t *m, const float *params, const dpt_dataset_t *ds,
-                             size_t rows, double *loss, double *accuracy, uint64_t *confusion,
-                             float *probs);
+dpt_status_t dpt_forward_all(dpt_replica_t *const *replicas, size_t threads, const dpt_model_t *m,
+                             const float *params, const dpt_dataset_t *ds, size_t rows,
+                             double *loss, double *accuracy, uint64_t *confusion, float *probs);
 
 #endif

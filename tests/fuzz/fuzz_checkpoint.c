@@ -20,8 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsigned hl = 0;
         if (!buf) abort();
         if (size) memcpy(buf, data, size);
-        if (EVP_Digest(data, size, buf + size, &hl, EVP_sha256(), NULL) != 1 || hl != 32)
-            abort();
+        if (EVP_Digest(data, size, buf + size, &hl, EVP_sha256(), NULL) != 1 || hl != 32) abort();
         fz_write(path, buf, size + 32);
         free(buf);
     } else {
@@ -41,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *p = dpt_checkpoint_section(c, name, &bytes);
         if (!p || bytes != dpt_checkpoint_section_bytes(c, i) || ((uintptr_t)p & 63)) abort();
         volatile uint8_t sink = 0;
-        for (size_t j = 0; j < bytes; j++) sink ^= p[j]; /* every byte is readable */
+        for (size_t j = 0; j < bytes; j++)
+            sink ^= p[j]; /* every byte is readable */
         (void)sink;
     }
     if (strlen(dpt_checkpoint_sha256_hex(c)) != 64) abort();

@@ -16,7 +16,8 @@ static const char *names[6] = {"data_batch_1.bin", "data_batch_2.bin", "data_bat
 static void write_valid(const char *dir, int i)
 {
     uint8_t rec[RECORD];
-    for (size_t j = 0; j < RECORD; j++) rec[j] = (uint8_t)(j * 7 + (size_t)i);
+    for (size_t j = 0; j < RECORD; j++)
+        rec[j] = (uint8_t)(j * 7 + (size_t)i);
     rec[0] = (uint8_t)i; /* label < 10 */
     char p[600];
     snprintf(p, sizeof p, "%s/%s", dir, names[i]);
@@ -32,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static int made;
     if (!made && mkdir(dir, 0700) != 0) abort();
     made = 1;
-    for (int i = 0; i < 6; i++) write_valid(dir, i);
+    for (int i = 0; i < 6; i++)
+        write_valid(dir, i);
     snprintf(p, sizeof p, "%s/%s", dir, names[which]);
     fz_write(p, data + 1, size - 1);
     snprintf(spec, sizeof spec, "cifar10:%s", dir);

@@ -40,7 +40,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t *idx = malloc(n * sizeof *idx);
     int32_t *y = malloc(n * sizeof *y);
     if (!x || !idx || !y) abort();
-    for (size_t i = 0; i < n; i++) idx[i] = (uint32_t)i;
+    for (size_t i = 0; i < n; i++)
+        idx[i] = (uint32_t)i;
     dpt_dataset_gather(ds, idx, n, x, y);
     for (size_t i = 0; i < n; i++)
         if (y[i] < 0 || (size_t)y[i] >= dpt_dataset_classes(ds)) abort();

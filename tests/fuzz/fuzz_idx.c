@@ -36,7 +36,8 @@ static void exercise(dpt_dataset_t *ds)
     uint32_t idx[64];
     int32_t y[64];
     if (!x) abort();
-    for (size_t i = 0; i < k; i++) idx[i] = (uint32_t)(n - 1 - i);
+    for (size_t i = 0; i < k; i++)
+        idx[i] = (uint32_t)(n - 1 - i);
     dpt_dataset_gather(ds, idx, k, x, y);
     for (size_t i = 0; i < k; i++)
         if (y[i] < 0 || (size_t)y[i] >= dpt_dataset_classes(ds)) abort();
@@ -56,10 +57,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *ip = data, *lp = data + split;
     size_t in = split, ln = size - split;
     if (mode & 1) ip = lp = data, in = ln = size;
-    if (mode & 2) write_gz(img, ip, in); else fz_write(img, ip, in);
-    if (mode & 4) write_gz(lbl, lp, ln); else fz_write(lbl, lp, ln);
-    if (mode & 1 && !(mode & 6)) snprintf(spec, sizeof spec, "idx:%s,%s", img, img);
-    else snprintf(spec, sizeof spec, "idx:%s,%s", img, lbl);
+    if (mode & 2)
+        write_gz(img, ip, in);
+    else
+        fz_write(img, ip, in);
+    if (mode & 4)
+        write_gz(lbl, lp, ln);
+    else
+        fz_write(lbl, lp, ln);
+    if (mode & 1 && !(mode & 6))
+        snprintf(spec, sizeof spec, "idx:%s,%s", img, img);
+    else
+        snprintf(spec, sizeof spec, "idx:%s,%s", img, lbl);
 
     dpt_data_options_t opt = dpt_data_options_default();
     opt.max_bytes = (size_t)64 << 20; /* the API's own cap, kept small for the fuzzer */

@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cols == 0) abort();
     size_t sum = 0; /* every field is a readable string, within the file's size */
     for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < cols; c++) sum += strlen(dpt_metrics_table_field(t, r, c));
+        for (size_t c = 0; c < cols; c++)
+            sum += strlen(dpt_metrics_table_field(t, r, c));
     if (sum > size) abort();
     const char **names = malloc(cols * sizeof *names);
     if (!names) abort();

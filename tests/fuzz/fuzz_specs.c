@@ -46,7 +46,8 @@ static void check_schedule(const char *sched, const char *warm, size_t spe, size
     const char *monitor = NULL;
     if (dpt_schedule_uses_plateau(s, &monitor)) {
         if (!monitor) abort();
-        for (int e = 0; e < 12; e++) (void)dpt_schedule_plateau_update(s, &ps, 1.0 / (1 + e % 3));
+        for (int e = 0; e < 12; e++)
+            (void)dpt_schedule_plateau_update(s, &ps, 1.0 / (1 + e % 3));
         (void)dpt_schedule_lr(s, spe * 3, &ps);
     }
     /* The description parses back to the same schedule (schedule.h promises it). */
