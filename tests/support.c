@@ -78,3 +78,25 @@ const char *t_dptrain_bin(void)
 {
     return DPT_BINARY_DIR "/dptrain";
 }
+
+static char *scratch[8];
+static int n_scratch;
+
+char *t_scratch_dir(const char *tag)
+{
+    char *d = t_make_tmpdir(tag);
+    cr_assert_lt(n_scratch, 8);
+    scratch[n_scratch++] = d;
+    return d;
+}
+
+void t_remove_scratch(void)
+{
+    for (int i = 0; i < n_scratch; i++) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch[i]);
+        t_system(cmd);
+        free(scratch[i]);
+    }
+    n_scratch = 0;
+}

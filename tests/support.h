@@ -4,6 +4,25 @@
 #define DPT_TEST_SUPPORT_H
 
 #include <stddef.h>
+#include <string.h>
+
+#include "dptrain/status.h"
+
+/* The status and a substring of the one-line message an operation must fail with; the
+ * message must not end in a newline. */
+#define assert_fails(expr, status, substr)                                                         \
+    do {                                                                                           \
+        dpt_status_t s_ = (expr);                                                                  \
+        const char *m_ = dpt_last_error();                                                         \
+        cr_assert_eq(s_, (status), "status %d, message: %s", (int)s_, m_);                         \
+        cr_assert_not_null(strstr(m_, (substr)), "message '%s' lacks '%s'", m_, (substr));         \
+        cr_assert(m_[0] && m_[strlen(m_) - 1] != '\n', "message ends in a newline: '%s'", m_);     \
+    } while (0)
+
+/* A scratch directory of the running test (each test runs in its own process), removed by
+ * t_remove_scratch, which suites use as their .fini hook. At most 8 per test. */
+char *t_scratch_dir(const char *tag);
+void t_remove_scratch(void);
 
 /* A fresh empty directory under $TMPDIR (or /tmp), unique per call; returns a static-owned
  * malloc'd path the caller may free. Aborts the test on failure. */

@@ -14,42 +14,8 @@
 #define REC 3073
 #define PIX 3072
 
-#define assert_fails(expr, status, substr)                                                         \
-    do {                                                                                           \
-        dpt_status_t s_ = (expr);                                                                  \
-        const char *m_ = dpt_last_error();                                                         \
-        cr_assert_eq(s_, (status), "status %d, message: %s", (int)s_, m_);                         \
-        cr_assert_not_null(strstr(m_, (substr)), "message '%s' lacks '%s'", m_, (substr));         \
-        cr_assert(m_[0] && m_[strlen(m_) - 1] != '\n', "message ends in a newline: '%s'", m_);     \
-    } while (0)
-
-/* Records per file: data_batch_1..5, then test_batch. */
-/* Scratch directories of the running test (each test runs in its own process); the suites'
- * fini hook removes them. */
-static char *scratch[4];
-static int n_scratch;
-
-static char *scratch_dir(const char *tag)
-{
-    char *d = t_make_tmpdir(tag);
-    cr_assert_lt(n_scratch, 4);
-    scratch[n_scratch++] = d;
-    return d;
-}
-
-static void remove_scratch(void)
-{
-    for (int i = 0; i < n_scratch; i++) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch[i]);
-        t_system(cmd);
-        free(scratch[i]);
-    }
-    n_scratch = 0;
-}
-
-TestSuite(cifar, .fini = remove_scratch);
-TestSuite(cifar_errors, .fini = remove_scratch);
+TestSuite(cifar, .fini = t_remove_scratch);
+TestSuite(cifar_errors, .fini = t_remove_scratch);
 
 static const size_t per_file[6] = {2, 3, 1, 2, 2, 3};
 
@@ -97,7 +63,7 @@ static void write_batch(const char *dir, const char *name, const void *b, size_t
 
 static char *cifar_fixture(void)
 {
-    char *dir = scratch_dir("cifar");
+    char *dir = t_scratch_dir("cifar");
     for (int f = 0; f < 6; f++) {
         size_t n;
         unsigned char *b = batch_bytes(f, &n);

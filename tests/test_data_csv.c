@@ -9,46 +9,12 @@
 #include "dptrain/dataset.h"
 #include "support.h"
 
-#define assert_fails(expr, status, substr)                                                         \
-    do {                                                                                           \
-        dpt_status_t s_ = (expr);                                                                  \
-        const char *m_ = dpt_last_error();                                                         \
-        cr_assert_eq(s_, (status), "status %d, message: %s", (int)s_, m_);                         \
-        cr_assert_not_null(strstr(m_, (substr)), "message '%s' lacks '%s'", m_, (substr));         \
-        cr_assert(m_[0] && m_[strlen(m_) - 1] != '\n', "message ends in a newline: '%s'", m_);     \
-    } while (0)
-
-/* Writes n bytes of text to a fresh file "t.csv" and returns its "csv:PATH" spec. */
-/* Scratch directories of the running test (each test runs in its own process); the suites'
- * fini hook removes them. */
-static char *scratch[4];
-static int n_scratch;
-
-static char *scratch_dir(const char *tag)
-{
-    char *d = t_make_tmpdir(tag);
-    cr_assert_lt(n_scratch, 4);
-    scratch[n_scratch++] = d;
-    return d;
-}
-
-static void remove_scratch(void)
-{
-    for (int i = 0; i < n_scratch; i++) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch[i]);
-        t_system(cmd);
-        free(scratch[i]);
-    }
-    n_scratch = 0;
-}
-
-TestSuite(csv, .fini = remove_scratch);
-TestSuite(csv_errors, .fini = remove_scratch);
+TestSuite(csv, .fini = t_remove_scratch);
+TestSuite(csv_errors, .fini = t_remove_scratch);
 
 static char *csv_fixture(const char *text, size_t n)
 {
-    char *dir = scratch_dir("csv");
+    char *dir = t_scratch_dir("csv");
     char *p = t_path(dir, "t.csv");
     t_write_file(p, text, n, 0);
     char *spec = malloc(strlen(p) + 5);

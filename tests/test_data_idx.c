@@ -16,43 +16,9 @@
 #define NTRAIN 12
 #define NTEST 5
 
-/* The status and a substring of the one-line message an operation must fail with. */
-#define assert_fails(expr, status, substr)                                                         \
-    do {                                                                                           \
-        dpt_status_t s_ = (expr);                                                                  \
-        const char *m_ = dpt_last_error();                                                         \
-        cr_assert_eq(s_, (status), "status %d, message: %s", (int)s_, m_);                         \
-        cr_assert_not_null(strstr(m_, (substr)), "message '%s' lacks '%s'", m_, (substr));         \
-        cr_assert(m_[0] && m_[strlen(m_) - 1] != '\n', "message ends in a newline: '%s'", m_);     \
-    } while (0)
-
-/* Scratch directories of the running test (each test runs in its own process); the suites'
- * fini hook removes them. */
-static char *scratch[4];
-static int n_scratch;
-
-static char *scratch_dir(const char *tag)
-{
-    char *d = t_make_tmpdir(tag);
-    cr_assert_lt(n_scratch, 4);
-    scratch[n_scratch++] = d;
-    return d;
-}
-
-static void remove_scratch(void)
-{
-    for (int i = 0; i < n_scratch; i++) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch[i]);
-        t_system(cmd);
-        free(scratch[i]);
-    }
-    n_scratch = 0;
-}
-
-TestSuite(idx, .fini = remove_scratch);
-TestSuite(idx_errors, .fini = remove_scratch);
-TestSuite(idx_real, .fini = remove_scratch);
+TestSuite(idx, .fini = t_remove_scratch);
+TestSuite(idx_errors, .fini = t_remove_scratch);
+TestSuite(idx_real, .fini = t_remove_scratch);
 
 static uint8_t pix(size_t i, size_t j)
 {
@@ -102,7 +68,7 @@ static void write_bytes(const char *dir, const char *name, const void *b, size_t
 /* A complete mnist:DIR fixture; names get ".gz" and gzip content when gz. */
 static char *mnist_fixture(int gz)
 {
-    char *dir = scratch_dir("idx");
+    char *dir = t_scratch_dir("idx");
     const char *sfx = gz ? ".gz" : "";
     char name[64];
     size_t n;
@@ -223,7 +189,7 @@ Test(idx, test_output_may_be_null)
 
 Test(idx, idx_spec_detects_gzip_by_content_and_counts_classes)
 {
-    char *dir = scratch_dir("idx");
+    char *dir = t_scratch_dir("idx");
     size_t n;
     unsigned char *b = idx_images(NTRAIN, H, W, &n);
     write_bytes(dir, "imgs.bin", b, n, 1); /* gzip content, no .gz name */
@@ -445,7 +411,7 @@ static unsigned char *big_gzip_images(const char *dir, const char *name, size_t 
 
 static char *big_gzip_fixture(void)
 {
-    char *dir = scratch_dir("idx");
+    char *dir = t_scratch_dir("idx");
     size_t n, gzlen;
     free(big_gzip_images(dir, "train-images-idx3-ubyte.gz", &gzlen));
     unsigned char *l = idx_labels(400, 10, &n);

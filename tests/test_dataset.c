@@ -16,47 +16,14 @@
 #define IMG_H 5
 #define IMG_W 6
 
-#define assert_fails(expr, status, substr)                                                         \
-    do {                                                                                           \
-        dpt_status_t s_ = (expr);                                                                  \
-        const char *m_ = dpt_last_error();                                                         \
-        cr_assert_eq(s_, (status), "status %d, message: %s", (int)s_, m_);                         \
-        cr_assert_not_null(strstr(m_, (substr)), "message '%s' lacks '%s'", m_, (substr));         \
-    } while (0)
-
-/* Row i: id i, constant 5, (i*i) % 17, label i % 4. */
-/* Scratch directories of the running test (each test runs in its own process); the suites'
- * fini hook removes them. */
-static char *scratch[4];
-static int n_scratch;
-
-static char *scratch_dir(const char *tag)
-{
-    char *d = t_make_tmpdir(tag);
-    cr_assert_lt(n_scratch, 4);
-    scratch[n_scratch++] = d;
-    return d;
-}
-
-static void remove_scratch(void)
-{
-    for (int i = 0; i < n_scratch; i++) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", scratch[i]);
-        t_system(cmd);
-        free(scratch[i]);
-    }
-    n_scratch = 0;
-}
-
-TestSuite(split, .fini = remove_scratch);
-TestSuite(normalize, .fini = remove_scratch);
-TestSuite(gather, .fini = remove_scratch);
-TestSuite(dataset, .fini = remove_scratch);
+TestSuite(split, .fini = t_remove_scratch);
+TestSuite(normalize, .fini = t_remove_scratch);
+TestSuite(gather, .fini = t_remove_scratch);
+TestSuite(dataset, .fini = t_remove_scratch);
 
 static dpt_dataset_t *csv_table(void)
 {
-    char *dir = scratch_dir("ds");
+    char *dir = t_scratch_dir("ds");
     char *p = t_path(dir, "table.csv");
     size_t cap = NROWS * 32, n = 0;
     char *text = malloc(cap);
@@ -85,7 +52,7 @@ static void put_be32(unsigned char *b, uint32_t v)
 /* NIMG images of IMG_H x IMG_W through the idx: spec (raw files). */
 static dpt_dataset_t *idx_images(void)
 {
-    char *dir = scratch_dir("ds");
+    char *dir = t_scratch_dir("ds");
     size_t ni = 16 + (size_t)NIMG * IMG_H * IMG_W, nl = 8 + NIMG;
     unsigned char *im = malloc(ni), *lb = malloc(nl);
     memcpy(im, "\0\0\x08\x03", 4), memcpy(lb, "\0\0\x08\x01", 4);
