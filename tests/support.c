@@ -1,6 +1,8 @@
 /* Owns the scratch-file helpers used by the test suites. */
 #include "support.h"
 
+#include "core/rng.h"
+
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,4 +101,37 @@ void t_remove_scratch(void)
         free(scratch[i]);
     }
     n_scratch = 0;
+}
+
+int t_run_dptrain(const char *args, char **out)
+{
+    char *dir = t_make_tmpdir("cli-out");
+    char *log = t_path(dir, "log");
+    size_t n = strlen(args) + strlen(log) + 4096;
+    char *cmd = malloc(n);
+    cr_assert_not_null(cmd);
+    snprintf(cmd, n, "%s %s > %s 2>&1", t_dptrain_bin(), args, log);
+    int rc = t_system(cmd);
+    *out = t_read_file(log, NULL);
+    free(cmd), free(log), free(dir);
+    return rc;
+}
+
+char *t_write_class_table(const char *dir)
+{
+    char *path = t_path(dir, "table.csv");
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    dpt_rng_t r;
+    dpt_rng_seed(&r, 4, 0);
+    fprintf(f, "a,b,c,d,e,f,label\n");
+    for (int i = 0; i < 400; i++) {
+        double x[6], s = 0;
+        for (int j = 0; j < 6; j++)
+            x[j] = dpt_rng_uniform(&r), s += j < 3 ? x[j] : -x[j];
+        fprintf(f, "%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%d\n", x[0], x[1], x[2], x[3], x[4], x[5],
+                s > 0 ? 1 : (s > -0.3 ? 2 : 0));
+    }
+    fclose(f);
+    return path;
 }

@@ -37,6 +37,12 @@ void t_write_text(const char *path, const char *text);
 char *t_read_file(const char *path, size_t *n);
 /* Runs a shell command, returns its exit status (WEXITSTATUS) or -1. */
 int t_system(const char *cmd);
+/* Runs `dptrain ARGS` (ARGS as a shell would split them) with stdout and stderr captured
+ * into *out (malloc'd); returns the exit code. */
+int t_run_dptrain(const char *args, char **out);
+/* Writes DIR/table.csv: a header and 400 rows of 6 seeded features and a label in {0,1,2}
+ * that depends on them (learnable); returns the malloc'd path. */
+char *t_write_class_table(const char *dir);
 /* Path of the built dptrain binary. */
 const char *t_dptrain_bin(void);
 

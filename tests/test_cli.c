@@ -9,42 +9,10 @@
 #include "dptrain/checkpoint.h"
 #include "support.h"
 
-/* Runs `dptrain ARGS` with stdout+stderr captured into *out; returns the exit code. */
-static int run_cli(const char *args, char **out)
-{
-    char *dir = t_make_tmpdir("cli-out");
-    char *log = t_path(dir, "log");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", t_dptrain_bin(), args, log);
-    int rc = t_system(cmd);
-    *out = t_read_file(log, NULL);
-    free(log), free(dir);
-    return rc;
-}
-
-static char *write_table(const char *dir)
-{
-    char *path = t_path(dir, "table.csv");
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    dpt_rng_t r;
-    dpt_rng_seed(&r, 4, 0);
-    fprintf(f, "a,b,c,d,e,f,label\n");
-    for (int i = 0; i < 400; i++) {
-        double x[6], s = 0;
-        for (int j = 0; j < 6; j++)
-            x[j] = dpt_rng_uniform(&r), s += j < 3 ? x[j] : -x[j];
-        fprintf(f, "%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%d\n", x[0], x[1], x[2], x[3], x[4], x[5],
-                s > 0 ? 1 : (s > -0.3 ? 2 : 0));
-    }
-    fclose(f);
-    return path;
-}
-
 Test(cli, help_lists_every_command)
 {
     char *out;
-    cr_assert_eq(run_cli("--help", &out), 0);
+    cr_assert_eq(t_run_dptrain("--help", &out), 0);
     const char *cmds[] = {"train",   "eval",  "predict", "schedule",
                           "lr-find", "bench", "info",    "plot"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
@@ -55,7 +23,7 @@ Test(cli, help_lists_every_command)
 Test(cli, unknown_command_is_a_usage_error)
 {
     char *out;
-    cr_assert_eq(run_cli("trian", &out), 2);
+    cr_assert_eq(t_run_dptrain("trian", &out), 2);
     cr_assert(strstr(out, "unknown command 'trian'"), "%s", out);
     free(out);
 }
@@ -63,7 +31,7 @@ Test(cli, unknown_command_is_a_usage_error)
 Test(cli, train_help_documents_flags)
 {
     char *out;
-    cr_assert_eq(run_cli("train --help", &out), 0);
+    cr_assert_eq(t_run_dptrain("train --help", &out), 0);
     const char *flags[] = {"--data",       "--val-split",   "--model",  "--optimizer",
                            "--lr ",        "--lr-schedule", "--warmup", "--epochs",
                            "--batch-size", "--micro-batch", "--seed",   "--threads",
@@ -76,15 +44,15 @@ Test(cli, train_help_documents_flags)
 Test(cli, bad_flag_values_are_usage_errors)
 {
     char *out;
-    cr_assert_eq(run_cli("train --epochs abc", &out), 2);
+    cr_assert_eq(t_run_dptrain("train --epochs abc", &out), 2);
     cr_assert(strstr(out, "--epochs expects an integer"), "%s", out);
     free(out);
-    cr_assert_eq(run_cli("train --lr -1", &out), 2);
+    cr_assert_eq(t_run_dptrain("train --lr -1", &out), 2);
     free(out);
-    cr_assert_eq(run_cli("train --bogus 1", &out), 2);
+    cr_assert_eq(t_run_dptrain("train --bogus 1", &out), 2);
     cr_assert(strstr(out, "unknown flag '--bogus'"), "%s", out);
     free(out);
-    cr_assert_eq(run_cli("train --epochs", &out), 2);
+    cr_assert_eq(t_run_dptrain("train --epochs", &out), 2);
     cr_assert(strstr(out, "needs a value"), "%s", out);
     free(out);
 }
@@ -95,7 +63,7 @@ Test(cli, missing_data_file_is_an_io_error)
     char *dir = t_make_tmpdir("cli");
     char args[4096];
     snprintf(args, sizeof args, "train --data csv:%s/nope.csv --out %s/run --quiet", dir, dir);
-    cr_assert_eq(run_cli(args, &out), 4, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 4, "%s", out);
     cr_assert(strstr(out, "nope.csv"), "%s", out);
     free(out), free(dir);
 }
@@ -103,12 +71,12 @@ Test(cli, missing_data_file_is_an_io_error)
 Test(cli, bad_model_spec_exits_2_with_one_line)
 {
     char *dir = t_make_tmpdir("cli");
-    char *csv = write_table(dir);
+    char *csv = t_write_class_table(dir);
     char args[4096], *out;
     snprintf(args, sizeof args,
              "train --data csv:%s --csv-header --model dense:8,swish,dense:3 --out %s/run", csv,
              dir);
-    cr_assert_eq(run_cli(args, &out), 2, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 2, "%s", out);
     cr_assert(strstr(out, "dptrain: error: model spec: unknown layer 'swish'"), "%s", out);
     cr_assert_eq(strchr(out, '\n') - out + 1, (long)strlen(out), "more than one line: %s", out);
     free(out), free(csv), free(dir);
@@ -121,7 +89,7 @@ static void train_csv(const char *dir, const char *csv, const char *run, const c
              "train --data csv:%s --csv-header --val-split 0.25 --model dense:16,relu,dense:3 "
              "--batch-size 32 --micro-batch 8 --lr 0.05 --threads 2 --quiet --out %s/%s %s",
              csv, dir, run, extra);
-    int rc = run_cli(args, &out);
+    int rc = t_run_dptrain(args, &out);
     cr_assert_eq(rc, 0, "%s -> %d: %s", args, rc, out);
     free(out);
 }
@@ -163,7 +131,7 @@ static char *metrics_without_timing(const char *dir, const char *run)
 Test(cli, train_writes_run_directory, .timeout = 120)
 {
     char *dir = t_make_tmpdir("cli");
-    char *csv = write_table(dir);
+    char *csv = t_write_class_table(dir);
     train_csv(dir, csv, "run", "--epochs 3");
     char *p = t_path(dir, "run/metrics.csv");
     char *metrics = t_read_file(p, NULL);
@@ -187,13 +155,13 @@ Test(cli, train_writes_run_directory, .timeout = 120)
 Test(cli, resume_continues_exactly, .timeout = 120)
 {
     char *dir = t_make_tmpdir("cli");
-    char *csv = write_table(dir);
+    char *csv = t_write_class_table(dir);
     train_csv(dir, csv, "whole", "--epochs 4 --model dense:16,relu,dropout:0.3,dense:3");
     train_csv(dir, csv, "split", "--epochs 2 --model dense:16,relu,dropout:0.3,dense:3");
     char args[4096], *out;
     /* Resume replays the stored flags; only the new total epoch count is given. */
     snprintf(args, sizeof args, "train --resume %s/split --epochs 4 --quiet", dir);
-    cr_assert_eq(run_cli(args, &out), 0, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
     free(out);
     char *a = params_sha(dir, "whole"), *b = params_sha(dir, "split");
     cr_assert_eq(memcmp(a, b, 16 * 3 * sizeof(float)), 0, "weights differ after resume");
@@ -207,7 +175,7 @@ Test(cli, resume_without_checkpoint_fails_clearly)
     char *dir = t_make_tmpdir("cli");
     char args[4096], *out;
     snprintf(args, sizeof args, "train --resume %s", dir);
-    cr_assert_eq(run_cli(args, &out), 4, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 4, "%s", out);
     cr_assert(strstr(out, "checkpoint.dpt"), "%s", out);
     free(out), free(dir);
 }
@@ -215,7 +183,7 @@ Test(cli, resume_without_checkpoint_fails_clearly)
 Test(cli, info_reports_kernel_set)
 {
     char *out;
-    cr_assert_eq(run_cli("info", &out), 0);
+    cr_assert_eq(t_run_dptrain("info", &out), 0);
     cr_assert(strstr(out, "dptrain_version = "), "%s", out);
     cr_assert(strstr(out, "blis_version = 0."), "%s", out);
     cr_assert(strstr(out, "blis_kernel_set = "), "%s", out);
@@ -245,11 +213,11 @@ Test(cli, user_blis_arch_type_wins)
 Test(cli, info_checkpoint_lists_sections, .timeout = 60)
 {
     char *dir = t_make_tmpdir("cli");
-    char *csv = write_table(dir);
+    char *csv = t_write_class_table(dir);
     train_csv(dir, csv, "run", "--epochs 1");
     char args[4096], *out;
     snprintf(args, sizeof args, "info --checkpoint %s/run/checkpoint.dpt", dir);
-    cr_assert_eq(run_cli(args, &out), 0, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
     cr_assert(strstr(out, "params"), "%s", out);
     cr_assert(strstr(out, "optimizer"), "%s", out);
     free(out), free(csv), free(dir);
@@ -277,7 +245,7 @@ static char *last_row_field(const char *dir, const char *run, int col)
 Test(cli, grad_norm_column_when_the_step_measures_it, .timeout = 60)
 {
     char *dir = t_make_tmpdir("cli");
-    char *csv = write_table(dir);
+    char *csv = t_write_class_table(dir);
     train_csv(dir, csv, "plain", "--epochs 1");
     train_csv(dir, csv, "clipped", "--epochs 1 --clip-grad-norm 1e9");
     char *plain = last_row_field(dir, "plain", 11), *clipped = last_row_field(dir, "clipped", 11);
@@ -295,7 +263,7 @@ Test(cli, unwritable_output_directory_is_an_io_error)
     char args[4096], *out;
     /* A directory cannot be created under a regular file (root ignores permission bits). */
     snprintf(args, sizeof args, "train --data synthetic:200 --epochs 1 --quiet --out %s/run", file);
-    cr_assert_eq(run_cli(args, &out), 4, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 4, "%s", out);
     cr_assert(strstr(out, "cannot create directory"), "%s", out);
     free(out), free(file), free(dir);
 }

@@ -215,19 +215,6 @@ Test(lr_find, bad_config_names_the_field)
     fixture_free(&fx);
 }
 
-/* Runs `dptrain ARGS` with stdout+stderr captured into *out; returns the exit code. */
-static int run_cli(const char *args, char **out)
-{
-    char *dir = t_make_tmpdir("lrfind-out");
-    char *log = t_path(dir, "log");
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", t_dptrain_bin(), args, log);
-    int rc = t_system(cmd);
-    *out = t_read_file(log, NULL);
-    free(log), free(dir);
-    return rc;
-}
-
 Test(lr_find_cli, writes_csv_and_prints_suggestions, .timeout = 60)
 {
     fixture_t fx = fixture();
@@ -236,17 +223,17 @@ Test(lr_find_cli, writes_csv_and_prints_suggestions, .timeout = 60)
              "lr-find --data csv:%s --csv-header --model dense:16,relu,dense:3 --batch-size 32 "
              "--threads 2 --start 1e-5 --end 100 --steps 50 --out %s/curve.csv",
              fx.csv, fx.dir);
-    cr_assert_eq(run_cli(args, &out), 0, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
     cr_assert(strstr(out, "suggested lr: valley "), "%s", out);
     char *p = t_path(fx.dir, "curve.csv");
     char *text = t_read_file(p, NULL);
     cr_assert(strncmp(text, "lr,loss,smoothed_loss\n1.0000000000000001e-05,", 44) == 0, "%s", text);
     free(text), free(p), free(out);
     snprintf(args, sizeof args, "lr-find --data csv:%s --csv-header --start 1 --end 0.1", fx.csv);
-    cr_assert_eq(run_cli(args, &out), 2, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 2, "%s", out);
     cr_assert(strstr(out, "--end (0.1) must be above --start (1)"), "%s", out);
     free(out);
-    cr_assert_eq(run_cli("lr-find --help", &out), 0);
+    cr_assert_eq(t_run_dptrain("lr-find --help", &out), 0);
     cr_assert(strstr(out, "--steps") && strstr(out, "--plot") && strstr(out, "valley"), "%s", out);
     free(out);
     fixture_free(&fx);
@@ -268,7 +255,7 @@ Test(train_cli, lr_auto_runs_the_range_test, .timeout = 120)
     fixture_t fx = fixture();
     char args[8192], *out;
     snprintf(args, sizeof args, TRAIN_ARGS "--lr auto --optimizer adam", fx.csv, fx.dir, "auto");
-    cr_assert_eq(run_cli(args, &out), 0, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
     cr_assert(strstr(out, "dptrain: lr = auto -> "), "%s", out);
     char *config = config_of(fx.dir, "auto");
     const char *line = strstr(config, "lr = auto -> ");
@@ -284,7 +271,7 @@ Test(train_cli, lr_auto_runs_the_range_test, .timeout = 120)
     cr_assert(strstr(metrics, want), "%s not in %s", want, metrics);
     free(metrics), free(config), free(out);
     snprintf(args, sizeof args, TRAIN_ARGS "--lr auto --lr-scaling linear", fx.csv, fx.dir, "x");
-    cr_assert_neq(run_cli(args, &out), 0, "%s", out);
+    cr_assert_neq(t_run_dptrain(args, &out), 0, "%s", out);
     cr_assert(strstr(out, "--lr auto and --lr-scaling do not combine"), "%s", out);
     free(out);
     fixture_free(&fx);
@@ -297,7 +284,7 @@ Test(train_cli, lr_scaling_and_clipping_in_the_snapshot, .timeout = 120)
     snprintf(args, sizeof args,
              TRAIN_ARGS "--lr 0.05 --lr-scaling linear:ref_batch=16 --clip-grad-norm 1 --quiet",
              fx.csv, fx.dir, "scaled");
-    cr_assert_eq(run_cli(args, &out), 0, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
     char *config = config_of(fx.dir, "scaled");
     /* batch 32 / ref 16 = 2: 0.05 -> 0.1 */
     cr_assert(strstr(config, "lr = 0.050000000000000003\nlr_scaling = linear:ref_batch=16 "
@@ -312,18 +299,18 @@ Test(train_cli, lr_scaling_and_clipping_in_the_snapshot, .timeout = 120)
     free(metrics), free(config), free(out);
     snprintf(args, sizeof args, TRAIN_ARGS "--lr-scaling sqrt:ref_batch=128 --quiet", fx.csv,
              fx.dir, "sqrt");
-    cr_assert_eq(run_cli(args, &out), 0, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
     config = config_of(fx.dir, "sqrt");
     /* 0.05 * sqrt(32/128) = 0.025 */
     cr_assert(strstr(config, "lr_effective = 0.025000000000000001\n"), "%s", config);
     cr_assert(strstr(config, "clip_grad_norm = 0 (off)\n"), "%s", config);
     free(config), free(out);
     snprintf(args, sizeof args, TRAIN_ARGS "--lr-scaling cubic", fx.csv, fx.dir, "bad");
-    cr_assert_eq(run_cli(args, &out), 2, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 2, "%s", out);
     cr_assert(strstr(out, "unknown lr scaling 'cubic'; valid: none, linear, sqrt"), "%s", out);
     free(out);
     snprintf(args, sizeof args, TRAIN_ARGS "--clip-grad-norm -1", fx.csv, fx.dir, "bad2");
-    cr_assert_eq(run_cli(args, &out), 2, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 2, "%s", out);
     free(out);
     fixture_free(&fx);
 }

@@ -152,37 +152,6 @@ Test(divergence_guard, nan_always_spikes_after_warmup_above_chance)
 
 /* ---- the dptrain binary ------------------------------------------------------------------ */
 
-static int run_cli(const char *args, char **out)
-{
-    char *dir = t_make_tmpdir("guards-out");
-    char *log = t_path(dir, "log");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", t_dptrain_bin(), args, log);
-    int rc = t_system(cmd);
-    *out = t_read_file(log, NULL);
-    free(log), free(dir);
-    return rc;
-}
-
-static char *write_table(const char *dir)
-{
-    char *path = t_path(dir, "table.csv");
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    dpt_rng_t r;
-    dpt_rng_seed(&r, 4, 0);
-    fprintf(f, "a,b,c,d,e,f,label\n");
-    for (int i = 0; i < 400; i++) {
-        double x[6], s = 0;
-        for (int j = 0; j < 6; j++)
-            x[j] = dpt_rng_uniform(&r), s += j < 3 ? x[j] : -x[j];
-        fprintf(f, "%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%d\n", x[0], x[1], x[2], x[3], x[4], x[5],
-                s > 0 ? 1 : (s > -0.3 ? 2 : 0));
-    }
-    fclose(f);
-    return path;
-}
-
 /* 300 training rows at batch 32: 10 steps per epoch. */
 static int train(const char *dir, const char *csv, const char *run, const char *extra, char **out)
 {
@@ -191,7 +160,7 @@ static int train(const char *dir, const char *csv, const char *run, const char *
              "train --data csv:%s --csv-header --val-split 0.25 --model dense:16,relu,dense:3 "
              "--batch-size 32 --micro-batch 8 --threads 2 --quiet --out %s/%s %s",
              csv, dir, run, extra);
-    return run_cli(args, out);
+    return t_run_dptrain(args, out);
 }
 
 static void train_ok(const char *dir, const char *csv, const char *run, const char *extra)
@@ -206,7 +175,7 @@ static int resume(const char *dir, const char *run, const char *extra, char **ou
 {
     char args[4096];
     snprintf(args, sizeof args, "train --resume %s/%s --quiet %s", dir, run, extra);
-    return run_cli(args, out);
+    return t_run_dptrain(args, out);
 }
 
 /* A section of DIR/RUN/FILE, copied (NULL when absent). */
@@ -274,7 +243,7 @@ static int file_exists(const char *dir, const char *run, const char *name)
 Test(run_cli, help_lists_the_new_flags)
 {
     char *out;
-    cr_assert_eq(run_cli("train --help", &out), 0);
+    cr_assert_eq(t_run_dptrain("train --help", &out), 0);
     const char *flags[] = {"--early-stop", "--divergence-guard", "--keep-checkpoints",
                            "--log-every",  "restore_best",       "Exit 7"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
@@ -284,7 +253,7 @@ Test(run_cli, help_lists_the_new_flags)
 
 Test(run_cli, spec_errors_exit_2_with_one_line, .timeout = 60)
 {
-    char *dir = t_make_tmpdir("guards"), *csv = write_table(dir), *out;
+    char *dir = t_make_tmpdir("guards"), *csv = t_write_class_table(dir), *out;
     cr_assert_eq(train(dir, csv, "a", "--early-stop patience=x", &out), 2, "%s", out);
     cr_assert(strstr(out, "dptrain: error: --early-stop: patience='x': expected an integer"), "%s",
               out);
@@ -298,7 +267,7 @@ Test(run_cli, spec_errors_exit_2_with_one_line, .timeout = 60)
              "train --data csv:%s --csv-header --model dense:8,relu,dense:3 --early-stop on "
              "--quiet --out %s/c",
              csv, dir);
-    cr_assert_eq(run_cli(args, &out), 2, "%s", out);
+    cr_assert_eq(t_run_dptrain(args, &out), 2, "%s", out);
     cr_assert(strstr(out, "--early-stop monitors val_loss but the data has no validation part: "
                           "use --val-split"),
               "%s", out);
@@ -309,7 +278,7 @@ Test(run_cli, spec_errors_exit_2_with_one_line, .timeout = 60)
  * the best epoch's: the parameters best.dpt holds (lowest val_loss, min_delta 0). */
 Test(run_cli, early_stop_stops_at_the_right_epoch_and_restores_best, .timeout = 120)
 {
-    char *dir = t_make_tmpdir("guards"), *csv = write_table(dir), *out;
+    char *dir = t_make_tmpdir("guards"), *csv = t_write_class_table(dir), *out;
     int rc =
         train(dir, csv, "run", "--lr 0.5 --epochs 40 --early-stop patience=2,restore_best=1", &out);
     cr_assert_eq(rc, 0, "%s", out);
@@ -362,7 +331,7 @@ Test(run_cli, early_stop_stops_at_the_right_epoch_and_restores_best, .timeout = 
  * run stops after exactly 1 + patience epochs. */
 Test(run_cli, early_stop_with_large_min_delta_stops_after_patience, .timeout = 60)
 {
-    char *dir = t_make_tmpdir("guards"), *csv = write_table(dir);
+    char *dir = t_make_tmpdir("guards"), *csv = t_write_class_table(dir);
     train_ok(dir, csv, "run", "--lr 0.1 --epochs 20 --early-stop patience=3,min_delta=1e9");
     dpt_metrics_table_t *t = metrics(dir, "run");
     cr_assert_eq(dpt_metrics_table_rows(t), 4u);
@@ -376,7 +345,7 @@ Test(run_cli, early_stop_with_large_min_delta_stops_after_patience, .timeout = 6
  * boundary: resuming ends exactly like the uninterrupted run. */
 Test(run_cli, early_stop_state_survives_resume, .timeout = 180)
 {
-    char *dir = t_make_tmpdir("guards"), *csv = write_table(dir);
+    char *dir = t_make_tmpdir("guards"), *csv = t_write_class_table(dir);
     const char *flags = "--lr 0.5 --epochs 40 --early-stop patience=2,restore_best=1";
     train_ok(dir, csv, "whole", flags);
     dpt_metrics_table_t *t = metrics(dir, "whole");
@@ -419,7 +388,7 @@ Test(run_cli, early_stop_state_survives_resume, .timeout = 180)
 /* --lr 50 explodes within a few steps; the guard rolls back and cuts the LR until it trains. */
 Test(run_cli, divergence_rolls_back_and_recovers, .timeout = 120)
 {
-    char *dir = t_make_tmpdir("guards"), *csv = write_table(dir), *out;
+    char *dir = t_make_tmpdir("guards"), *csv = t_write_class_table(dir), *out;
     int rc = train(dir, csv, "run",
                    "--lr 50 --epochs 4 --divergence-guard factor=0.1 --log-every 1", &out);
     cr_assert_eq(rc, 0, "%s", out);
@@ -454,7 +423,7 @@ Test(run_cli, divergence_rolls_back_and_recovers, .timeout = 120)
 /* The LR scale is in the checkpoint: a recovered run resumes exactly. */
 Test(run_cli, lr_scale_survives_resume, .timeout = 120)
 {
-    char *dir = t_make_tmpdir("guards"), *csv = write_table(dir), *out;
+    char *dir = t_make_tmpdir("guards"), *csv = t_write_class_table(dir), *out;
     train_ok(dir, csv, "whole", "--lr 50 --epochs 3 --divergence-guard factor=0.1");
     train_ok(dir, csv, "split", "--lr 50 --epochs 1 --divergence-guard factor=0.1");
     cr_assert_eq(resume(dir, "split", "--epochs 3", &out), 0, "%s", out);
@@ -471,7 +440,7 @@ Test(run_cli, lr_scale_survives_resume, .timeout = 120)
  * checkpoint of the good epoch byte for byte. */
 Test(run_cli, unrecoverable_divergence_exits_7_with_checkpoint_intact, .timeout = 120)
 {
-    char *dir = t_make_tmpdir("guards"), *csv = write_table(dir), *out;
+    char *dir = t_make_tmpdir("guards"), *csv = t_write_class_table(dir), *out;
     train_ok(dir, csv, "run", "--lr 0.05 --epochs 1");
     size_t n0, n1;
     char path[4096];
@@ -498,7 +467,7 @@ Test(run_cli, unrecoverable_divergence_exits_7_with_checkpoint_intact, .timeout 
 
 Test(run_cli, guard_off_lets_nan_through, .timeout = 60)
 {
-    char *dir = t_make_tmpdir("guards"), *csv = write_table(dir), *out;
+    char *dir = t_make_tmpdir("guards"), *csv = t_write_class_table(dir), *out;
     int rc = train(dir, csv, "run", "--lr 100000 --epochs 2 --divergence-guard off", &out);
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_null(strstr(out, "rollback"), "%s", out);
@@ -518,7 +487,7 @@ Test(run_cli, guard_off_lets_nan_through, .timeout = 60)
 
 Test(run_cli, keep_checkpoints_keeps_exactly_k, .timeout = 60)
 {
-    char *dir = t_make_tmpdir("guards"), *csv = write_table(dir);
+    char *dir = t_make_tmpdir("guards"), *csv = t_write_class_table(dir);
     train_ok(dir, csv, "run", "--lr 0.05 --epochs 5 --keep-checkpoints 2");
     for (int e = 1; e <= 5; e++) {
         char name[64];
@@ -545,7 +514,7 @@ Test(run_cli, keep_checkpoints_keeps_exactly_k, .timeout = 60)
 
 Test(run_cli, steps_csv_rows_and_exact_resume, .timeout = 120)
 {
-    char *dir = t_make_tmpdir("guards"), *csv = write_table(dir), *out;
+    char *dir = t_make_tmpdir("guards"), *csv = t_write_class_table(dir), *out;
     train_ok(dir, csv, "whole", "--lr 0.05 --epochs 3 --log-every 3");
     char *whole = run_file(dir, "whole", "steps.csv");
     cr_assert(strncmp(whole, "step,epoch,lr,loss\n3,1,0.050000000000000003,", 44) == 0, "%s",
