@@ -267,3 +267,38 @@ Test(cli, unwritable_output_directory_is_an_io_error)
     cr_assert(strstr(out, "cannot create directory"), "%s", out);
     free(out), free(file), free(dir);
 }
+
+Test(cli, best_checkpoint_follows_the_monitored_metric, .timeout = 60)
+{
+    char *dir = t_make_tmpdir("cli");
+    char *csv = t_write_class_table(dir);
+    /* Seed 1 at lr 0.2: lowest val_loss at epoch 7, highest val_accuracy at epoch 5, so the
+     * test tells the two rules apart. */
+    train_csv(dir, csv, "acc",
+              "--epochs 8 --lr 0.2 --seed 1 --early-stop monitor=val_accuracy,patience=100");
+    /* The epoch with the highest val_accuracy (the first of equals: improvement is strict). */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/acc/metrics.csv", dir);
+    char *text = t_read_file(path, NULL);
+    double best = -1;
+    unsigned long long best_epoch = 0;
+    for (char *l = strchr(text, '\n') + 1; *l; l = strchr(l, '\n') + 1) {
+        unsigned long long e;
+        char *f = l;
+        cr_assert_eq(sscanf(f, "%llu,", &e), 1);
+        for (int i = 0; i < 7; i++)
+            f = strchr(f, ',') + 1;
+        double acc = strtod(f, NULL);
+        if (acc > best) best = acc, best_epoch = e;
+    }
+    snprintf(path, sizeof path, "%s/acc/best.dpt", dir);
+    dpt_checkpoint_t *ck;
+    cr_assert_eq(dpt_checkpoint_read(path, &ck), DPT_OK, "%s", dpt_last_error());
+    size_t n;
+    const uint64_t *state = dpt_checkpoint_section(ck, "state", &n);
+    cr_assert_not_null(state);
+    cr_assert_eq(state[0], best_epoch, "best.dpt holds epoch %llu, best val_accuracy at %llu",
+                 (unsigned long long)state[0], best_epoch);
+    dpt_checkpoint_free(ck);
+    free(text), free(csv), free(dir);
+}

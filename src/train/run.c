@@ -53,8 +53,8 @@ typedef struct run {
     dpt_trainer_t *trainer;
     dpt_metrics_writer_t *metrics;
     dpt_plateau_state_t plateau;
-    const char *monitor; /* plateau's metric, or NULL */
-    double best_val_loss;
+    const char *monitor;  /* plateau's metric, or NULL */
+    double best_val_loss; /* best.dpt's monitored value, oriented so lower is better */
     uint64_t epochs_done;
     double lr; /* effective base LR: scaled, or found by the range test */
     dpt_early_stop_config_t es;
@@ -745,6 +745,19 @@ static dpt_status_t retain_checkpoint(run_t *r, const float *restored)
     return s == DPT_OK ? prune_checkpoints(r) : s;
 }
 
+/* What best.dpt is best by: the early-stopping monitor when early stopping is on, else the
+ * plateau schedule's monitor, else validation loss; negated when higher is better, so the
+ * stored best is always "lower is better" (and the checkpoint state keeps one double). */
+static double best_checkpoint_key(const run_t *r, double vloss, double vacc)
+{
+    if (r->es.enabled) {
+        double v = r->es.monitor_accuracy ? vacc : vloss;
+        return r->es.mode_max ? -v : v;
+    }
+    if (r->monitor && strcmp(r->monitor, "val_accuracy") == 0) return -vacc;
+    return vloss;
+}
+
 /* Validation, plateau and early-stop bookkeeping, the CSV row, checkpoints and the summary
  * line of one finished epoch. */
 static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch_stats_t *es,
@@ -806,8 +819,9 @@ static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch
      * copy last (a resume makes it again). */
     if (r->steps) s = dpt_step_log_sync(r->steps);
     if (s == DPT_OK) s = dpt_metrics_write_row(r->metrics, row);
-    if (s == DPT_OK && r->val && vloss < r->best_val_loss) {
-        r->best_val_loss = vloss;
+    double best_key = best_checkpoint_key(r, vloss, vacc);
+    if (s == DPT_OK && r->val && best_key < r->best_val_loss) {
+        r->best_val_loss = best_key;
         s = save_checkpoint(r, DPT_RUN_BEST_CHECKPOINT, NULL, NULL);
     }
     if (s == DPT_OK) s = save_checkpoint(r, DPT_RUN_CHECKPOINT, restored, NULL);
