@@ -171,6 +171,14 @@ dpt_status_t dpt_model_create(const char *spec, size_t in_features, size_t class
         return s;
     }
     build_layout(m);
+    if (m->n_params > DPT_MAX_PARAMS) {
+        s = dpt_error(DPT_ERR_LIMIT,
+                      "model spec: %zu parameters (with alignment) exceed the cap of %zu; "
+                      "make the layers narrower",
+                      m->n_params, (size_t)DPT_MAX_PARAMS);
+        free(m);
+        return s;
+    }
     snprintf(m->describe, sizeof m->describe, "%zu -> %s", in_features, spec);
     *out = m;
     return DPT_OK;

@@ -8,6 +8,9 @@
 #define DPT_MAX_LAYERS 64
 #define DPT_MAX_SPEC 1024
 #define DPT_MAX_WIDTH 65536
+/* Cap on parameters (floats): 1 GiB per parameter-shaped buffer; a run holds several
+ * (parameters, one gradient buffer per micro-shard, optimizer state). */
+#define DPT_MAX_PARAMS ((size_t)1 << 28)
 /* A weight and a bias per dense layer, and every layer may be dense. */
 #define DPT_MAX_TENSORS (2 * DPT_MAX_LAYERS)
 
