@@ -83,16 +83,16 @@ cli_runs() {
 # abort_on_error turns every report into SIGABRT, so a Criterion worker that trips a check
 # "crashes" (a failed test: Criterion exits non-zero) instead of exiting with a code it might
 # not look at; the dptrain binary the CLI tests spawn aborts too, which no test expects.
-# Leak detection is off for the suites: several test fixtures do not free what they allocate
-# (docs/hardening.md lists them), which says nothing about the library. Library leaks are
-# checked where they matter: the CLI runs below with detect_leaks=1, every fuzz target
-# (libFuzzer checks leaks per input) and valgrind.
+# Leak detection is on for the suites too: every Criterion worker (one per test) must exit
+# leak-free, fixtures included; the runner parent only runs Criterion and turns its own check
+# off (__lsan_is_turned_off in tests/support.c). Library leaks are also checked by the CLI runs
+# below with detect_leaks=1, every fuzz target (libFuzzer checks leaks per input) and valgrind.
 run_asan() {
   local t0; t0=$(stamp)
   build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDPT_SANITIZE=ON
   local common=halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1
   export UBSAN_OPTIONS=abort_on_error=1:halt_on_error=1:print_stacktrace=1
-  ASAN_OPTIONS=$common:detect_leaks=0 ctest --test-dir build-asan --output-on-failure -j"$JOBS"
+  ASAN_OPTIONS=$common:detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$JOBS"
   ASAN_OPTIONS=$common:detect_leaks=1 cli_runs "" build-asan/dptrain
   unset UBSAN_OPTIONS
   report "ASan+UBSan suite and CLI leak check" "$t0"

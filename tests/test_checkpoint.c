@@ -73,13 +73,15 @@ static void put_u64(unsigned char *p, uint64_t v)
 }
 
 /* Reads path, expecting status s and a message containing want. */
-static void expect_refused(const char *path, dpt_status_t s, const char *want)
+/* Reads path (malloc'd, freed here) and checks the refusal. */
+static void expect_refused(char *path, dpt_status_t s, const char *want)
 {
     dpt_checkpoint_t *c = (void *)1;
     cr_assert_eq(dpt_checkpoint_read(path, &c), s, "status for '%s': %s", want, dpt_last_error());
     cr_assert_null(c);
     cr_assert(strstr(dpt_last_error(), want), "message '%s' lacks '%s'", dpt_last_error(), want);
     cr_assert(strstr(dpt_last_error(), path), "message '%s' lacks the path", dpt_last_error());
+    free(path);
 }
 
 static size_t count_entries(const char *dir)
@@ -415,7 +417,7 @@ Test(checkpoint, write_refuses_bad_sections)
     dpt_ckpt_section_t *many = calloc(1025, sizeof *many);
     cr_assert_eq(dpt_checkpoint_write(p, many, 1025), DPT_ERR_LIMIT);
     free(many);
-    cr_assert_eq(count_entries(tmpdir), 0);
+    cr_assert_eq(count_entries(tmpdir), 0);    free(p);
 }
 
 Test(checkpoint, write_into_a_missing_directory_is_an_io_error)
@@ -424,7 +426,7 @@ Test(checkpoint, write_into_a_missing_directory_is_an_io_error)
     cr_assert_eq(dpt_checkpoint_write(p, NULL, 0), DPT_ERR_IO);
     cr_assert(strstr(dpt_last_error(), p), "%s", dpt_last_error());
     cr_assert(strstr(dpt_last_error(), "No such file or directory"), "%s", dpt_last_error());
-    cr_assert_eq(count_entries(tmpdir), 0);
+    cr_assert_eq(count_entries(tmpdir), 0);    free(p);
 }
 
 Test(checkpoint, write_below_a_regular_file_is_an_io_error)
@@ -434,7 +436,7 @@ Test(checkpoint, write_below_a_regular_file_is_an_io_error)
     char *p = t_path(file, "a.ckpt");
     cr_assert_eq(dpt_checkpoint_write(p, NULL, 0), DPT_ERR_IO);
     cr_assert(strstr(dpt_last_error(), "Not a directory"), "%s", dpt_last_error());
-    cr_assert_eq(count_entries(tmpdir), 1);
+    cr_assert_eq(count_entries(tmpdir), 1);    free(p), free(file);
 }
 
 Test(checkpoint, failed_rename_removes_the_temp_file)
@@ -446,7 +448,7 @@ Test(checkpoint, failed_rename_removes_the_temp_file)
     free(cmd);
     cr_assert_eq(dpt_checkpoint_write(p, NULL, 0), DPT_ERR_IO);
     cr_assert(strstr(dpt_last_error(), "cannot rename"), "%s", dpt_last_error());
-    cr_assert_eq(count_entries(tmpdir), 1);
+    cr_assert_eq(count_entries(tmpdir), 1);    free(p);
 }
 
 Test(checkpoint, write_failing_midway_keeps_the_old_file_and_no_temp)

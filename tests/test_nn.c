@@ -49,6 +49,14 @@ static void setup(fixture_t *f, const char *spec, size_t in, size_t classes)
     f->ctx = (dpt_step_ctx_t){.training = true, .seed = 3, .epoch = 1, .sample_ids = f->ids};
 }
 
+static void teardown(fixture_t *f)
+{
+    for (size_t l = 0; l <= f->m->n_layers; l++)
+        free(f->acts[l]);
+    free(f->params), free(f->grads), free(f->d0), free(f->d1);
+    dpt_model_free(f->m);
+}
+
 static double loss_at(fixture_t *f)
 {
     dpt_model_forward(f->m, f->params, f->acts, ROWS, &f->ctx);
@@ -84,6 +92,7 @@ static void gradient_check(const char *spec, size_t in, size_t classes)
         }
     }
     cr_assert_gt(checked, 0u);
+    teardown(&f);
 }
 
 Test(gradcheck, dense_only)
@@ -165,6 +174,7 @@ Test(dropout, mask_depends_on_sample_not_row_position)
     a.ctx.training = false;
     dpt_model_forward(a.m, a.params, a.acts, ROWS, &a.ctx);
     cr_assert_eq(memcmp(a.acts[0], a.acts[1], ROWS * 4 * sizeof(float)), 0);
+    teardown(&a), teardown(&b);
 }
 
 Test(model, layout_is_aligned_and_counts_parameters)

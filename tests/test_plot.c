@@ -83,6 +83,7 @@ Test(plot, no_gnuplot_on_path_is_unsupported)
     free(csv);
     free(png);
     free(dir);
+    free(empty);
 }
 
 Test(plot, missing_csv_is_an_io_error)

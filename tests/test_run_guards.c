@@ -316,6 +316,7 @@ Test(run_cli, early_stop_stops_at_the_right_epoch_and_restores_best, .timeout = 
     cr_assert_neq(memcmp(p, trained, n), 0, "nothing was restored");
     /* A stopped run resumes to nothing: same files. */
     char *m0 = run_file(dir, "run", "metrics.csv");
+    free(out);
     cr_assert_eq(resume(dir, "run", "--epochs 50", &out), 0, "%s", out);
     cr_assert(strstr(out, "stopped early after epoch"), "%s", out);
     free(out);
