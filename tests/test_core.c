@@ -81,3 +81,13 @@ Test(checked, multiplication_overflow_is_detected)
     cr_assert_not(dpt_mul_size(SIZE_MAX / 2, 3, &out));
     cr_assert_not(dpt_add_size(SIZE_MAX, 1, &out));
 }
+
+int __lsan_is_turned_off(void);
+
+/* tests/support.c turns LeakSanitizer off in Criterion's runner process only; the tests
+ * themselves run in workers and must stay checked. If Criterion ever names its workers
+ * differently, this fails instead of leak checking silently stopping everywhere. */
+Test(support, leak_checking_stays_on_inside_tests)
+{
+    cr_assert_eq(__lsan_is_turned_off(), 0);
+}
