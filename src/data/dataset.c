@@ -527,6 +527,12 @@ void dpt_dataset_gather(const dpt_dataset_t *ds, const uint32_t *idx, size_t n, 
         const float a = (float)(1.0 / (255.0 * ds->std0)), b = (float)(-ds->mean0 / ds->std0);
         for (size_t i = 0; i < n; i++) {
             const uint8_t *restrict p = st->u8 + (size_t)ds->idx[idx[i]] * f;
+            /* Rows come in shuffled order, so the hardware prefetcher cannot guess the next
+             * one: ask for it while this one is converted. */
+            if (i + 1 < n) {
+                const uint8_t *next = st->u8 + (size_t)ds->idx[idx[i + 1]] * f;
+                for (size_t j = 0; j < f; j += 64) __builtin_prefetch(next + j);
+            }
             float *restrict o = x + i * f;
             for (size_t j = 0; j < f; j++)
                 o[j] = (float)p[j] * a + b;
