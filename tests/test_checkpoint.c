@@ -417,7 +417,8 @@ Test(checkpoint, write_refuses_bad_sections)
     dpt_ckpt_section_t *many = calloc(1025, sizeof *many);
     cr_assert_eq(dpt_checkpoint_write(p, many, 1025), DPT_ERR_LIMIT);
     free(many);
-    cr_assert_eq(count_entries(tmpdir), 0);    free(p);
+    cr_assert_eq(count_entries(tmpdir), 0);
+    free(p);
 }
 
 Test(checkpoint, write_into_a_missing_directory_is_an_io_error)
@@ -426,7 +427,8 @@ Test(checkpoint, write_into_a_missing_directory_is_an_io_error)
     cr_assert_eq(dpt_checkpoint_write(p, NULL, 0), DPT_ERR_IO);
     cr_assert(strstr(dpt_last_error(), p), "%s", dpt_last_error());
     cr_assert(strstr(dpt_last_error(), "No such file or directory"), "%s", dpt_last_error());
-    cr_assert_eq(count_entries(tmpdir), 0);    free(p);
+    cr_assert_eq(count_entries(tmpdir), 0);
+    free(p);
 }
 
 Test(checkpoint, write_below_a_regular_file_is_an_io_error)
@@ -436,7 +438,8 @@ Test(checkpoint, write_below_a_regular_file_is_an_io_error)
     char *p = t_path(file, "a.ckpt");
     cr_assert_eq(dpt_checkpoint_write(p, NULL, 0), DPT_ERR_IO);
     cr_assert(strstr(dpt_last_error(), "Not a directory"), "%s", dpt_last_error());
-    cr_assert_eq(count_entries(tmpdir), 1);    free(p), free(file);
+    cr_assert_eq(count_entries(tmpdir), 1);
+    free(p), free(file);
 }
 
 Test(checkpoint, failed_rename_removes_the_temp_file)
@@ -448,7 +451,8 @@ Test(checkpoint, failed_rename_removes_the_temp_file)
     free(cmd);
     cr_assert_eq(dpt_checkpoint_write(p, NULL, 0), DPT_ERR_IO);
     cr_assert(strstr(dpt_last_error(), "cannot rename"), "%s", dpt_last_error());
-    cr_assert_eq(count_entries(tmpdir), 1);    free(p);
+    cr_assert_eq(count_entries(tmpdir), 1);
+    free(p);
 }
 
 Test(checkpoint, write_failing_midway_keeps_the_old_file_and_no_temp)

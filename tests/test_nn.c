@@ -284,9 +284,9 @@ Test(model_spec, parameter_cap_is_a_limit_error)
 {
     dpt_model_t *m = NULL;
     /* 8 x (65536 x 65536) weights: far over the cap, refused before anything is allocated. */
-    cr_assert_eq(dpt_model_create("dense:65536,dense:65536,dense:65536,dense:65536,dense:3", 10,
-                                  3, &m),
-                 DPT_ERR_LIMIT);
+    cr_assert_eq(
+        dpt_model_create("dense:65536,dense:65536,dense:65536,dense:65536,dense:3", 10, 3, &m),
+        DPT_ERR_LIMIT);
     cr_assert_null(m);
     cr_assert(strstr(dpt_last_error(), "exceed the cap of 268435456"), "%s", dpt_last_error());
 }

@@ -531,7 +531,8 @@ void dpt_dataset_gather(const dpt_dataset_t *ds, const uint32_t *idx, size_t n, 
              * one: ask for it while this one is converted. */
             if (i + 1 < n) {
                 const uint8_t *next = st->u8 + (size_t)ds->idx[idx[i + 1]] * f;
-                for (size_t j = 0; j < f; j += 64) __builtin_prefetch(next + j);
+                for (size_t j = 0; j < f; j += 64)
+                    __builtin_prefetch(next + j);
             }
             float *restrict o = x + i * f;
             for (size_t j = 0; j < f; j++)
