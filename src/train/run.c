@@ -599,22 +599,20 @@ static void take_snapshot(run_t *r)
     r->snap_has_from = r->has_from;
 }
 
-/* The guard gave up: a metrics row saying so (resume drops it with the other rows past the
- * checkpoint), and the error. The checkpoint of the last good epoch is untouched. */
-static dpt_status_t give_up(run_t *r, const dpt_epoch_stats_t *es)
+/* The one place a metrics.csv row is built: epoch `epoch` ending at optimizer step `step`,
+ * with the run's events so far; NaN validation values are written as empty fields. */
+static dpt_status_t write_epoch_row(run_t *r, const dpt_epoch_stats_t *es, uint64_t epoch,
+                                    uint64_t step, double vloss, double vacc)
 {
-    unsigned long long epoch = (unsigned long long)r->epochs_done + 1;
-    add_event(r, "diverged: %s at step %llu after %zu rollbacks", r->diverged_why,
-              (unsigned long long)r->diverged_step, r->rollbacks_in_row);
     dpt_metric_value_t row[N_COLS] = {
         [COL_EPOCH] = mv_int((int64_t)epoch),
-        [COL_STEP] = mv_int((int64_t)r->diverged_step),
+        [COL_STEP] = mv_int((int64_t)step),
         [COL_LR] = mv_real(es->lr_last),
         [COL_MOMENTUM] = mv_real(es->momentum_last),
         [COL_TRAIN_LOSS] = mv_real(es->loss),
         [COL_TRAIN_ACC] = mv_real(es->accuracy),
-        [COL_VAL_LOSS] = mv_real(NAN),
-        [COL_VAL_ACC] = mv_real(NAN),
+        [COL_VAL_LOSS] = mv_real(vloss),
+        [COL_VAL_ACC] = mv_real(vacc),
         [COL_SECONDS] = mv_real(es->seconds),
         [COL_RATE] = mv_real(es->samples_per_second),
         [COL_THREADS] = mv_int((int64_t)dpt_trainer_team_size(r->trainer)),
@@ -622,7 +620,17 @@ static dpt_status_t give_up(run_t *r, const dpt_epoch_stats_t *es)
         [COL_GRAD_NORM] = mv_real(es->grad_norm),
         [COL_EVENT] = {.kind = DPT_MV_TEXT, .text = r->events},
     };
-    dpt_status_t s = dpt_metrics_write_row(r->metrics, row);
+    return dpt_metrics_write_row(r->metrics, row);
+}
+
+/* The guard gave up: a metrics row saying so (resume drops it with the other rows past the
+ * checkpoint), and the error. The checkpoint of the last good epoch is untouched. */
+static dpt_status_t give_up(run_t *r, const dpt_epoch_stats_t *es)
+{
+    unsigned long long epoch = (unsigned long long)r->epochs_done + 1;
+    add_event(r, "diverged: %s at step %llu after %zu rollbacks", r->diverged_why,
+              (unsigned long long)r->diverged_step, r->rollbacks_in_row);
+    dpt_status_t s = write_epoch_row(r, es, epoch, r->diverged_step, NAN, NAN);
     if (s != DPT_OK) return s;
     char last[4200];
     if (r->epochs_done)
@@ -797,28 +805,14 @@ static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch
             add_event(r, "restored epoch %llu", (unsigned long long)r->es_state.best_epoch);
         }
     }
-    dpt_metric_value_t row[N_COLS] = {
-        [COL_EPOCH] = mv_int((int64_t)r->epochs_done),
-        [COL_STEP] = mv_int((int64_t)dpt_trainer_step_count(r->trainer)),
-        [COL_LR] = mv_real(es->lr_last),
-        [COL_MOMENTUM] = mv_real(es->momentum_last),
-        [COL_TRAIN_LOSS] = mv_real(es->loss),
-        [COL_TRAIN_ACC] = mv_real(es->accuracy),
-        [COL_VAL_LOSS] = mv_real(vloss),
-        [COL_VAL_ACC] = mv_real(vacc),
-        [COL_SECONDS] = mv_real(es->seconds),
-        [COL_RATE] = mv_real(es->samples_per_second),
-        [COL_THREADS] = mv_int((int64_t)dpt_trainer_team_size(r->trainer)),
-        /* Measured where the step computes it anyway (clipping, lars, lamb); else empty. */
-        [COL_GRAD_NORM] = mv_real(es->grad_norm),
-        [COL_EVENT] = {.kind = DPT_MV_TEXT, .text = r->events},
-    };
     /* Order matters for a kill at any point: steps.csv synced and the row written first
      * (resume drops rows past the checkpoint), then best.dpt, then checkpoint.dpt, so that
      * the state resumed from never claims a best model that best.dpt does not hold; the kept
      * copy last (a resume makes it again). */
     if (r->steps) s = dpt_step_log_sync(r->steps);
-    if (s == DPT_OK) s = dpt_metrics_write_row(r->metrics, row);
+    if (s == DPT_OK)
+        s = write_epoch_row(r, es, r->epochs_done, dpt_trainer_step_count(r->trainer), vloss,
+                            vacc);
     double best_key = best_checkpoint_key(r, vloss, vacc);
     if (s == DPT_OK && r->val && best_key < r->best_val_loss) {
         r->best_val_loss = best_key;
