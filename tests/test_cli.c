@@ -302,3 +302,24 @@ Test(cli, best_checkpoint_follows_the_monitored_metric, .timeout = 60)
     dpt_checkpoint_free(ck);
     free(text), free(csv), free(dir);
 }
+
+Test(cli, data_flags_are_checked_the_same_in_every_command)
+{
+    const char *cmds[] = {"train", "lr-find", "eval --checkpoint x.dpt",
+                          "predict --checkpoint x.dpt"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char args[256], *out;
+        snprintf(args, sizeof args, "%s --csv-label-column 1.5", cmds[i]);
+        cr_assert_eq(t_run_dptrain(args, &out), 2, "%s: %s", cmds[i], out);
+        cr_assert(strstr(out, "--csv-label-column expects an integer, got '1.5'"), "%s", out);
+        free(out);
+        snprintf(args, sizeof args, "%s --csv-delimiter ';;'", cmds[i]);
+        cr_assert_eq(t_run_dptrain(args, &out), 2, "%s: %s", cmds[i], out);
+        cr_assert(strstr(out, "--csv-delimiter takes one character"), "%s", out);
+        free(out);
+        snprintf(args, sizeof args, "%s --data", cmds[i]);
+        cr_assert_eq(t_run_dptrain(args, &out), 2, "%s: %s", cmds[i], out);
+        cr_assert(strstr(out, "--data needs a value"), "%s", out);
+        free(out);
+    }
+}

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dptrain/dataset.h"
 #include "dptrain/status.h"
 
 /* Exit code for command-line usage errors (unknown flag, missing value). */
@@ -39,5 +40,12 @@ bool dpt_cli_parse_double(const char *cmd, const char *flag, const char *text, d
 /* For a flag at argv[*i] that needs a value: returns argv[*i + 1] and advances *i, or prints
  * a usage error and returns NULL when the value is missing. */
 const char *dpt_cli_value(const char *cmd, int argc, char **argv, int *i);
+
+/* The dataset flags every command that reads data shares: --data SPEC, --csv-header,
+ * --csv-label-column N, --csv-delimiter C. For the flag at argv[*i]: 1 when it was one of
+ * them (applied, *i advanced past its value), 0 when it is not, -1 after a usage error was
+ * reported. */
+int dpt_cli_data_flag(const char *cmd, int argc, char **argv, int *i, const char **spec,
+                      dpt_data_options_t *opt);
 
 #endif

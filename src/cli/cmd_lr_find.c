@@ -51,17 +51,14 @@ static int parse_flags(lr_find_args_t *a, int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         }
-        if (!strcmp(f, "--csv-header")) {
-            a->data.csv_header = 1;
-            continue;
-        }
+        int data = dpt_cli_data_flag("lr-find", argc, argv, &i, &a->data_spec, &a->data);
+        if (data < 0) return DPT_EXIT_USAGE;
+        if (data) continue;
         if (strncmp(f, "--", 2) != 0)
             return dpt_cli_usage_error("lr-find", "unexpected argument '%s'", f);
         if (!(v = dpt_cli_value("lr-find", argc, argv, &i))) return DPT_EXIT_USAGE;
         bool ok = true;
-        if (!strcmp(f, "--data"))
-            a->data_spec = v;
-        else if (!strcmp(f, "--model"))
+        if (!strcmp(f, "--model"))
             a->model_spec = v;
         else if (!strcmp(f, "--optimizer"))
             a->optimizer_spec = v;
@@ -87,15 +84,7 @@ static int parse_flags(lr_find_args_t *a, int argc, char **argv)
             ok = dpt_cli_parse_double("lr-find", f, v, 1e-15, 1e6, &a->sweep.end_lr);
         else if (!strcmp(f, "--steps"))
             ok = dpt_cli_parse_size("lr-find", f, v, 2, 100000, &a->sweep.steps);
-        else if (!strcmp(f, "--csv-label-column")) {
-            double d;
-            ok = dpt_cli_parse_double("lr-find", f, v, -1, 1e6, &d);
-            a->data.csv_label_column = (int)d;
-        } else if (!strcmp(f, "--csv-delimiter")) {
-            if (strlen(v) != 1)
-                return dpt_cli_usage_error("lr-find", "--csv-delimiter takes one character");
-            a->data.csv_delimiter = v[0];
-        } else
+        else
             return dpt_cli_usage_error("lr-find", "unknown flag '%s'", f);
         if (!ok) return DPT_EXIT_USAGE;
     }

@@ -95,18 +95,15 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
             c->plot = 1;
             continue;
         }
-        if (!strcmp(f, "--csv-header")) {
-            c->data.csv_header = 1;
-            continue;
-        }
+        int data = dpt_cli_data_flag("train", argc, argv, &i, &c->data_spec, &c->data);
+        if (data < 0) return DPT_EXIT_USAGE;
+        if (data) continue;
         if (strncmp(f, "--", 2) != 0)
             return dpt_cli_usage_error("train", "unexpected argument '%s'", f);
         if (!(v = dpt_cli_value("train", argc, argv, &i))) return DPT_EXIT_USAGE;
         size_t z;
         bool ok = true;
-        if (!strcmp(f, "--data"))
-            c->data_spec = v;
-        else if (!strcmp(f, "--model"))
+        if (!strcmp(f, "--model"))
             c->model_spec = v;
         else if (!strcmp(f, "--optimizer"))
             c->optimizer_spec = v;
@@ -149,15 +146,7 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
             ok = dpt_cli_parse_size("train", f, v, 0, 1024, &c->trainer.threads);
         else if (!strcmp(f, "--seed"))
             ok = dpt_cli_parse_u64("train", f, v, &c->trainer.seed);
-        else if (!strcmp(f, "--csv-label-column")) {
-            double d;
-            ok = dpt_cli_parse_double("train", f, v, -1, 1e6, &d);
-            c->data.csv_label_column = (int)d;
-        } else if (!strcmp(f, "--csv-delimiter")) {
-            if (strlen(v) != 1)
-                return dpt_cli_usage_error("train", "--csv-delimiter takes one character");
-            c->data.csv_delimiter = v[0];
-        } else
+        else
             return dpt_cli_usage_error("train", "unknown flag '%s'", f);
         if (!ok) return DPT_EXIT_USAGE;
         (void)z;

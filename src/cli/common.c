@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
@@ -75,4 +76,35 @@ const char *dpt_cli_value(const char *cmd, int argc, char **argv, int *i)
         return NULL;
     }
     return argv[++*i];
+}
+
+int dpt_cli_data_flag(const char *cmd, int argc, char **argv, int *i, const char **spec,
+                      dpt_data_options_t *opt)
+{
+    const char *f = argv[*i], *v;
+    if (!strcmp(f, "--csv-header")) {
+        opt->csv_header = 1;
+        return 1;
+    }
+    if (strcmp(f, "--data") && strcmp(f, "--csv-label-column") && strcmp(f, "--csv-delimiter"))
+        return 0;
+    if (!(v = dpt_cli_value(cmd, argc, argv, i))) return -1;
+    if (!strcmp(f, "--data")) {
+        *spec = v;
+    } else if (!strcmp(f, "--csv-label-column")) {
+        double d = 0;
+        if (!dpt_cli_parse_double(cmd, f, v, -1, 1e6, &d)) return -1;
+        if (d != (double)(int)d) {
+            dpt_cli_usage_error(cmd, "%s expects an integer, got '%s'", f, v);
+            return -1;
+        }
+        opt->csv_label_column = (int)d;
+    } else {
+        if (strlen(v) != 1) {
+            dpt_cli_usage_error(cmd, "--csv-delimiter takes one character");
+            return -1;
+        }
+        opt->csv_delimiter = v[0];
+    }
+    return 1;
 }

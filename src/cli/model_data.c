@@ -17,18 +17,15 @@ int dpt_model_data_parse(const char *cmd, const char *usage, int argc, char **ar
             fputs(usage, stdout);
             return 0;
         }
-        if (!strcmp(f, "--csv-header")) {
-            a->data.csv_header = 1;
-            continue;
-        }
+        int data = dpt_cli_data_flag(cmd, argc, argv, &i, &a->data_spec, &a->data);
+        if (data < 0) return DPT_EXIT_USAGE;
+        if (data) continue;
         if (strncmp(f, "--", 2) != 0)
             return dpt_cli_usage_error(cmd, "unexpected argument '%s'", f);
         if (!(v = dpt_cli_value(cmd, argc, argv, &i))) return DPT_EXIT_USAGE;
         bool ok = true;
         if (!strcmp(f, "--checkpoint"))
             a->checkpoint = v;
-        else if (!strcmp(f, "--data"))
-            a->data_spec = v;
         else if (!strcmp(f, "--out"))
             a->out = v;
         else if (!strcmp(f, "--split")) {
@@ -37,15 +34,7 @@ int dpt_model_data_parse(const char *cmd, const char *usage, int argc, char **ar
             a->split = v;
         } else if (!strcmp(f, "--threads"))
             ok = dpt_cli_parse_size(cmd, f, v, 0, 1024, &a->threads);
-        else if (!strcmp(f, "--csv-label-column")) {
-            double d;
-            ok = dpt_cli_parse_double(cmd, f, v, -1, 1e6, &d);
-            a->data.csv_label_column = (int)d;
-        } else if (!strcmp(f, "--csv-delimiter")) {
-            if (strlen(v) != 1)
-                return dpt_cli_usage_error(cmd, "--csv-delimiter takes one character");
-            a->data.csv_delimiter = v[0];
-        } else
+        else
             return dpt_cli_usage_error(cmd, "unknown flag '%s'", f);
         if (!ok) return DPT_EXIT_USAGE;
     }
