@@ -157,3 +157,23 @@ int __lsan_is_turned_off(void)
     }
     return strcmp(arg0, worker) != 0;
 }
+
+char *t_write_threshold_table(const char *dir, int rows, int features, uint64_t seed)
+{
+    char *path = t_path(dir, "t.csv");
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    dpt_rng_t r;
+    dpt_rng_seed(&r, seed, 0);
+    for (int i = 0; i < rows; i++) {
+        double s = 0;
+        for (int j = 0; j < features; j++) {
+            double x = dpt_rng_uniform(&r);
+            s += j < features / 2 ? x : -x;
+            fprintf(f, "%.5f,", x);
+        }
+        fprintf(f, "%d\n", s > 0.3 ? 2 : s > -0.3 ? 1 : 0);
+    }
+    fclose(f);
+    return path;
+}

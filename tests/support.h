@@ -4,6 +4,7 @@
 #define DPT_TEST_SUPPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "dptrain/status.h"
@@ -43,6 +44,10 @@ int t_run_dptrain(const char *args, char **out);
 /* Writes DIR/table.csv: a header and 400 rows of 6 seeded features and a label in {0,1,2}
  * that depends on them (learnable); returns the malloc'd path. */
 char *t_write_class_table(const char *dir);
+/* Writes DIR/t.csv without a header: `rows` rows of `features` seeded uniform features and a
+ * label in {0,1,2} from the sum of the first half minus the second (thresholds +-0.3);
+ * returns the malloc'd path. */
+char *t_write_threshold_table(const char *dir, int rows, int features, uint64_t seed);
 /* Path of the built dptrain binary. */
 const char *t_dptrain_bin(void);
 

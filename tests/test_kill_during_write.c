@@ -17,25 +17,6 @@
 
 static char *dir, *csv;
 
-static void write_table(void)
-{
-    csv = t_path(dir, "t.csv");
-    FILE *f = fopen(csv, "w");
-    cr_assert_not_null(f);
-    dpt_rng_t r;
-    dpt_rng_seed(&r, 23, 0);
-    for (int i = 0; i < 1200; i++) {
-        double s = 0;
-        for (int j = 0; j < 12; j++) {
-            double x = dpt_rng_uniform(&r);
-            s += j < 6 ? x : -x;
-            fprintf(f, "%.5f,", x);
-        }
-        fprintf(f, "%d\n", s > 0.3 ? 2 : s > -0.3 ? 1 : 0);
-    }
-    fclose(f);
-}
-
 /* Runs `dptrain train` for run `name` (fresh, or --resume when resume is set) to its end;
  * with kill_nth > 0 under the shim, killed per kill_at. Extra flags (NULL-terminated list,
  * may be NULL) go after the usual ones. Returns the exit code, or -signal. */
@@ -195,7 +176,7 @@ static void kill_and_resume(const char *ref, const char *const *extra, const kil
 Test(kill_during_write, epoch_end_checkpoints, .timeout = 300)
 {
     dir = t_make_tmpdir("killw");
-    write_table();
+    csv = t_write_threshold_table(dir, 1200, 12, 23);
     cr_assert_eq(run("whole", 0, 0, NULL, NULL), 0);
     cr_assert_eq(temp_files("whole"), 0);
     /* Temp files in order: best.dpt then checkpoint.dpt of epoch 1 (best.dpt again only when
@@ -208,7 +189,7 @@ Test(kill_during_write, epoch_end_checkpoints, .timeout = 300)
 Test(kill_during_write, mid_epoch_checkpoints, .timeout = 300)
 {
     dir = t_make_tmpdir("killm");
-    write_table();
+    csv = t_write_threshold_table(dir, 1200, 12, 23);
     /* 60 steps an epoch: checkpoints at steps 7, 14, ..., 56 (temp files 1-8), then epoch 1's
      * best.dpt (9) and checkpoint.dpt (10), then 63, 70, ... (11-): the kills below resume
      * from mid-epoch checkpoints, in epoch 1 and 2. */

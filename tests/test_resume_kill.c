@@ -17,25 +17,6 @@
 
 static char *dir, *csv;
 
-static void write_table(void)
-{
-    csv = t_path(dir, "t.csv");
-    FILE *f = fopen(csv, "w");
-    cr_assert_not_null(f);
-    dpt_rng_t r;
-    dpt_rng_seed(&r, 17, 0);
-    for (int i = 0; i < 4000; i++) {
-        double s = 0;
-        for (int j = 0; j < 16; j++) {
-            double x = dpt_rng_uniform(&r);
-            s += j < 8 ? x : -x;
-            fprintf(f, "%.5f,", x);
-        }
-        fprintf(f, "%d\n", s > 0.3 ? 2 : s > -0.3 ? 1 : 0);
-    }
-    fclose(f);
-}
-
 /* Starts `dptrain train` for run `name` (or --resume it) and returns its pid; every > 0 adds
  * --checkpoint-every-steps (mid-epoch checkpoints: resumes then start inside an epoch). */
 static pid_t start(const char *name, int resume, const char *every)
@@ -122,7 +103,7 @@ static int checkpoint_exists(const char *name)
 Test(resume_kill, sigkill_at_many_moments_then_resume_is_exact, .timeout = 300)
 {
     dir = t_make_tmpdir("kill");
-    write_table();
+    csv = t_write_threshold_table(dir, 4000, 16, 17);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     cr_assert_eq(wait_exit(start("whole", 0, "0")), 0);
