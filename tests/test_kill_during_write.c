@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/rng.h"
 #include "dptrain/checkpoint.h"
 #include "support.h"
 

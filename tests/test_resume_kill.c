@@ -9,7 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/rng.h"
 #include "dptrain/checkpoint.h"
 #include "support.h"
 
