@@ -811,8 +811,7 @@ static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch
      * copy last (a resume makes it again). */
     if (r->steps) s = dpt_step_log_sync(r->steps);
     if (s == DPT_OK)
-        s = write_epoch_row(r, es, r->epochs_done, dpt_trainer_step_count(r->trainer), vloss,
-                            vacc);
+        s = write_epoch_row(r, es, r->epochs_done, dpt_trainer_step_count(r->trainer), vloss, vacc);
     double best_key = best_checkpoint_key(r, vloss, vacc);
     if (s == DPT_OK && r->val && best_key < r->best_val_loss) {
         r->best_val_loss = best_key;
