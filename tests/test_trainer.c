@@ -96,6 +96,19 @@ static outcome_t train_run(const char *csv, size_t threads, size_t batch, size_t
 
 #define DROPOUT_MLP "dense:32,relu,dropout:0.2,dense:16,tanh,dense:4"
 
+static void assert_same_run(const outcome_t *ref, const outcome_t *o, size_t threads)
+{
+    cr_assert_eq(o->team, threads, "asked for %zu threads, got a team of %zu", threads, o->team);
+    cr_assert_eq(memcmp(ref->params, o->params, ref->n * sizeof(float)), 0,
+                 "parameters differ between 1 and %zu threads", threads);
+    for (int e = 0; e < 2; e++) {
+        cr_assert_eq(memcmp(&ref->stats[e].loss, &o->stats[e].loss, sizeof(double)), 0);
+        cr_assert_eq(ref->stats[e].accuracy, o->stats[e].accuracy);
+        cr_assert_eq(ref->stats[e].steps, o->stats[e].steps);
+    }
+    cr_assert_eq(memcmp(&ref->val_loss, &o->val_loss, sizeof(double)), 0);
+}
+
 Test(determinism, bitwise_identical_for_1_2_3_4_threads, .timeout = 120)
 {
     char *csv = write_table();
@@ -104,18 +117,27 @@ Test(determinism, bitwise_identical_for_1_2_3_4_threads, .timeout = 120)
     cr_assert_eq(ref.team, 1u);
     for (size_t threads = 2; threads <= 4; threads++) {
         outcome_t o = train_run(csv, threads, 64, 16, DROPOUT_MLP);
-        cr_assert_eq(o.team, threads, "asked for %zu threads, got a team of %zu", threads, o.team);
-        cr_assert_eq(memcmp(ref.params, o.params, ref.n * sizeof(float)), 0,
-                     "parameters differ between 1 and %zu threads", threads);
-        for (int e = 0; e < 2; e++) {
-            cr_assert_eq(memcmp(&ref.stats[e].loss, &o.stats[e].loss, sizeof(double)), 0);
-            cr_assert_eq(ref.stats[e].accuracy, o.stats[e].accuracy);
-            cr_assert_eq(ref.stats[e].steps, o.stats[e].steps);
-        }
-        cr_assert_eq(memcmp(&ref.val_loss, &o.val_loss, sizeof(double)), 0);
+        assert_same_run(&ref, &o, threads);
         free(o.params);
     }
     free(ref.params);
+    free(csv);
+}
+
+/* The shapes of a 16-core machine, oversubscribed here: 16 shards over 5 and 16 threads
+ * (uneven shard and parameter splits), and 16 threads with fewer shards than threads. */
+Test(determinism, bitwise_identical_up_to_16_threads, .timeout = 120)
+{
+    char *csv = write_table();
+    const struct {
+        size_t batch, threads;
+    } cases[] = {{256, 5}, {256, 16}, {64, 16}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        outcome_t ref = train_run(csv, 1, cases[i].batch, 16, DROPOUT_MLP);
+        outcome_t o = train_run(csv, cases[i].threads, cases[i].batch, 16, DROPOUT_MLP);
+        assert_same_run(&ref, &o, cases[i].threads);
+        free(ref.params), free(o.params);
+    }
     free(csv);
 }
 
