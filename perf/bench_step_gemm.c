@@ -1,11 +1,9 @@
 /* The eight GEMMs of one micro-shard's training step of the default MLP (784-256-128-10),
  * each timed on one thread with BLIS's default runtime settings and with B packed, side by
  * side (interleaved repetitions, median), to justify the per-product choice dptrain makes in
- * dpt_sgemm (B packed whenever an operand is transposed).
+ * dpt_gemm_b_mode_for (B packed whenever an operand is transposed).
  *     bench_step_gemm [rows=64] [reps=7]
- * Prints "kernel,product,m x n x k,default_gflops,pack_b_gflops,dptrain_uses" rows.
- * This is a perf tool: it calls BLIS directly to compare both settings. */
-#include <blis.h>
+ * Prints "kernel,product,m x n x k,default_gflops,pack_b_gflops,dptrain_uses" rows. */
 #include <omp.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,18 +32,15 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* GFLOP/s of one timed batch of calls (~0.05 GFLOP) of product p under runtime r. */
-static double time_once(const product_t *p, rntm_t *r, float *a, float *b, float *c)
+/* GFLOP/s of one timed batch of calls (~0.05 GFLOP) of product p in the given B mode. */
+static double time_once(const product_t *p, dpt_gemm_b_mode_t mode, float *a, float *b, float *c)
 {
-    float one = 1.0f, zero = 0.0f;
     size_t calls = (size_t)(5e7 / (2.0 * p->m * p->n * p->k)) + 1;
     /* Row-major as dptrain stores them: op(A) is m x k, op(B) is k x n. */
-    inc_t lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
+    size_t lda = p->ta ? p->m : p->k, ldb = p->tb ? p->k : p->n;
     double t0 = omp_get_wtime();
     for (size_t i = 0; i < calls; i++)
-        bli_sgemm_ex(p->ta ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                     p->tb ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, (dim_t)p->m, (dim_t)p->n,
-                     (dim_t)p->k, &one, a, lda, 1, b, ldb, 1, &zero, c, (inc_t)p->n, 1, NULL, r);
+        dpt_sgemm_mode(mode, p->ta, p->tb, p->m, p->n, p->k, 1.0f, a, lda, b, ldb, 0.0f, c, p->n);
     return 2.0 * p->m * p->n * p->k * calls / (omp_get_wtime() - t0) / 1e9;
 }
 
@@ -68,12 +63,7 @@ int main(int argc, char **argv)
         {"dW3", true, false, 128, 10, rows},
         {"dx3", false, true, rows, 128, 10},
     };
-    rntm_t plain, pack_b;
-    bli_rntm_init(&plain);
-    bli_rntm_set_num_threads(1, &plain);
-    bli_rntm_init(&pack_b);
-    bli_rntm_set_num_threads(1, &pack_b);
-    bli_rntm_set_pack_b(true, &pack_b);
+    const dpt_gemm_b_mode_t plain = DPT_GEMM_B_BLIS_DEFAULT, pack_b = DPT_GEMM_B_PACKED;
     float *a = filled(rows * 784), *b = filled(784 * 256), *c = filled(784 * 256);
     double *tp = calloc(reps, sizeof *tp), *tb = calloc(reps, sizeof *tb);
     if (!a || !b || !c || !tp || !tb) {
@@ -83,13 +73,14 @@ int main(int argc, char **argv)
     printf("kernel,product,shape,default_gflops,pack_b_gflops,dptrain_uses\n");
     for (size_t i = 0; i < sizeof products / sizeof products[0]; i++) {
         const product_t *p = &products[i];
-        time_once(p, &plain, a, b, c), time_once(p, &pack_b, a, b, c); /* warm up */
+        time_once(p, plain, a, b, c), time_once(p, pack_b, a, b, c); /* warm up */
         for (size_t r = 0; r < reps; r++)
-            tp[r] = time_once(p, &plain, a, b, c), tb[r] = time_once(p, &pack_b, a, b, c);
+            tp[r] = time_once(p, plain, a, b, c), tb[r] = time_once(p, pack_b, a, b, c);
         qsort(tp, reps, sizeof *tp, cmp_double);
         qsort(tb, reps, sizeof *tb, cmp_double);
         printf("%s,%s,%zux%zux%zu,%.1f,%.1f,%s\n", dpt_gemm_kernel_name(), p->name, p->m, p->n,
-               p->k, tp[reps / 2], tb[reps / 2], p->ta || p->tb ? "pack_b" : "default");
+               p->k, tp[reps / 2], tb[reps / 2],
+               dpt_gemm_b_mode_for(p->ta, p->tb) == pack_b ? "pack_b" : "default");
     }
     dpt_free_aligned(a), dpt_free_aligned(b), dpt_free_aligned(c), free(tp), free(tb);
     return 0;

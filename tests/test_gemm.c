@@ -22,7 +22,8 @@ static double at(const float *x, size_t ld, bool trans, size_t i, size_t j)
     return trans ? x[j * ld + i] : x[i * ld + j];
 }
 
-static void check_case(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, float beta)
+static void check_mode(dpt_gemm_b_mode_t mode, bool ta, bool tb, size_t m, size_t n, size_t k,
+                       float alpha, float beta)
 {
     size_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
     size_t arows = ta ? k : m, brows = tb ? n : k;
@@ -32,7 +33,7 @@ static void check_case(bool ta, bool tb, size_t m, size_t n, size_t k, float alp
     fill(b, brows * ldb, 2);
     fill(c, m * ldc, 3);
     memcpy(c0, c, m * ldc * sizeof *c);
-    dpt_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    dpt_sgemm_mode(mode, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     for (size_t i = 0; i < m; i++) {
         for (size_t j = 0; j < n; j++) {
             double s = 0;
@@ -40,14 +41,31 @@ static void check_case(bool ta, bool tb, size_t m, size_t n, size_t k, float alp
                 s += at(a, lda, ta, i, p) * at(b, ldb, tb, p, j);
             double want = alpha * s + beta * c0[i * ldc + j];
             cr_assert_float_eq(c[i * ldc + j], want, 1e-4 * (1 + fabs(want)),
-                               "ta=%d tb=%d (%zu,%zu): %g vs %g", ta, tb, i, j, c[i * ldc + j],
-                               want);
+                               "mode=%d ta=%d tb=%d (%zu,%zu): %g vs %g", (int)mode, ta, tb, i, j,
+                               c[i * ldc + j], want);
         }
         /* Padding between rows must be untouched. */
         for (size_t j = n; j < ldc; j++)
             cr_assert_eq(c[i * ldc + j], c0[i * ldc + j]);
     }
     free(a), free(b), free(c), free(c0);
+}
+
+/* Both B modes (BLIS's default path and B packed) must compute the same product, and so must
+ * dpt_sgemm, which picks one of them. */
+static void check_case(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, float beta)
+{
+    check_mode(DPT_GEMM_B_BLIS_DEFAULT, ta, tb, m, n, k, alpha, beta);
+    check_mode(DPT_GEMM_B_PACKED, ta, tb, m, n, k, alpha, beta);
+    check_mode(dpt_gemm_b_mode_for(ta, tb), ta, tb, m, n, k, alpha, beta);
+}
+
+Test(gemm, b_mode_depends_on_the_transposes_only)
+{
+    cr_assert_eq(dpt_gemm_b_mode_for(false, false), DPT_GEMM_B_BLIS_DEFAULT);
+    cr_assert_eq(dpt_gemm_b_mode_for(true, false), DPT_GEMM_B_PACKED);
+    cr_assert_eq(dpt_gemm_b_mode_for(false, true), DPT_GEMM_B_PACKED);
+    cr_assert_eq(dpt_gemm_b_mode_for(true, true), DPT_GEMM_B_PACKED);
 }
 
 Test(gemm, no_transpose)

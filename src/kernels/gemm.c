@@ -15,10 +15,9 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static char kernel_name[32] = "uninitialised";
 static char kernel_reason[160] = "";
 
-/* Each worker thread gets its own runtime object fixed at one thread, so BLIS never spawns
- * threads inside a worker and never copies the global runtime under its mutex per call. */
-/* Two runtime settings per worker thread, both single-threaded: BLIS's defaults, and the
- * same with B packed (see dpt_sgemm). */
+/* Each worker thread gets its own runtime objects fixed at one thread, so BLIS never spawns
+ * threads inside a worker and never copies the global runtime under its mutex per call: one
+ * with BLIS's defaults and one that packs B (see dpt_gemm_b_mode_for). */
 static _Thread_local rntm_t worker_rntm, worker_rntm_pack_b;
 static _Thread_local bool worker_rntm_ready;
 
@@ -164,19 +163,30 @@ static rntm_t *thread_rntm(bool pack_b)
     return pack_b ? &worker_rntm_pack_b : &worker_rntm;
 }
 
+dpt_gemm_b_mode_t dpt_gemm_b_mode_for(bool trans_a, bool trans_b)
+{
+    /* Measured with 64-row shards on zen3/haswell kernels: dx = dy W^T 78-84 -> 97-102
+     * GFLOP/s, dW = x^T dy 96-106 -> 108-110, x W itself 99-108 -> 93-103 (worse). */
+    return trans_a || trans_b ? DPT_GEMM_B_PACKED : DPT_GEMM_B_BLIS_DEFAULT;
+}
+
+void dpt_sgemm_mode(dpt_gemm_b_mode_t mode, bool trans_a, bool trans_b, size_t m, size_t n,
+                    size_t k, float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                    float beta, float *c, size_t ldc)
+{
+    if (m == 0 || n == 0) return;
+    /* BLIS typed API strides describe the matrices as stored (before the transpose flag):
+     * row-major storage has row stride = stored row length and column stride 1. */
+    bli_sgemm_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
+                 trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &alpha,
+                 (float *)a, (inc_t)lda, 1, (float *)b, (inc_t)ldb, 1, &beta, c, (inc_t)ldc, 1,
+                 NULL, thread_rntm(mode == DPT_GEMM_B_PACKED));
+}
+
 void dpt_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
                const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                size_t ldc)
 {
-    if (m == 0 || n == 0) return;
-    /* BLIS typed API strides describe the matrices as stored (before the transpose flag):
-     * row-major storage has row stride = stored row length and column stride 1.
-     * The layers' shapes are small enough for BLIS's unpacked "sup" path, which is fastest
-     * for the forward product (x W) but reads a transposed operand poorly: with B packed,
-     * dx = dy W^T runs 84 -> 103 GFLOP/s and dW = x^T dy 106 -> 109 on zen3/haswell kernels
-     * (64-row shards, perf/bench_gemm; skx and generic have no sup path and do not change). */
-    bli_sgemm_ex(trans_a ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE,
-                 trans_b ? BLIS_TRANSPOSE : BLIS_NO_TRANSPOSE, (dim_t)m, (dim_t)n, (dim_t)k, &alpha,
-                 (float *)a, (inc_t)lda, 1, (float *)b, (inc_t)ldb, 1, &beta, c, (inc_t)ldc, 1,
-                 NULL, thread_rntm(trans_a || trans_b));
+    dpt_sgemm_mode(dpt_gemm_b_mode_for(trans_a, trans_b), trans_a, trans_b, m, n, k, alpha, a, lda,
+                   b, ldb, beta, c, ldc);
 }

@@ -27,11 +27,26 @@ const char *dpt_gemm_kernel_name(void);
 const char *dpt_gemm_kernel_reason(void);
 const char *dpt_gemm_blis_version(void);
 
+/* How BLIS is asked to treat B. Small products go through BLIS's unpacked "sup" path by
+ * default, which is fastest for x W but reads a transposed operand poorly; packing B fixes
+ * that (perf/bench_step_gemm times each product of a step both ways). */
+typedef enum { DPT_GEMM_B_BLIS_DEFAULT, DPT_GEMM_B_PACKED } dpt_gemm_b_mode_t;
+
+/* The mode dpt_sgemm uses: packed whenever an operand is transposed (the weight and input
+ * gradients). It depends on the shape of the product only, never on the calling thread, so
+ * results stay bitwise identical for any thread count. */
+dpt_gemm_b_mode_t dpt_gemm_b_mode_for(bool trans_a, bool trans_b);
+
 /* C[m x n] = alpha * op(A) * op(B) + beta * C, all row-major. op(A) is m x k: A is stored
  * m x k (lda >= k) or, with trans_a, k x m (lda >= m); likewise B. Runs on the calling
  * thread only, whatever BLIS_NUM_THREADS / OMP_NUM_THREADS say. Thread-safe. */
 void dpt_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float alpha,
                const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                size_t ldc);
+
+/* dpt_sgemm with an explicit B mode, for tests and benchmarks. */
+void dpt_sgemm_mode(dpt_gemm_b_mode_t mode, bool trans_a, bool trans_b, size_t m, size_t n,
+                    size_t k, float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                    float beta, float *c, size_t ldc);
 
 #endif
