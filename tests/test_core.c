@@ -1,7 +1,10 @@
 /* Tests for src/core: status messages, exit codes, the seeded RNG. */
 #include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/checked.h"
 #include "core/rng.h"
 #include "dptrain/status.h"
@@ -87,6 +90,21 @@ int __lsan_is_turned_off(void);
 /* tests/support.c turns LeakSanitizer off in Criterion's runner process only; the tests
  * themselves run in workers and must stay checked. If Criterion ever names its workers
  * differently, this fails instead of leak checking silently stopping everywhere. */
+Test(alloc, bulk_blocks_are_usable_and_large_ones_are_2mib_aligned)
+{
+    const size_t sizes[] = {0, 1, 4096, (2u << 20) - 1, 2u << 20, (47u << 20) + 123};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = dpt_alloc_bulk(sizes[i]);
+        cr_assert_not_null(p, "%zu bytes", sizes[i]);
+        if (sizes[i] >= (2u << 20))
+            cr_assert_eq((uintptr_t)p % (2u << 20), 0, "%zu bytes at %p", sizes[i], (void *)p);
+        memset(p, 0xA5, sizes[i]); /* every byte is writable (ASan checks the bounds) */
+        if (sizes[i]) cr_assert_eq(p[sizes[i] - 1], 0xA5);
+        free(p);
+    }
+    cr_assert_null(dpt_alloc_bulk(SIZE_MAX - 5), "a size that overflows when rounded");
+}
+
 Test(support, leak_checking_stays_on_inside_tests)
 {
     cr_assert_eq(__lsan_is_turned_off(), 0);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/checked.h"
 #include "data/data_internal.h"
 #include "data/reader.h"
@@ -78,7 +79,7 @@ static dpt_status_t cifar_load_opened(dpt_reader_t *rs, size_t n, const dpt_data
                          rs[0].path, count, opt->max_bytes, need);
     st->count = count, st->c = 3, st->h = CIFAR_SIDE, st->w = CIFAR_SIDE;
     st->features = CIFAR_PIXELS, st->classes = DPT_TEN_CLASSES;
-    st->u8 = malloc(count * CIFAR_PIXELS);
+    st->u8 = dpt_alloc_bulk(count * CIFAR_PIXELS);
     st->labels = malloc(count * sizeof *st->labels);
     unsigned char *chunk = malloc((size_t)CIFAR_CHUNK_RECORDS * CIFAR_RECORD);
     dpt_status_t s = DPT_OK;

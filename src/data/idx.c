@@ -2,6 +2,7 @@
  * of files, raw or gzip, straight into uint8 storage. */
 #include <stdlib.h>
 
+#include "core/alloc.h"
 #include "core/checked.h"
 #include "data/data_internal.h"
 #include "data/reader.h"
@@ -132,7 +133,7 @@ static dpt_status_t idx_read_all(dpt_reader_t *ri, dpt_reader_t *rl, size_t clas
     if (s) return s;
     st->count = idims[0];
     st->c = 1, st->h = idims[1], st->w = idims[2], st->features = row;
-    st->u8 = malloc(st->count * row);
+    st->u8 = dpt_alloc_bulk(st->count * row);
     st->labels = malloc(st->count * sizeof *st->labels);
     if (!st->u8 || !st->labels)
         return dpt_error(DPT_ERR_NOMEM, "%s: out of memory for %zu images", ri->path, st->count);

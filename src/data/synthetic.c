@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/checked.h"
 #include "core/rng.h"
 #include "data/data_internal.h"
@@ -48,7 +49,7 @@ static dpt_status_t make_store(const char *arg, const size_t d[5], size_t count,
     if (!st) return dpt_error(DPT_ERR_NOMEM, "synthetic:%s: out of memory", arg);
     st->count = count, st->features = features, st->c = d[1], st->h = d[2], st->w = d[3];
     st->classes = d[4];
-    st->u8 = malloc(count * features);
+    st->u8 = dpt_alloc_bulk(count * features);
     st->labels = malloc(count * sizeof *st->labels);
     if (!st->u8 || !st->labels) {
         dpt_store_release(st);
