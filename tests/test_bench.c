@@ -1,5 +1,7 @@
 /* Tests for dptrain bench (src/train/bench.c, src/cli/cmd_bench.c): rows, CSV, errors. */
 #include <criterion/criterion.h>
+#include <omp.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +64,24 @@ Test(bench, batch_larger_than_data_is_refused)
     dpt_dataset_free(tr), dpt_dataset_free(te);
 }
 
+/* The size check covers the modes that run, not the defaults of the others. */
+Test(bench, batch_check_ignores_modes_that_do_not_run, .timeout = 60)
+{
+    dpt_dataset_t *tr, *te;
+    cr_assert_eq(dpt_dataset_open("synthetic:300", NULL, &tr, &te), DPT_OK);
+    dpt_bench_config_t c = dpt_bench_config_default(); /* sweep up to 2048, weak 128/thread */
+    c.strong = 1, c.weak = 0, c.sweep = 0;
+    c.strong_batch = 256, c.threads[0] = 1, c.n_threads = 1;
+    c.reps = 1, c.steps = 1, c.warmup = 0;
+    rows_t rows = {0};
+    cr_assert_eq(dpt_bench_run(&c, tr, collect, &rows), DPT_OK, "%s", dpt_last_error());
+    cr_assert_eq(rows.n, 1u);
+    c.strong_batch = 512; /* the mode that runs is still checked */
+    cr_assert_eq(dpt_bench_run(&c, tr, collect, &rows), DPT_ERR_INVALID_ARG);
+    cr_assert(strstr(dpt_last_error(), "a batch of 512 needs"), "%s", dpt_last_error());
+    dpt_dataset_free(tr), dpt_dataset_free(te);
+}
+
 Test(bench, sgemm_roofline_is_positive)
 {
     cr_assert_gt(dpt_bench_sgemm_gflops(64, 64, 64, 3), 0.1);
@@ -89,4 +109,33 @@ Test(bench_cli, writes_csv_and_rejects_bad_mode, .timeout = 120)
     char *text = t_read_file(log, NULL);
     cr_assert(strstr(text, "unknown mode 'fast'; valid modes: strong, weak, batch"), "%s", text);
     free(csv), free(csv_path), free(log), free(text), free(dir);
+}
+
+/* More threads than cores still run, under a note that the rows measure the scheduler. */
+Test(bench_cli, oversubscription_is_noted_only_past_the_core_count, .timeout = 120)
+{
+    char *dir = t_make_tmpdir("bench_over");
+    int cores = omp_get_num_procs();
+    const struct {
+        int threads;
+        bool noted;
+    } cases[] = {{cores, false}, {cores + 1, true}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[4096];
+        snprintf(cmd, sizeof cmd,
+                 "%s bench --synthetic 1024 --model dense:16,relu,dense:10 --threads 1,%d "
+                 "--modes strong --batch 128 --reps 1 --steps 2 --warmup 1 --out %s > %s/log "
+                 "2>&1",
+                 t_dptrain_bin(), cases[i].threads, dir, dir);
+        cr_assert_eq(t_system(cmd), 0);
+        char *log = t_path(dir, "log");
+        char *text = t_read_file(log, NULL);
+        char want[128];
+        snprintf(want, sizeof want, "# note: up to %d threads on %d cores", cases[i].threads,
+                 cores);
+        cr_assert_eq(strstr(text, want) != NULL, cases[i].noted, "%d threads:\n%s",
+                     cases[i].threads, text);
+        free(log), free(text);
+    }
+    free(dir);
 }

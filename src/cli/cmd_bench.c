@@ -138,6 +138,19 @@ static void put_plot(FILE *f, void *user)
                "per-thread batch)'\n");
 }
 
+/* More threads than cores measure the scheduler, not dptrain: say so above the table (the
+ * rows still run, e.g. to check a 16-thread configuration on a small machine). */
+static void warn_oversubscription(const dpt_bench_config_t *c)
+{
+    size_t cores = (size_t)omp_get_num_procs(), most = c->sweep ? c->sweep_threads : 0;
+    for (size_t i = 0; (c->strong || c->weak) && i < c->n_threads; i++)
+        if (c->threads[i] > most) most = c->threads[i];
+    if (most > cores)
+        printf("# note: up to %zu threads on %zu cores: rows above %zu threads are "
+               "oversubscribed, their speed-up and efficiency do not measure scaling\n",
+               most, cores, cores);
+}
+
 static int draw_plots(const char *dir, const char *csv, const dpt_bench_config_t *c)
 {
     char png[4096];
@@ -237,6 +250,7 @@ int dpt_cmd_bench(int argc, char **argv)
     printf("# %s | %s | BLIS %s, %s kernels | micro-batch %s | median of %zu x %zu steps\n",
            dpt_dataset_describe(train), c.model_spec, dpt_gemm_blis_version(),
            dpt_gemm_kernel_name(), micro, c.reps, c.steps);
+    warn_oversubscription(&c);
     printf("%-6s %7s %6s %11s %11s %11s %7s %7s %7s %7s %7s %8s %8s %7s %8s\n", "mode", "threads",
            "batch", "samples/s", "min", "max", "speedup", "effic.", "compute", "assembl", "update",
            "GFLOP/s", "sgemm", "roofln", "peak MiB");

@@ -183,10 +183,12 @@ static dpt_status_t check_config(const dpt_bench_config_t *c, const dpt_dataset_
 {
     if (c->reps < 1 || c->steps < 1)
         return dpt_error(DPT_ERR_INVALID_ARG, "bench needs at least 1 repetition of 1 step");
-    size_t biggest = c->strong_batch;
-    for (size_t i = 0; i < c->n_batches; i++)
+    /* Only the modes that run: `--modes strong` on a small synthetic set must not be refused
+     * for the default sweep's batch of 2048. */
+    size_t biggest = c->strong ? c->strong_batch : 0;
+    for (size_t i = 0; c->sweep && i < c->n_batches; i++)
         biggest = c->batches[i] > biggest ? c->batches[i] : biggest;
-    for (size_t i = 0; i < c->n_threads; i++)
+    for (size_t i = 0; c->weak && i < c->n_threads; i++)
         if (c->weak_batch * c->threads[i] > biggest) biggest = c->weak_batch * c->threads[i];
     if (biggest > dpt_dataset_count(ds))
         return dpt_error(DPT_ERR_INVALID_ARG,
