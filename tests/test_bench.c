@@ -49,7 +49,15 @@ Test(bench, rows_for_each_mode_with_consistent_ratios, .timeout = 120)
         cr_assert_gt(r->peak_rss_mib, 1.0);
     }
     cr_assert_float_eq(rs.rows[0].speedup, 1.0, 1e-12);
+    cr_assert_float_eq(rs.rows[0].speedup_min, 1.0, 1e-12);
+    cr_assert_float_eq(rs.rows[0].speedup_max, 1.0, 1e-12);
     cr_assert_float_eq(rs.rows[1].efficiency, rs.rows[1].speedup / 2, 1e-12);
+    for (size_t i = 0; i < rs.n; i++) /* speed-up: median of same-repetition ratios */
+        cr_assert(rs.rows[i].speedup_min <= rs.rows[i].speedup &&
+                      rs.rows[i].speedup <= rs.rows[i].speedup_max,
+                  "row %zu: %g not in [%g, %g]", i, rs.rows[i].speedup, rs.rows[i].speedup_min,
+                  rs.rows[i].speedup_max);
+    cr_assert_float_eq(rs.rows[4].speedup, 1.0, 1e-12, "the sweep's base is its first batch");
     cr_assert(isnan(rs.rows[4].efficiency));
     dpt_dataset_free(tr), dpt_dataset_free(te);
 }
@@ -76,6 +84,11 @@ Test(bench, batch_check_ignores_modes_that_do_not_run, .timeout = 60)
     rows_t rows = {0};
     cr_assert_eq(dpt_bench_run(&c, tr, collect, &rows), DPT_OK, "%s", dpt_last_error());
     cr_assert_eq(rows.n, 1u);
+    c.threads[0] = 2; /* no 1-thread row: no base for the speed-up */
+    rows.n = 0;
+    cr_assert_eq(dpt_bench_run(&c, tr, collect, &rows), DPT_OK, "%s", dpt_last_error());
+    cr_assert(isnan(rows.rows[0].speedup) && isnan(rows.rows[0].speedup_min));
+    cr_assert(isnan(rows.rows[0].efficiency));
     c.strong_batch = 512; /* the mode that runs is still checked */
     cr_assert_eq(dpt_bench_run(&c, tr, collect, &rows), DPT_ERR_INVALID_ARG);
     cr_assert(strstr(dpt_last_error(), "a batch of 512 needs"), "%s", dpt_last_error());

@@ -39,7 +39,10 @@ typedef struct dpt_bench_row {
     const char *mode; /* "strong", "weak", "batch" */
     size_t threads, batch, team;
     double samples_per_second, min, max; /* median and range over the repetitions */
-    double speedup, efficiency;          /* vs the 1-thread row of the same mode (NaN: none) */
+    /* Against the mode's base row (1 thread; the first batch of the sweep): the median and
+     * range over the repetitions of the ratio of this row's rate to the base row's rate in
+     * the same repetition (NaN: no base row). Efficiency = speedup / threads (NaN: sweep). */
+    double speedup, speedup_min, speedup_max, efficiency;
     double share_compute, share_assembly, share_update; /* of step time */
     double gflops_per_thread, sgemm_gflops, roofline_ratio;
     double peak_rss_mib;
@@ -47,7 +50,10 @@ typedef struct dpt_bench_row {
 
 typedef void (*dpt_bench_row_fn)(void *user, const dpt_bench_row_t *row);
 
-/* Runs the configured modes on ds (already normalised), calling row_fn after each row. */
+/* Runs the configured modes on ds (already normalised), calling row_fn for each row. The
+ * repetitions are interleaved across the rows of a mode (repetition 1 of every row, then
+ * repetition 2, ...), each on a fresh trainer after --warmup steps, so that the ratios
+ * compare rates measured seconds apart on a shared, drifting machine. */
 dpt_status_t dpt_bench_run(const dpt_bench_config_t *cfg, const dpt_dataset_t *ds,
                            dpt_bench_row_fn row_fn, void *user);
 

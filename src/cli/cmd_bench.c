@@ -18,8 +18,10 @@ static const char *const usage =
     "usage: dptrain bench [FLAGS]\n"
     "Measures training throughput of a model: strong scaling (fixed global batch, threads\n"
     "1..N), weak scaling (fixed batch per thread) and a batch-size sweep. Each row is the\n"
-    "median of --reps timed runs of --steps steps after --warmup steps, with speed-up and\n"
-    "parallel efficiency against 1 thread, the share of compute / batch assembly / fused\n"
+    "median of --reps timed runs of --steps steps, each on a fresh trainer after --warmup\n"
+    "steps and interleaved with the other rows of its mode (run 1 of every row, then run 2,\n"
+    "...), with speed-up (median of same-run ratios; the CSV has their range) and parallel\n"
+    "efficiency against 1 thread, the share of compute / batch assembly / fused\n"
     "reduce+optimizer in a step, GFLOP/s per thread against a single-thread BLIS sgemm of the\n"
     "first layer's shape at the row's batch (e.g. 512x784x256) measured in the same run (the\n"
     "roofline), and peak memory.\n\n"
@@ -101,9 +103,14 @@ static void print_row(void *user, const dpt_bench_row_t *r)
     fprintf(s->csv, "%s,%zu,%zu,%zu,%.1f,%.1f,%.1f,%.4f,", r->mode, r->threads, r->batch, r->team,
             r->samples_per_second, r->min, r->max, r->speedup);
     if (isfinite(r->efficiency)) fprintf(s->csv, "%.4f", r->efficiency);
-    fprintf(s->csv, ",%.4f,%.4f,%.4f,%.2f,%.2f,%.4f,%.1f\n", r->share_compute, r->share_assembly,
+    fprintf(s->csv, ",%.4f,%.4f,%.4f,%.2f,%.2f,%.4f,%.1f,", r->share_compute, r->share_assembly,
             r->share_update, r->gflops_per_thread, r->sgemm_gflops, r->roofline_ratio,
             r->peak_rss_mib);
+    if (isfinite(r->speedup_min))
+        fprintf(s->csv, "%.4f,%.4f", r->speedup_min, r->speedup_max);
+    else
+        fputc(',', s->csv);
+    fputc('\n', s->csv);
     fflush(s->csv);
 }
 
@@ -244,7 +251,7 @@ int dpt_cmd_bench(int argc, char **argv)
     dpt_gemm_init();
     fprintf(sink.csv, "mode,threads,batch,team,samples_per_second,min,max,speedup,efficiency,"
                       "share_compute,share_assembly,share_update,gflops_per_thread,"
-                      "sgemm_gflops,roofline_ratio,peak_rss_mib\n");
+                      "sgemm_gflops,roofline_ratio,peak_rss_mib,speedup_min,speedup_max\n");
     char micro[32] = "auto";
     if (c.micro_batch) snprintf(micro, sizeof micro, "%zu", c.micro_batch);
     printf("# %s | %s | BLIS %s, %s kernels | micro-batch %s | median of %zu x %zu steps\n",

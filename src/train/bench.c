@@ -1,8 +1,10 @@
 /* Owns the scaling benchmarks behind `dptrain bench`: timed repetitions of training steps
- * for each (threads, batch) point, the same-run sgemm roofline, the per-phase split. */
+ * for each (threads, batch) point, interleaved across the points of a mode, the same-run
+ * sgemm roofline, the per-phase split. */
 #include "dptrain/bench.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,58 +89,76 @@ static double peak_rss_mib(void)
     return (double)ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
 }
 
-/* Times one (threads, batch) point into row (throughput and phase shares). */
-static dpt_status_t time_point(const dpt_bench_config_t *cfg, const dpt_model_t *m,
-                               const dpt_dataset_t *ds, size_t threads, size_t batch,
-                               dpt_bench_row_t *row)
+/* One (threads, batch) point of a mode: its rate in each repetition and the phase times
+ * summed over them. */
+typedef struct {
+    size_t threads, batch, team;
+    double *rate;
+    double compute, assembly, update, total;
+} point_t;
+
+/* Repetition r of point p: a fresh trainer, cfg->warmup untimed steps, cfg->steps timed. */
+static dpt_status_t time_rep(const dpt_bench_config_t *cfg, const dpt_model_t *m,
+                             const dpt_dataset_t *ds, point_t *p, size_t r)
 {
     dpt_optimizer_t *o = NULL;
     dpt_trainer_t *t = NULL;
-    dpt_trainer_config_t tc = {.threads = threads,
-                               .batch_size = batch,
+    dpt_trainer_config_t tc = {.threads = p->threads,
+                               .batch_size = p->batch,
                                .micro_batch = cfg->micro_batch,
                                .seed = cfg->seed};
     dpt_status_t s = dpt_optimizer_create(cfg->optimizer_spec, m, &o);
     if (s == DPT_OK) s = dpt_trainer_create(m, o, &tc, &t);
-    double *rate = calloc(cfg->reps, sizeof *rate);
-    if (s == DPT_OK && !rate) s = dpt_error(DPT_ERR_NOMEM, "out of memory");
     dpt_epoch_stats_t st;
     if (s == DPT_OK && cfg->warmup)
         s = dpt_trainer_train_steps(t, ds, cfg->warmup, bench_lr, NULL, NULL, &st);
-    double compute = 0, assembly = 0, update = 0, total = 0;
-    for (size_t r = 0; s == DPT_OK && r < cfg->reps; r++) {
-        s = dpt_trainer_train_steps(t, ds, cfg->steps, bench_lr, NULL, NULL, &st);
-        rate[r] = st.samples_per_second;
-        compute += st.forward_backward_seconds - st.assembly_seconds;
-        assembly += st.assembly_seconds;
-        update += st.update_seconds;
-        total += st.seconds;
-    }
+    if (s == DPT_OK) s = dpt_trainer_train_steps(t, ds, cfg->steps, bench_lr, NULL, NULL, &st);
     if (s == DPT_OK) {
-        row->threads = threads;
-        row->batch = batch;
-        row->team = dpt_trainer_team_size(t);
-        row->min = row->max = rate[0];
-        for (size_t r = 1; r < cfg->reps; r++)
-            row->min = fmin(row->min, rate[r]), row->max = fmax(row->max, rate[r]);
-        row->samples_per_second = median(rate, cfg->reps);
-        row->share_compute = compute / total;
-        row->share_assembly = assembly / total;
-        row->share_update = update / total;
-        row->gflops_per_thread =
-            row->samples_per_second * dpt_model_train_flops(m) / 1e9 / (double)threads;
-        row->peak_rss_mib = peak_rss_mib();
+        p->rate[r] = st.samples_per_second;
+        p->compute += st.forward_backward_seconds - st.assembly_seconds;
+        p->assembly += st.assembly_seconds;
+        p->update += st.update_seconds;
+        p->total += st.seconds;
+        p->team = dpt_trainer_team_size(t);
     }
-    free(rate);
     dpt_trainer_free(t);
     dpt_optimizer_free(o);
     return s;
 }
 
+/* Row i of a mode from its points; base is the index of the mode's base point or n (none).
+ * ratio is scratch for cfg->reps doubles. */
+static void fill_row(const dpt_bench_config_t *cfg, const dpt_model_t *m, const point_t *pts,
+                     size_t i, size_t base, size_t n, double *ratio, dpt_bench_row_t *row)
+{
+    const point_t *p = &pts[i];
+    row->threads = p->threads;
+    row->batch = p->batch;
+    row->team = p->team;
+    row->min = row->max = p->rate[0];
+    for (size_t r = 0; r < cfg->reps; r++)
+        row->min = fmin(row->min, p->rate[r]), row->max = fmax(row->max, p->rate[r]);
+    memcpy(ratio, p->rate, cfg->reps * sizeof *ratio);
+    row->samples_per_second = median(ratio, cfg->reps);
+    row->speedup = row->speedup_min = row->speedup_max = NAN;
+    if (base < n) {
+        for (size_t r = 0; r < cfg->reps; r++)
+            ratio[r] = p->rate[r] / pts[base].rate[r];
+        row->speedup = median(ratio, cfg->reps); /* sorts: min and max are the ends */
+        row->speedup_min = ratio[0], row->speedup_max = ratio[cfg->reps - 1];
+    }
+    row->share_compute = p->compute / p->total;
+    row->share_assembly = p->assembly / p->total;
+    row->share_update = p->update / p->total;
+    row->gflops_per_thread =
+        row->samples_per_second * dpt_model_train_flops(m) / 1e9 / (double)p->threads;
+    row->peak_rss_mib = peak_rss_mib();
+}
+
 /* The roofline of a point: one-thread sgemm of the first dense layer's shape at the point's
- * global batch (batch x inputs times inputs x outputs, e.g. 512x784x256), measured right
- * after the point. Workers run micro-shards of --micro-batch rows, so a ratio below 1 also
- * shows what the smaller GEMMs cost. */
+ * global batch (batch x inputs times inputs x outputs, e.g. 512x784x256), measured in the
+ * same process when the row is reported. Workers run micro-shards of --micro-batch rows, so a ratio
+ * below 1 also shows what the smaller GEMMs cost. */
 static void add_roofline(const dpt_bench_config_t *cfg, const dpt_model_t *m, dpt_bench_row_t *row)
 {
     const dpt_tensor_info_t *w = dpt_model_tensor(m, 0);
@@ -151,32 +171,36 @@ static dpt_status_t run_mode(const dpt_bench_config_t *cfg, const dpt_model_t *m
                              const dpt_dataset_t *ds, const char *mode, dpt_bench_row_fn row_fn,
                              void *user)
 {
-    size_t n = strcmp(mode, "batch") == 0 ? cfg->n_batches : cfg->n_threads;
-    double base = NAN; /* 1-thread (or first-batch) throughput of this mode */
-    for (size_t i = 0; i < n; i++) {
-        size_t threads, batch;
+    const bool sweep = strcmp(mode, "batch") == 0;
+    size_t n = sweep ? cfg->n_batches : cfg->n_threads, base = sweep ? 0 : n;
+    point_t pts[DPT_BENCH_MAX_LIST] = {{0}};
+    double *ratio = calloc(cfg->reps, sizeof *ratio);
+    dpt_status_t s = ratio ? DPT_OK : dpt_error(DPT_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; s == DPT_OK && i < n; i++) {
         if (strcmp(mode, "strong") == 0)
-            threads = cfg->threads[i], batch = cfg->strong_batch;
+            pts[i].threads = cfg->threads[i], pts[i].batch = cfg->strong_batch;
         else if (strcmp(mode, "weak") == 0)
-            threads = cfg->threads[i], batch = cfg->weak_batch * cfg->threads[i];
+            pts[i].threads = cfg->threads[i], pts[i].batch = cfg->weak_batch * cfg->threads[i];
         else
-            threads = cfg->sweep_threads, batch = cfg->batches[i];
+            pts[i].threads = cfg->sweep_threads, pts[i].batch = cfg->batches[i];
+        if (!sweep && pts[i].threads == 1 && base == n) base = i;
+        pts[i].rate = calloc(cfg->reps, sizeof *pts[i].rate);
+        if (!pts[i].rate) s = dpt_error(DPT_ERR_NOMEM, "out of memory");
+    }
+    for (size_t r = 0; s == DPT_OK && r < cfg->reps; r++)
+        for (size_t i = 0; s == DPT_OK && i < n; i++)
+            s = time_rep(cfg, m, ds, &pts[i], r);
+    for (size_t i = 0; s == DPT_OK && i < n; i++) {
         dpt_bench_row_t row = {.mode = mode};
-        dpt_status_t s = time_point(cfg, m, ds, threads, batch, &row);
-        if (s != DPT_OK) return s;
+        fill_row(cfg, m, pts, i, base, n, ratio, &row);
         add_roofline(cfg, m, &row);
-        if (strcmp(mode, "batch") == 0) {
-            if (i == 0) base = row.samples_per_second;
-            row.speedup = row.samples_per_second / base; /* vs the smallest batch */
-            row.efficiency = NAN;
-        } else {
-            if (threads == 1) base = row.samples_per_second;
-            row.speedup = row.samples_per_second / base;
-            row.efficiency = row.speedup / (double)threads;
-        }
+        row.efficiency = sweep ? NAN : row.speedup / (double)row.threads;
         row_fn(user, &row);
     }
-    return DPT_OK;
+    for (size_t i = 0; i < n; i++)
+        free(pts[i].rate);
+    free(ratio);
+    return s;
 }
 
 static dpt_status_t check_config(const dpt_bench_config_t *c, const dpt_dataset_t *ds)
