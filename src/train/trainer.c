@@ -261,27 +261,18 @@ void dpt_epoch_order(uint64_t seed, uint64_t epoch, uint32_t *idx, size_t n)
     dpt_rng_shuffle_u32(&r, idx, n);
 }
 
-/* Parameter range [lo, hi) of thread tid out of nt, aligned to 16 floats (one cache line) so
- * no two threads write the same line. */
-static void thread_range(size_t n, size_t tid, size_t nt, size_t *lo, size_t *hi)
+/* One pass over the parameters, shared by the team chunk by chunk: tree-sum the shard
+ * gradients of a chunk and feed it straight to the optimizer while it is still in cache.
+ * Chunks are handed out dynamically, so a thread the VM held back takes fewer; every element's
+ * sum and update is the same whoever computes it, so the result does not depend on the
+ * schedule. Called by every thread of the step's region; the loop's barrier ends the step. */
+static void reduce_and_update(dpt_trainer_t *t, size_t shards, const dpt_optim_step_t *st)
 {
-    size_t lines = (n + 15) / 16;
-    size_t per = lines / nt, extra = lines % nt;
-    size_t first = tid * per + (tid < extra ? tid : extra);
-    size_t count = per + (tid < extra);
-    *lo = first * 16 < n ? first * 16 : n;
-    *hi = (first + count) * 16 < n ? (first + count) * 16 : n;
-}
-
-/* One pass over this thread's parameter range: tree-sum the shard gradients chunk by chunk
- * and feed each chunk straight to the optimizer while it is still in cache. */
-static void reduce_and_update(dpt_trainer_t *t, size_t shards, size_t tid, size_t nt,
-                              const dpt_optim_step_t *st)
-{
-    size_t lo, hi;
-    thread_range(t->n_params, tid, nt, &lo, &hi);
-    for (size_t c = lo; c < hi; c += DPT_REDUCE_CHUNK) {
-        size_t end = c + DPT_REDUCE_CHUNK < hi ? c + DPT_REDUCE_CHUNK : hi;
+    const size_t n_chunks = (t->n_params + DPT_REDUCE_CHUNK - 1) / DPT_REDUCE_CHUNK;
+#pragma omp for schedule(dynamic, 4)
+    for (size_t k = 0; k < n_chunks; k++) {
+        size_t c = k * DPT_REDUCE_CHUNK;
+        size_t end = c + DPT_REDUCE_CHUNK < t->n_params ? c + DPT_REDUCE_CHUNK : t->n_params;
         dpt_reduce_tree(t->grads, shards, c, end);
         dpt_optimizer_update(t->opt, t->params, t->grads[0], c, end, st);
     }
@@ -429,7 +420,10 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
         const size_t tid = (size_t)omp_get_thread_num();
         const size_t nt = (size_t)omp_get_num_threads(); /* the team we actually got */
         dpt_replica_t *rep = t->replicas[tid];
-        for (size_t s = tid; s < shards; s += nt) {
+        /* Shards go to whichever thread is free (a shard's gradient is the same whoever
+         * computes it): on a shared machine a thread that was held back takes fewer. */
+#pragma omp for schedule(dynamic, 1) nowait
+        for (size_t s = 0; s < shards; s++) {
             size_t lo = s * micro, n = rows - lo < micro ? rows - lo : micro;
             dpt_step_ctx_t ctx = {
                 .training = true, .seed = t->cfg.seed, .epoch = epoch, .sample_ids = ids + lo};
@@ -444,7 +438,7 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
         if (t->two_phase)
             reduce_norms_update(t, shards, tid, nt, st);
         else
-            reduce_and_update(t, shards, tid, nt, st);
+            reduce_and_update(t, shards, st);
     }
     double t2 = omp_get_wtime();
     timing->fb_seconds += t1 - t0;
