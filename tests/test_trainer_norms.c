@@ -146,6 +146,33 @@ Test(norms_determinism, lars_with_clipping, .timeout = 120)
     expect_same_for_1_to_4_threads("lars:weight_decay=1e-4", 0.5);
 }
 
+/* A wider model (about 140k parameters, ~35 blocks of 4096) so that the blocks are really
+ * shared out among the threads, up to 16 (oversubscribed here), for every phase of the
+ * two-phase path: clipping, and lamb's three phases. 20 steps keep it quick. */
+Test(norms_determinism, many_blocks_up_to_16_threads, .timeout = 120)
+{
+    const char *wide = "dense:512,relu,dense:256,relu,dense:4";
+    const struct {
+        const char *opt;
+        double clip, lr;
+    } cases[] = {{"sgd:momentum=0.9", 0.25, 0.05}, {"lamb:exclude_bias=1", 0, 0.01}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lr_value = cases[i].lr;
+        result_t ref = run(cases[i].opt, wide, cases[i].clip, 1, 20);
+        const size_t threads[] = {3, 16};
+        for (size_t k = 0; k < 2; k++) {
+            result_t r = run(cases[i].opt, wide, cases[i].clip, threads[k], 20);
+            cr_assert_eq(r.team, threads[k]);
+            cr_assert_eq(memcmp(ref.params, r.params, ref.n * sizeof(float)), 0,
+                         "%s: parameters differ between 1 and %zu threads", cases[i].opt,
+                         threads[k]);
+            cr_assert_eq(memcmp(&ref.stats.grad_norm, &r.stats.grad_norm, sizeof(double)), 0);
+            free(r.params);
+        }
+        free(ref.params);
+    }
+}
+
 Test(clipping, below_the_norm_scales_the_step_exactly, .timeout = 60)
 {
     /* One plain SGD step at lr 1 moves the parameters by minus the (clipped) gradient. */

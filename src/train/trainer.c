@@ -292,31 +292,14 @@ static double sum_sq(const float *restrict x, size_t lo, size_t hi)
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-/* Blocks [*first, *last) of thread tid: those starting in its share of the parameters. */
-static void thread_blocks(const dpt_trainer_t *t, size_t tid, size_t nt, size_t *first,
-                          size_t *last)
+/* Phase 1, block b: tree-sum the shard gradients and take the block's sums of squares of the
+ * gradient (and of the parameters when the optimizer needs them). */
+static void reduce_block(dpt_trainer_t *t, size_t shards, size_t b, int want_w)
 {
-    size_t lo = t->n_params / nt * tid + t->n_params % nt * tid / nt;
-    size_t hi = t->n_params / nt * (tid + 1) + t->n_params % nt * (tid + 1) / nt;
-    size_t b = 0;
-    while (b < t->n_blocks && t->block_lo[b] < lo)
-        b++;
-    *first = b;
-    while (b < t->n_blocks && t->block_lo[b] < hi)
-        b++;
-    *last = b;
-}
-
-/* Phase 1: tree-sum the shard gradients of this thread's blocks and take the blocks' sums of
- * squares of the gradient (and of the parameters when the optimizer needs them). */
-static void reduce_blocks(dpt_trainer_t *t, size_t shards, size_t first, size_t last, int want_w)
-{
-    for (size_t b = first; b < last; b++) {
-        size_t lo = t->block_lo[b], hi = t->block_lo[b + 1];
-        dpt_reduce_tree(t->grads, shards, lo, hi);
-        t->block_g[b] = sum_sq(t->grads[0], lo, hi);
-        t->block_w[b] = want_w ? sum_sq(t->params, lo, hi) : 0.0;
-    }
+    size_t lo = t->block_lo[b], hi = t->block_lo[b + 1];
+    dpt_reduce_tree(t->grads, shards, lo, hi);
+    t->block_g[b] = sum_sq(t->grads[0], lo, hi);
+    t->block_w[b] = want_w ? sum_sq(t->params, lo, hi) : 0.0;
 }
 
 /* Per-tensor totals of one per-block column, added in block order: deterministic. Returns
@@ -352,51 +335,52 @@ static void after_reduce(dpt_trainer_t *t)
     }
 }
 
-/* Phase 2: clip, then update (or, for lamb, turn the gradient into the update direction and
- * take its blocks' sums of squares), chunk by chunk while the chunk is in cache. */
-static void update_blocks(dpt_trainer_t *t, size_t first, size_t last, const dpt_optim_step_t *st)
+/* Phase 2, block b: clip, then update (or, for lamb, turn the gradient into the update
+ * direction and take the block's sum of squares), chunk by chunk while it is in cache. */
+static void update_block(dpt_trainer_t *t, size_t b, const dpt_optim_step_t *st)
 {
     const int direction = dpt_optimizer_norms(t->opt) == DPT_OPTIM_NORMS_DIRECTION;
     const float scale = (float)t->clip_scale;
     float *g = t->grads[0];
-    for (size_t b = first; b < last; b++) {
-        size_t lo = t->block_lo[b], hi = t->block_lo[b + 1];
-        for (size_t c = lo; c < hi; c += DPT_REDUCE_CHUNK) {
-            size_t end = c + DPT_REDUCE_CHUNK < hi ? c + DPT_REDUCE_CHUNK : hi;
-            if (scale != 1.0f)
-                for (size_t i = c; i < end; i++)
-                    g[i] *= scale;
-            if (direction)
-                dpt_optimizer_direction(t->opt, t->params, g, c, end, st);
-            else
-                dpt_optimizer_update(t->opt, t->params, g, c, end, st);
-        }
-        if (direction) t->block_d[b] = sum_sq(g, lo, hi);
+    size_t lo = t->block_lo[b], hi = t->block_lo[b + 1];
+    for (size_t c = lo; c < hi; c += DPT_REDUCE_CHUNK) {
+        size_t end = c + DPT_REDUCE_CHUNK < hi ? c + DPT_REDUCE_CHUNK : hi;
+        if (scale != 1.0f)
+            for (size_t i = c; i < end; i++)
+                g[i] *= scale;
+        if (direction)
+            dpt_optimizer_direction(t->opt, t->params, g, c, end, st);
+        else
+            dpt_optimizer_update(t->opt, t->params, g, c, end, st);
     }
+    if (direction) t->block_d[b] = sum_sq(g, lo, hi);
 }
 
 /* The two-phase reduce and update, inside the step's parallel region (all threads call it).
  * Phase 3 (lamb only) applies the direction scaled by the trust ratios. */
-static void reduce_norms_update(dpt_trainer_t *t, size_t shards, size_t tid, size_t nt,
-                                const dpt_optim_step_t *st)
+static void reduce_norms_update(dpt_trainer_t *t, size_t shards, const dpt_optim_step_t *st)
 {
-    size_t first, last;
-    thread_blocks(t, tid, nt, &first, &last);
     const dpt_optim_norms_t kind = dpt_optimizer_norms(t->opt);
-    reduce_blocks(t, shards, first, last, kind != DPT_OPTIM_NORMS_NONE);
-#pragma omp barrier
+    /* Blocks go to whichever thread is free, as the shards do; each block's sums are stored
+     * per block and combined in block order, so the schedule cannot change the result. The
+     * loops' implied barriers separate the phases. */
+#pragma omp for schedule(dynamic, 1)
+    for (size_t b = 0; b < t->n_blocks; b++)
+        reduce_block(t, shards, b, kind != DPT_OPTIM_NORMS_NONE);
 #pragma omp single
     after_reduce(t);
     /* (the single's implied barrier: every thread sees the clip factor and ratios) */
-    update_blocks(t, first, last, st);
+#pragma omp for schedule(dynamic, 1)
+    for (size_t b = 0; b < t->n_blocks; b++)
+        update_block(t, b, st);
     if (kind != DPT_OPTIM_NORMS_DIRECTION) return;
-#pragma omp barrier
 #pragma omp single
     {
         combine_blocks(t, t->block_d, t->tensor_d);
         dpt_optimizer_set_norms(t->opt, t->tensor_w, t->tensor_d);
     }
-    for (size_t b = first; b < last; b++)
+#pragma omp for schedule(dynamic, 1)
+    for (size_t b = 0; b < t->n_blocks; b++)
         dpt_optimizer_update(t->opt, t->params, t->grads[0], t->block_lo[b], t->block_lo[b + 1],
                              st);
 }
@@ -436,7 +420,7 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
             t1 = omp_get_wtime();
         }
         if (t->two_phase)
-            reduce_norms_update(t, shards, tid, nt, st);
+            reduce_norms_update(t, shards, st);
         else
             reduce_and_update(t, shards, st);
     }
