@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "dptrain/bench.h"
 #include "dptrain/dataset.h"
 
 static double clock_s(clockid_t id)
@@ -19,12 +20,6 @@ static double clock_s(clockid_t id)
 static double now_s(void)
 {
     return clock_s(CLOCK_MONOTONIC);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* Times one epoch of dpt_dataset_gather over the training part, as the trainer calls it. */
@@ -86,18 +81,15 @@ int main(int argc, char **argv)
         dpt_dataset_free(train);
         dpt_dataset_free(test);
     }
-    qsort(t, (size_t)runs, sizeof *t, cmp_double);
-    qsort(cpu, (size_t)runs, sizeof *cpu, cmp_double);
     double gather_s = 0.0;
     size_t gathered = 0;
     bench_gather(spec, &gather_s, &gathered);
-    double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+    double med = dpt_bench_median(t, (size_t)runs), cpu_med = dpt_bench_median(cpu, (size_t)runs);
     printf("%s\n", desc[0]);
     if (desc[1][0]) printf("%s\n", desc[1]);
     printf("spec %s: %d runs, median %.3f s, min %.3f s, %.1f MB/s (median, %.1f MB in memory); "
            "CPU time median %.3f s, min %.3f s\n",
-           spec, runs, med, t[0], (double)bytes / 1e6 / med, (double)bytes / 1e6,
-           runs % 2 ? cpu[runs / 2] : 0.5 * (cpu[runs / 2 - 1] + cpu[runs / 2]), cpu[0]);
+           spec, runs, med, t[0], (double)bytes / 1e6 / med, (double)bytes / 1e6, cpu_med, cpu[0]);
     if (gathered)
         printf("gather (fitted, batches of 256 in shuffled order): %zu rows in %.3f s, %.0f "
                "rows/s\n",

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "core/alloc.h"
+#include "dptrain/bench.h"
 #include "kernels/gemm.h"
 
 typedef struct {
@@ -24,12 +25,6 @@ static float *filled(size_t n)
     for (size_t i = 0; p && i < n; i++)
         p[i] = (float)(i % 7) * 0.1f;
     return p;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* GFLOP/s of one timed batch of calls (~0.05 GFLOP) of product p in the given B mode. */
@@ -76,10 +71,8 @@ int main(int argc, char **argv)
         time_once(p, plain, a, b, c), time_once(p, pack_b, a, b, c); /* warm up */
         for (size_t r = 0; r < reps; r++)
             tp[r] = time_once(p, plain, a, b, c), tb[r] = time_once(p, pack_b, a, b, c);
-        qsort(tp, reps, sizeof *tp, cmp_double);
-        qsort(tb, reps, sizeof *tb, cmp_double);
         printf("%s,%s,%zux%zux%zu,%.1f,%.1f,%s\n", dpt_gemm_kernel_name(), p->name, p->m, p->n,
-               p->k, tp[reps / 2], tb[reps / 2],
+               p->k, dpt_bench_median(tp, reps), dpt_bench_median(tb, reps),
                dpt_gemm_b_mode_for(p->ta, p->tb) == pack_b ? "pack_b" : "default");
     }
     dpt_free_aligned(a), dpt_free_aligned(b), dpt_free_aligned(c), free(tp), free(tb);

@@ -62,6 +62,16 @@ Test(bench, rows_for_each_mode_with_consistent_ratios, .timeout = 120)
     dpt_dataset_free(tr), dpt_dataset_free(te);
 }
 
+Test(bench, median_sorts_and_takes_the_middle)
+{
+    double odd[] = {5, 1, 4, 2, 3}, even[] = {9, 1, 3, 7}, one[] = {2.5};
+    cr_assert_float_eq(dpt_bench_median(odd, 5), 3.0, 0);
+    cr_assert(odd[0] == 1 && odd[4] == 5, "sorted in place: ends are min and max");
+    cr_assert_float_eq(dpt_bench_median(even, 4), 5.0, 0);
+    cr_assert(even[0] == 1 && even[3] == 9);
+    cr_assert_float_eq(dpt_bench_median(one, 1), 2.5, 0);
+}
+
 Test(bench, batch_larger_than_data_is_refused)
 {
     dpt_dataset_t *tr, *te;

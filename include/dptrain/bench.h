@@ -57,6 +57,9 @@ typedef void (*dpt_bench_row_fn)(void *user, const dpt_bench_row_t *row);
 dpt_status_t dpt_bench_run(const dpt_bench_config_t *cfg, const dpt_dataset_t *ds,
                            dpt_bench_row_fn row_fn, void *user);
 
+/* Median of v[0..n), n >= 1. Sorts v in place, so v[0] and v[n-1] are then the min and max. */
+double dpt_bench_median(double *v, size_t n);
+
 /* GFLOP/s of one-thread sgemm C[m x n] = A[m x k] B[k x n], median of reps timed calls. */
 double dpt_bench_sgemm_gflops(size_t m, size_t n, size_t k, size_t reps);
 

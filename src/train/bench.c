@@ -46,7 +46,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *v, size_t n)
+double dpt_bench_median(double *v, size_t n)
 {
     qsort(v, n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
@@ -71,7 +71,7 @@ double dpt_bench_sgemm_gflops(size_t m, size_t n, size_t k, size_t reps)
                 dpt_sgemm(false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
             t[r] = 2.0 * m * n * k * calls / (omp_get_wtime() - t0) / 1e9;
         }
-        result = median(t, reps);
+        result = dpt_bench_median(t, reps);
     }
     dpt_free_aligned(a), dpt_free_aligned(b), dpt_free_aligned(c), free(t);
     return result;
@@ -135,17 +135,16 @@ static void fill_row(const dpt_bench_config_t *cfg, const dpt_model_t *m, const 
     row->threads = p->threads;
     row->batch = p->batch;
     row->team = p->team;
-    row->min = row->max = p->rate[0];
-    for (size_t r = 0; r < cfg->reps; r++)
-        row->min = fmin(row->min, p->rate[r]), row->max = fmax(row->max, p->rate[r]);
+    const size_t last = cfg->reps - 1;
     memcpy(ratio, p->rate, cfg->reps * sizeof *ratio);
-    row->samples_per_second = median(ratio, cfg->reps);
+    row->samples_per_second = dpt_bench_median(ratio, cfg->reps); /* sorts: ends are min, max */
+    row->min = ratio[0], row->max = ratio[last];
     row->speedup = row->speedup_min = row->speedup_max = NAN;
     if (base < n) {
         for (size_t r = 0; r < cfg->reps; r++)
             ratio[r] = p->rate[r] / pts[base].rate[r];
-        row->speedup = median(ratio, cfg->reps); /* sorts: min and max are the ends */
-        row->speedup_min = ratio[0], row->speedup_max = ratio[cfg->reps - 1];
+        row->speedup = dpt_bench_median(ratio, cfg->reps);
+        row->speedup_min = ratio[0], row->speedup_max = ratio[last];
     }
     row->share_compute = p->compute / p->total;
     row->share_assembly = p->assembly / p->total;
