@@ -12,14 +12,14 @@ Seeds are not comparable one to one (the programs draw different random numbers)
 distributions are. Needs python3-torch (skips PyTorch with a message when it is missing)."""
 import argparse
 import csv
-import gzip
 import os
 import statistics
 import subprocess
 import tempfile
 
+import fashion_mnist
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = "/usr/share/datasets/fashion-mnist"
 
 
 def dptrain_run(seed, epochs):
@@ -32,22 +32,10 @@ def dptrain_run(seed, epochs):
 
 
 def torch_setup():
-    import numpy as np
     import torch
 
     torch.set_num_threads(os.cpu_count())
-
-    def read(name, offset):
-        with gzip.open(os.path.join(DATA, name)) as f:
-            return np.frombuffer(f.read(), np.uint8, offset=offset)
-
-    xtr = read("train-images-idx3-ubyte.gz", 16).reshape(-1, 784).astype(np.float32) / 255
-    xte = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 784).astype(np.float32) / 255
-    mean, std = xtr.mean(), xtr.std()
-    xtr, xte = (xtr - mean) / std, (xte - mean) / std
-    ytr = read("train-labels-idx1-ubyte.gz", 8).astype(np.int64)
-    yte = read("t10k-labels-idx1-ubyte.gz", 8).astype(np.int64)
-    return torch, [torch.from_numpy(a) for a in (xtr, ytr, xte, yte)]
+    return torch, [torch.from_numpy(a) for a in fashion_mnist.load(with_test=True)]
 
 
 def torch_run(torch, data, seed, epochs):

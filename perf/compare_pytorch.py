@@ -22,30 +22,24 @@ minute to minute. Writes perf/compare_pytorch.csv.
 Needs: apt-get install python3-torch (the script says so and exits 0 when it is missing)."""
 import argparse
 import csv
-import gzip
 import os
 import statistics
 import subprocess
 import sys
 import time
 
+import fashion_mnist
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = "/usr/share/datasets/fashion-mnist"
 SETTINGS = ("intra-op", "+blas", "+passive")
 
 
 def torch_worker(args):
     """Measures PyTorch in this process (thread settings must precede the first op)."""
-    import numpy as np
     import torch
 
     torch.set_num_threads(args.worker_threads)
-    with gzip.open(os.path.join(DATA, "train-images-idx3-ubyte.gz")) as f:
-        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784).astype(np.float32) / 255
-    with gzip.open(os.path.join(DATA, "train-labels-idx1-ubyte.gz")) as f:
-        y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int64)
-    x = (x - x.mean()) / x.std()
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    x, y = (torch.from_numpy(a) for a in fashion_mnist.load())
     torch.manual_seed(1)
     model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
                                 torch.nn.Linear(256, 128), torch.nn.ReLU(),
