@@ -138,6 +138,31 @@ char *t_write_class_table(const char *dir)
     return path;
 }
 
+char *t_write_group_table(const char *dir, int rows, int classes, uint64_t seed)
+{
+    char *path = t_path(dir, "table.csv");
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    dpt_rng_t r;
+    dpt_rng_seed(&r, seed, 0);
+    for (int i = 0; i < rows; i++) {
+        double best = -1e9;
+        int label = 0;
+        for (int g = 0; g < classes; g++) {
+            double s = 0;
+            for (int j = 0; j < 5; j++) {
+                double x = dpt_rng_uniform(&r) * 2 - 1;
+                s += x;
+                fprintf(f, "%.6f,", x);
+            }
+            if (s > best) best = s, label = g;
+        }
+        fprintf(f, "%d\n", label);
+    }
+    fclose(f);
+    return path;
+}
+
 /* LeakSanitizer's hook (ASan builds): check leaks in the Criterion workers only. Every test,
  * with its .init and .fini, runs in a worker that BoxFort starts as argv[0] "boxfort-worker";
  * the parent process runs only Criterion's runner, which leaks one 48-byte timeout request now

@@ -48,6 +48,10 @@ char *t_write_class_table(const char *dir);
  * label in {0,1,2} from the sum of the first half minus the second (thresholds +-0.3);
  * returns the malloc'd path. */
 char *t_write_threshold_table(const char *dir, int rows, int features, uint64_t seed);
+/* Writes DIR/table.csv without a header: `rows` rows of `classes` * 5 seeded features in
+ * [-1, 1) and a label = the group of 5 consecutive features with the largest sum (learnable
+ * and noisy); returns the malloc'd path. */
+char *t_write_group_table(const char *dir, int rows, int classes, uint64_t seed);
 /* Path of the built dptrain binary. */
 const char *t_dptrain_bin(void);
 

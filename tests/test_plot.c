@@ -146,7 +146,7 @@ Test(plot, unwritable_png_is_an_io_error)
 
 static int run_cli(const char *env, const char *args, const char *err_file)
 {
-    char cmd[2048];
+    char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s '%s' plot %s >/dev/null 2>'%s'", env, t_dptrain_bin(), args,
              err_file);
     return t_system(cmd);

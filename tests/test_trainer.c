@@ -11,35 +11,13 @@
 #include "dptrain/trainer.h"
 #include "support.h"
 
-enum { ROWS = 600, FEATURES = 20, CLASSES = 4 };
+enum { ROWS = 600, CLASSES = 4, FEATURES = CLASSES * 5 }; /* t_write_group_table: 5 per class */
 
-/* A CSV table whose class is decided by which of four feature groups has the largest sum:
- * learnable, noisy, and in the real CSV format the loader reads. */
+/* The learnable table of support.c, in the real CSV format the loader reads. */
 static char *write_table(void)
 {
     char *dir = t_make_tmpdir("trainer");
-    char *path = t_path(dir, "table.csv");
-    size_t cap = ROWS * (FEATURES + 1) * 16 + 1;
-    char *text = malloc(cap), *p = text;
-    dpt_rng_t r;
-    dpt_rng_seed(&r, 99, 0);
-    for (int i = 0; i < ROWS; i++) {
-        double x[FEATURES], best = -1e9;
-        int label = 0;
-        for (int j = 0; j < FEATURES; j++)
-            x[j] = dpt_rng_uniform(&r) * 2 - 1;
-        for (int g = 0; g < CLASSES; g++) {
-            double s = 0;
-            for (int j = g * 5; j < g * 5 + 5; j++)
-                s += x[j];
-            if (s > best) best = s, label = g;
-        }
-        for (int j = 0; j < FEATURES; j++)
-            p += sprintf(p, "%.6f,", x[j]);
-        p += sprintf(p, "%d\n", label);
-    }
-    t_write_text(path, text);
-    free(text);
+    char *path = t_write_group_table(dir, ROWS, CLASSES, 99);
     free(dir);
     return path;
 }

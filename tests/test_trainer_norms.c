@@ -13,38 +13,19 @@
 #include "dptrain/trainer.h"
 #include "support.h"
 
-enum { ROWS = 600, FEATURES = 20, CLASSES = 4 };
+enum { ROWS = 600, CLASSES = 4, FEATURES = CLASSES * 5 }; /* t_write_group_table: 5 per class */
 
-/* Class = which of four feature groups has the largest sum (as in test_trainer.c). */
+/* The learnable group-sum table of support.c (as in test_trainer.c). */
 static dpt_dataset_t *open_table(dpt_dataset_t **all_out, dpt_dataset_t **test_out)
 {
     char *dir = t_make_tmpdir("norms");
-    char *path = t_path(dir, "table.csv");
-    char *text = malloc(ROWS * (FEATURES + 1) * 16 + 1), *p = text;
-    dpt_rng_t r;
-    dpt_rng_seed(&r, 7, 0);
-    for (int i = 0; i < ROWS; i++) {
-        double x[FEATURES], best = -1e9;
-        int label = 0;
-        for (int j = 0; j < FEATURES; j++)
-            x[j] = dpt_rng_uniform(&r) * 2 - 1;
-        for (int g = 0; g < CLASSES; g++) {
-            double s = 0;
-            for (int j = g * 5; j < g * 5 + 5; j++)
-                s += x[j];
-            if (s > best) best = s, label = g;
-        }
-        for (int j = 0; j < FEATURES; j++)
-            p += sprintf(p, "%.6f,", x[j]);
-        p += sprintf(p, "%d\n", label);
-    }
-    t_write_text(path, text);
+    char *path = t_write_group_table(dir, ROWS, CLASSES, 7);
     char spec[4096];
     snprintf(spec, sizeof spec, "csv:%s", path);
     dpt_data_options_t opt = dpt_data_options_default();
     cr_assert_eq(dpt_dataset_open(spec, &opt, all_out, test_out), DPT_OK, "%s", dpt_last_error());
     cr_assert_eq(dpt_dataset_fit_normalization(*all_out), DPT_OK);
-    free(text), free(path), free(dir);
+    free(path), free(dir);
     return *all_out;
 }
 
