@@ -27,8 +27,16 @@ if [[ "${1:-}" == "--prepare" ]]; then
     echo "carry build-device/bundle, then run: perf/scaling16.sh"
     exit 0
 fi
+case "${1:-}" in
+    -*) echo "usage: perf/scaling16.sh --prepare | perf/scaling16.sh [OUTDIR]" >&2; exit 2 ;;
+esac
+if [[ ! -x "$bundle/ld.so" || ! -x "$bundle/dptrain" ]]; then
+    echo "perf/scaling16.sh: no bundle in $bundle: run perf/scaling16.sh --prepare first" \
+        "(and carry build-device to the machine that runs it)" >&2
+    exit 1
+fi
 out=${1:-${OUT:-scaling16-out}}
-mkdir -p "$out"
+mkdir -p -- "$out"
 run() { "$bundle/ld.so" --library-path "$bundle" "$bundle/dptrain" "$@"; }
 { nproc; lscpu 2>/dev/null | grep -E "Model name|^CPU\(s\)|Thread|Socket|NUMA node\(s\)|L3" || true
   run info; } > "$out/info.txt" 2>&1
