@@ -148,7 +148,7 @@ Test(cli, train_writes_run_directory, .timeout = 120)
     char *config = t_read_file(c, NULL);
     cr_assert(strstr(config, "blis_kernel_set = "), "%s", config);
     cr_assert(strstr(config, "micro_batch = 8"), "%s", config);
-    cr_assert(strstr(config, "model = 6 -> dense:16,relu,dense:3"), "%s", config);
+    cr_assert(strstr(config, "model = 6x1x1 -> dense:16,relu,dense:3"), "%s", config);
     free(metrics), free(config), free(p), free(c), free(csv), free(dir);
 }
 

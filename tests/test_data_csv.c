@@ -58,7 +58,7 @@ Test(csv, loads_features_as_float_and_last_column_labels)
     cr_assert_eq(dpt_dataset_classes(ds), 3);
     size_t c, h, w;
     dpt_dataset_shape(ds, &c, &h, &w);
-    cr_assert(c == 1 && h == 1 && w == 2, "shape %zux%zux%zu", c, h, w);
+    cr_assert(c == 2 && h == 1 && w == 1, "shape %zux%zux%zu", c, h, w);
     float x[6];
     int32_t y[3];
     uint32_t idx[3] = {0, 1, 2};
@@ -68,7 +68,7 @@ Test(csv, loads_features_as_float_and_last_column_labels)
         cr_assert_eq(x[i], want[i], "x[%d] = %g", i, x[i]);
     cr_assert(y[0] == 0 && y[1] == 2 && y[2] == 1, "labels %d %d %d", y[0], y[1], y[2]);
     cr_assert_eq(dpt_dataset_storage_bytes(ds), 3 * 2 * sizeof(float) + 3 * sizeof(int32_t));
-    cr_assert_not_null(strstr(dpt_dataset_describe(ds), "t.csv train: 3 x 1x1x2, 3 classes"), "%s",
+    cr_assert_not_null(strstr(dpt_dataset_describe(ds), "t.csv train: 3 x 2x1x1, 3 classes"), "%s",
                        dpt_dataset_describe(ds));
     dpt_dataset_free(ds);
 }

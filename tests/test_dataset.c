@@ -165,7 +165,7 @@ Test(split, parts_outlive_the_parent_and_share_its_storage)
             found |= child[i] == parent[k];
         cr_assert(found, "row %d of the nested split is not in its parent", child[i]);
     }
-    cr_assert_not_null(strstr(dpt_dataset_describe(v2), " val: 26 x 1x1x3, 4 classes"), "%s",
+    cr_assert_not_null(strstr(dpt_dataset_describe(v2), " val: 26 x 3x1x1, 4 classes"), "%s",
                        dpt_dataset_describe(v2));
     dpt_dataset_free(tr), dpt_dataset_free(va), dpt_dataset_free(t2), dpt_dataset_free(v2);
 }

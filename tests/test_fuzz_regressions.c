@@ -112,7 +112,7 @@ Test(fuzz_regressions, model_with_33_dense_layers_keeps_its_tensor_table)
     dpt_model_free(m);
 }
 
-/* The most a spec may ask for: 64 dense layers, 128 tensors. */
+/* 64 dense layers, 128 tensors (the cap before the graph model; now far inside it). */
 Test(fuzz_regressions, model_with_64_dense_layers_keeps_its_tensor_table)
 {
     char spec[1024] = "";
@@ -123,8 +123,4 @@ Test(fuzz_regressions, model_with_64_dense_layers_keeps_its_tensor_table)
     cr_assert_eq(dpt_model_create(spec, 3, 2, &m), DPT_OK, "%s", dpt_last_error());
     assert_tensor_table(m, 64);
     dpt_model_free(m);
-    /* and one more layer is the documented error */
-    strcat(spec, ",relu");
-    cr_assert_eq(dpt_model_create(spec, 3, 2, &m), DPT_ERR_INVALID_ARG);
-    cr_assert(strstr(dpt_last_error(), "more than 64 layers"), "%s", dpt_last_error());
 }

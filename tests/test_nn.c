@@ -1,98 +1,128 @@
-/* Tests for src/nn: finite-difference gradient checks for every layer kind and a whole small
- * model, the loss, the spec parser and the parameter layout. */
+/* Tests for src/nn: finite-difference gradient checks (parameters and input) of every op kind
+ * inside small graphs, residual graphs with fan-out, the loss, the spec parser and its errors,
+ * presets and the parameter layout. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/rng.h"
-#include "nn/model_internal.h"
+#include "kernels/gemm.h"
+#include "nn/plan.h"
 #include "nn/softmax_xent.h"
 
 enum { ROWS = 5 };
 
 typedef struct {
     dpt_model_t *m;
-    float *params, *grads, *x;
-    float *acts[DPT_MAX_LAYERS + 1];
-    float *d0, *d1;
+    dpt_plan_t *plan;
+    float *params, *grads, *stats;
+    size_t in;
     int32_t labels[ROWS];
     uint32_t ids[ROWS];
     dpt_step_ctx_t ctx;
 } fixture_t;
 
-static void setup(fixture_t *f, const char *spec, size_t in, size_t classes)
+static void init(void)
 {
-    cr_assert_eq(dpt_model_create(spec, in, classes, &f->m), DPT_OK, "%s", dpt_last_error());
+    dpt_gemm_init();
+}
+TestSuite(gradcheck, .init = init);
+TestSuite(dropout, .init = init);
+
+static void setup_shaped(fixture_t *f, const char *spec, dpt_shape_t in, size_t classes)
+{
+    memset(f, 0, sizeof *f);
+    cr_assert_eq(dpt_model_create_shaped(spec, in, classes, &f->m), DPT_OK, "%s", dpt_last_error());
+    cr_assert_eq(dpt_plan_create(f->m, ROWS, true, &f->plan), DPT_OK, "%s", dpt_last_error());
     size_t n = dpt_model_param_count(f->m);
     f->params = calloc(n, sizeof(float));
     f->grads = calloc(n, sizeof(float));
+    f->stats = calloc(dpt_model_stats_count(f->m) + 1, sizeof(float));
     dpt_model_init_params(f->m, f->params, 11);
     dpt_rng_t r;
     dpt_rng_seed(&r, 5, 5);
-    /* Non-zero biases so every path is exercised. */
+    /* Non-zero biases and batch-norm shifts so every path is exercised. */
     for (size_t t = 0; t < dpt_model_tensor_count(f->m); t++) {
         const dpt_tensor_info_t *ti = dpt_model_tensor(f->m, t);
         if (ti->is_bias)
-            for (size_t k = 0; k < ti->cols; k++)
-                f->params[ti->offset + k] = (float)(dpt_rng_uniform(&r) - 0.5);
+            for (size_t k = 0; k < ti->rows * ti->cols; k++)
+                f->params[ti->offset + k] += (float)(dpt_rng_uniform(&r) - 0.5);
     }
-    f->acts[0] = calloc(ROWS * in, sizeof(float));
-    for (size_t i = 0; i < ROWS * in; i++)
-        f->acts[0][i] = (float)(dpt_rng_uniform(&r) * 2 - 1);
-    for (size_t l = 0; l < f->m->n_layers; l++)
-        f->acts[l + 1] = calloc(ROWS * f->m->layers[l].out, sizeof(float));
-    f->d0 = calloc(ROWS * f->m->max_width, sizeof(float));
-    f->d1 = calloc(ROWS * f->m->max_width, sizeof(float));
+    f->in = dpt_model_in_features(f->m);
+    float *x = dpt_plan_input(f->plan);
+    for (size_t i = 0; i < ROWS * f->in; i++)
+        x[i] = (float)(dpt_rng_uniform(&r) * 2 - 1);
     for (int i = 0; i < ROWS; i++)
         f->labels[i] = i % (int)classes, f->ids[i] = 100 + i;
     f->ctx = (dpt_step_ctx_t){.training = true, .seed = 3, .epoch = 1, .sample_ids = f->ids};
 }
 
+static void setup(fixture_t *f, const char *spec, size_t in, size_t classes)
+{
+    setup_shaped(f, spec, (dpt_shape_t){in, 1, 1}, classes);
+}
+
 static void teardown(fixture_t *f)
 {
-    for (size_t l = 0; l <= f->m->n_layers; l++)
-        free(f->acts[l]);
-    free(f->params), free(f->grads), free(f->d0), free(f->d1);
+    free(f->params), free(f->grads), free(f->stats);
+    dpt_plan_free(f->plan);
     dpt_model_free(f->m);
 }
 
 static double loss_at(fixture_t *f)
 {
-    dpt_model_forward(f->m, f->params, f->acts, ROWS, &f->ctx);
-    return dpt_softmax_xent(f->acts[f->m->n_layers], f->labels, ROWS, f->m->classes, 1.0f, NULL,
-                            NULL, NULL);
+    dpt_plan_forward(f->plan, f->params, ROWS, &f->ctx, f->stats);
+    return dpt_softmax_xent(dpt_plan_logits(f->plan), f->labels, ROWS, dpt_model_classes(f->m),
+                            1.0f, NULL, NULL, NULL);
 }
 
-/* Compares every analytic parameter gradient with a central difference of the loss. */
-static void gradient_check(const char *spec, size_t in, size_t classes)
+static void check_one(const char *spec, const char *what, size_t k, float *slot, double an,
+                      fixture_t *f)
+{
+    float saved = *slot;
+    const float eps = 1e-2f;
+    *slot = saved + eps;
+    double lp = loss_at(f);
+    *slot = saved - eps;
+    double lm = loss_at(f);
+    *slot = saved;
+    double fd = (lp - lm) / (2.0 * eps);
+    cr_assert(fabs(fd - an) <= 3e-3 + 3e-2 * fmax(fabs(fd), fabs(an)),
+              "%s: %s[%zu]: analytic %.6g vs finite difference %.6g", spec, what, k, an, fd);
+}
+
+/* Compares every analytic parameter gradient, and the gradient of the input, with a central
+ * difference of the loss (the loss is summed in double; the model runs in float, hence the
+ * tolerance). Training mode: batch norm uses the batch's statistics, dropout its masks. */
+static void gradient_check_shaped(const char *spec, dpt_shape_t in, size_t classes)
 {
     fixture_t f;
-    setup(&f, spec, in, classes);
-    dpt_model_forward(f.m, f.params, f.acts, ROWS, &f.ctx);
-    dpt_softmax_xent(f.acts[f.m->n_layers], f.labels, ROWS, classes, 1.0f, f.d0, NULL, NULL);
-    dpt_model_backward(f.m, f.params, f.acts, f.d0, f.d1, f.grads, ROWS, &f.ctx);
+    setup_shaped(&f, spec, in, classes);
+    dpt_plan_forward(f.plan, f.params, ROWS, &f.ctx, f.stats);
+    dpt_softmax_xent(dpt_plan_logits(f.plan), f.labels, ROWS, classes, 1.0f,
+                     dpt_plan_dlogits(f.plan), NULL, NULL);
+    dpt_plan_backward(f.plan, f.params, f.grads, ROWS, &f.ctx, f.stats);
+    float *dx = malloc(ROWS * f.in * sizeof(float));
+    memcpy(dx, dpt_plan_input_grad(f.plan), ROWS * f.in * sizeof(float));
     size_t checked = 0;
     for (size_t t = 0; t < dpt_model_tensor_count(f.m); t++) {
         const dpt_tensor_info_t *ti = dpt_model_tensor(f.m, t);
-        for (size_t k = 0; k < ti->rows * ti->cols; k++) {
-            size_t i = ti->offset + k;
-            float saved = f.params[i];
-            const float eps = 1e-2f;
-            f.params[i] = saved + eps;
-            double lp = loss_at(&f);
-            f.params[i] = saved - eps;
-            double lm = loss_at(&f);
-            f.params[i] = saved;
-            double fd = (lp - lm) / (2.0 * eps), an = f.grads[i];
-            cr_assert(fabs(fd - an) <= 2e-3 + 2e-2 * fmax(fabs(fd), fabs(an)),
-                      "%s: %s[%zu]: analytic %.6g vs finite difference %.6g", spec, ti->name, k, an,
-                      fd);
-            checked++;
-        }
+        if (!ti->trainable) continue;
+        for (size_t k = 0; k < ti->rows * ti->cols; k++, checked++)
+            check_one(spec, ti->name, k, f.params + ti->offset + k, f.grads[ti->offset + k], &f);
     }
+    float *x = dpt_plan_input(f.plan);
+    for (size_t k = 0; k < ROWS * f.in; k++, checked++)
+        check_one(spec, "input", k, x + k, dx[k], &f);
     cr_assert_gt(checked, 0u);
+    free(dx);
     teardown(&f);
+}
+
+static void gradient_check(const char *spec, size_t in, size_t classes)
+{
+    gradient_check_shaped(spec, (dpt_shape_t){in, 1, 1}, classes);
 }
 
 Test(gradcheck, dense_only)
@@ -127,6 +157,38 @@ Test(gradcheck, leading_activation)
 {
     gradient_check("tanh,dense:3", 4, 3);
 }
+Test(gradcheck, dense_without_bias_then_bn)
+{
+    gradient_check("dense:6:bias=0,bn,tanh,dense:3", 4, 3);
+}
+Test(gradcheck, conv_bn_pool_dense)
+{
+    gradient_check_shaped("conv:3:3,bn,tanh,avgpool:2,dense:3", (dpt_shape_t){2, 6, 5}, 3);
+}
+Test(gradcheck, strided_grouped_conv_avgpool)
+{
+    gradient_check_shaped("conv:4:3:stride=2:pad=1,tanh,conv:4:3:groups=4,avgpool:2:stride=1,"
+                          "flatten,dense:3",
+                          (dpt_shape_t){2, 7, 7}, 3);
+}
+Test(gradcheck, residual_identity_fan_out)
+{
+    /* The block's input feeds both the main branch and the add: its gradient is the sum. */
+    gradient_check_shaped("conv:3:3,tanh,res(conv:3:3,bn,tanh,conv:3:3),tanh,gap,dense:3",
+                          (dpt_shape_t){2, 5, 5}, 3);
+}
+Test(gradcheck, residual_zero_padded_shortcut)
+{
+    gradient_check_shaped("conv:2:3,tanh,res(conv:4:3:stride=2,tanh|zpad:4:stride=2),gap,dense:3",
+                          (dpt_shape_t){1, 6, 6}, 3);
+}
+Test(gradcheck, residual_projection_shortcut_nested)
+{
+    gradient_check_shaped(
+        "res(conv:3:3,tanh,res(conv:3:1,tanh)|conv:3:1:pad=0,bn),maxpool:2:stride=2:pad=1,"
+        "dense:3",
+        (dpt_shape_t){2, 4, 4}, 3);
+}
 
 Test(softmax_xent, matches_hand_computed_values)
 {
@@ -157,23 +219,25 @@ Test(dropout, mask_depends_on_sample_not_row_position)
     setup(&a, "dropout:0.5,dense:3", 4, 3);
     setup(&b, "dropout:0.5,dense:3", 4, 3);
     /* b holds a's rows in reverse order with their sample ids: masks must follow samples. */
+    float *xa = dpt_plan_input(a.plan), *xb = dpt_plan_input(b.plan);
     for (int r = 0; r < ROWS; r++) {
-        memcpy(b.acts[0] + r * 4, a.acts[0] + (ROWS - 1 - r) * 4, 4 * sizeof(float));
+        memcpy(xb + r * 4, xa + (ROWS - 1 - r) * 4, 4 * sizeof(float));
         b.ids[r] = a.ids[ROWS - 1 - r];
     }
-    dpt_model_forward(a.m, a.params, a.acts, ROWS, &a.ctx);
-    dpt_model_forward(b.m, b.params, b.acts, ROWS, &b.ctx);
+    dpt_plan_forward(a.plan, a.params, ROWS, &a.ctx, NULL);
+    dpt_plan_forward(b.plan, b.params, ROWS, &b.ctx, NULL);
+    const float *ya = dpt_plan_node_output(a.plan, 0), *yb = dpt_plan_node_output(b.plan, 0);
     int zeros = 0;
     for (int r = 0; r < ROWS; r++)
         for (int j = 0; j < 4; j++) {
-            float va = a.acts[1][r * 4 + j], vb = b.acts[1][(ROWS - 1 - r) * 4 + j];
+            float va = ya[r * 4 + j], vb = yb[(ROWS - 1 - r) * 4 + j];
             cr_assert_eq(va, vb);
             zeros += va == 0.0f;
         }
     cr_assert(zeros > 0 && zeros < ROWS * 4, "dropout 0.5 dropped %d of %d", zeros, ROWS * 4);
     a.ctx.training = false;
-    dpt_model_forward(a.m, a.params, a.acts, ROWS, &a.ctx);
-    cr_assert_eq(memcmp(a.acts[0], a.acts[1], ROWS * 4 * sizeof(float)), 0);
+    dpt_plan_forward(a.plan, a.params, ROWS, &a.ctx, NULL);
+    cr_assert_eq(memcmp(xa, dpt_plan_node_output(a.plan, 0), ROWS * 4 * sizeof(float)), 0);
     teardown(&a), teardown(&b);
 }
 
@@ -189,12 +253,43 @@ Test(model, layout_is_aligned_and_counts_parameters)
         real += ti->rows * ti->cols;
     }
     cr_assert_eq(real, 784u * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
+    cr_assert_eq(dpt_model_weight_count(m), real);
     cr_assert_geq(dpt_model_param_count(m), real);
+    cr_assert_eq(dpt_model_trainable_count(m), dpt_model_param_count(m));
     cr_assert_str_eq(dpt_model_tensor(m, 0)->name, "dense0.weight");
     cr_assert_float_eq(dpt_model_forward_flops(m), 2.0 * (784 * 256 + 256 * 128 + 128 * 10), 1);
     /* 2x forward + input gradients of the 2nd and 3rd dense layers */
     cr_assert_float_eq(dpt_model_train_flops(m),
                        4.0 * (784 * 256 + 256 * 128 + 128 * 10) + 2.0 * (256 * 128 + 128 * 10), 1);
+    dpt_model_free(m);
+}
+
+Test(model, state_tensors_follow_the_trainable_prefix)
+{
+    dpt_model_t *m;
+    cr_assert_eq(dpt_model_create_shaped("conv:8:3:bias=0,bn,relu,gap,dense:10",
+                                         (dpt_shape_t){3, 8, 8}, 10, &m),
+                 DPT_OK, "%s", dpt_last_error());
+    const char *names[] = {"conv0.weight", "bn0.weight",       "bn0.bias",       "dense0.weight",
+                           "dense0.bias",  "bn0.running_mean", "bn0.running_var"};
+    cr_assert_eq(dpt_model_tensor_count(m), 7u);
+    for (size_t t = 0; t < 7; t++) {
+        const dpt_tensor_info_t *ti = dpt_model_tensor(m, t);
+        cr_assert_str_eq(ti->name, names[t]);
+        cr_assert_eq(ti->trainable, t < 5, "%s", ti->name);
+        cr_assert_eq(ti->offset < dpt_model_trainable_count(m), t < 5, "%s", ti->name);
+    }
+    const dpt_tensor_info_t *w = dpt_model_tensor_named(m, "conv0.weight");
+    cr_assert(w->ndim == 4 && w->shape[0] == 8 && w->shape[1] == 3 && w->shape[2] == 3 &&
+              w->shape[3] == 3);
+    cr_assert_eq(dpt_model_weight_count(m), 8u * 27 + 16 + 80 + 10);
+    cr_assert_eq(dpt_model_stats_count(m), 16u);
+    float *p = calloc(dpt_model_param_count(m), sizeof(float));
+    dpt_model_init_params(m, p, 1);
+    cr_assert_eq(p[dpt_model_tensor_named(m, "bn0.weight")->offset], 1.0f);
+    cr_assert_eq(p[dpt_model_tensor_named(m, "bn0.running_var")->offset + 7], 1.0f);
+    cr_assert_eq(p[dpt_model_tensor_named(m, "bn0.running_mean")->offset + 7], 0.0f);
+    free(p);
     dpt_model_free(m);
 }
 
@@ -213,12 +308,51 @@ Test(model, init_is_seeded)
     dpt_model_free(m);
 }
 
-static void expect_spec_error(const char *spec, size_t classes, const char *needle)
+/* Parameter counts of the presets against the reference implementations' (trainable
+ * parameters, 10 classes, 3x32x32): He et al.'s ResNet-20 as in the common PyTorch CIFAR
+ * code (269,722), and ResNet-18 for CIFAR (11,173,962). */
+Test(presets, parameter_counts_match_reference_models)
+{
+    dpt_model_t *m;
+    const dpt_shape_t cifar = {3, 32, 32};
+    cr_assert_eq(dpt_model_create_shaped("resnet20", cifar, 10, &m), DPT_OK, "%s",
+                 dpt_last_error());
+    cr_assert_eq(dpt_model_weight_count(m), 269722u);
+    dpt_model_free(m);
+    cr_assert_eq(dpt_model_create_shaped("resnet18", cifar, 10, &m), DPT_OK, "%s",
+                 dpt_last_error());
+    cr_assert_eq(dpt_model_weight_count(m), 11173962u);
+    dpt_model_free(m);
+}
+
+Test(presets, every_preset_builds_for_28_and_32_pixel_images)
+{
+    const dpt_shape_t shapes[] = {{1, 28, 28}, {3, 32, 32}};
+    for (size_t i = 0; i < dpt_model_preset_count(); i++)
+        for (size_t s = 0; s < 2; s++) {
+            dpt_model_t *m = NULL;
+            const char *name = dpt_model_preset_name(i);
+            cr_assert_eq(dpt_model_create_shaped(name, shapes[s], 10, &m), DPT_OK, "%s: %s", name,
+                         dpt_last_error());
+            cr_assert_str_eq(dpt_model_spec(m), name);
+            cr_assert_gt(dpt_model_forward_flops(m), 0.0);
+            dpt_model_free(m);
+        }
+}
+
+static void expect_spec_error_shaped(const char *spec, dpt_shape_t in, size_t classes,
+                                     const char *needle)
 {
     dpt_model_t *m = NULL;
-    cr_assert_eq(dpt_model_create(spec, 10, classes, &m), DPT_ERR_INVALID_ARG, "%s", spec);
+    cr_assert_eq(dpt_model_create_shaped(spec, in, classes, &m), DPT_ERR_INVALID_ARG, "%s: %s",
+                 spec, dpt_last_error());
     cr_assert_null(m);
     cr_assert(strstr(dpt_last_error(), needle), "'%s' not in '%s'", needle, dpt_last_error());
+}
+
+static void expect_spec_error(const char *spec, size_t classes, const char *needle)
+{
+    expect_spec_error_shaped(spec, (dpt_shape_t){10, 1, 1}, classes, needle);
 }
 
 Test(model_spec, unknown_layer_lists_valid_ones)
@@ -227,11 +361,11 @@ Test(model_spec, unknown_layer_lists_valid_ones)
 }
 Test(model_spec, last_layer_must_match_classes)
 {
-    expect_spec_error("dense:8,relu,dense:4", 3, "must be dense:3");
+    expect_spec_error("dense:8,relu,dense:4", 3, "(end with dense:3)");
 }
-Test(model_spec, last_layer_must_be_dense)
+Test(model_spec, last_layer_must_give_the_classes)
 {
-    expect_spec_error("dense:3,relu", 3, "must be dense:3");
+    expect_spec_error("dense:3,relu,dense:5,relu", 3, "the last layer (relu1) gives 5 outputs");
 }
 Test(model_spec, bad_width)
 {
@@ -241,7 +375,8 @@ Test(model_spec, bad_width)
 }
 Test(model_spec, missing_argument)
 {
-    expect_spec_error("dense,dense:3", 3, "needs an argument");
+    expect_spec_error("dense,dense:3", 3, "'dense': missing width");
+    expect_spec_error("dropout,dense:3", 3, "needs an argument");
 }
 Test(model_spec, bad_dropout)
 {
@@ -250,15 +385,55 @@ Test(model_spec, bad_dropout)
 Test(model_spec, empty)
 {
     expect_spec_error("", 3, "model spec is empty");
-    expect_spec_error(",,,", 3, "no layers");
+    expect_spec_error(",,,", 3, "empty layer");
 }
 Test(model_spec, argument_on_activation)
 {
-    expect_spec_error("relu:3,dense:3", 3, "takes no argument");
+    expect_spec_error("relu:3,dense:3", 3, "takes no value");
 }
 Test(model_spec, bad_initialisation)
 {
     expect_spec_error("dense:8:lecun,dense:3", 3, "initialisation must be he or xavier");
+}
+Test(model_spec, unknown_option_lists_the_usage)
+{
+    expect_spec_error_shaped("conv:8:3:dilation=2,gap,dense:3", (dpt_shape_t){1, 8, 8}, 3,
+                             "unknown option 'dilation'; usage: conv:OUT:K");
+}
+Test(model_spec, kernel_larger_than_input)
+{
+    expect_spec_error_shaped("conv:4:5:pad=0,gap,dense:3", (dpt_shape_t){1, 4, 4}, 3, "conv0");
+    expect_spec_error_shaped("maxpool:2,maxpool:2,maxpool:2,dense:3", (dpt_shape_t){1, 4, 4}, 3,
+                             "maxpool2: kernel 2 larger than its input 1x1");
+}
+Test(model_spec, residual_shapes_must_match)
+{
+    expect_spec_error_shaped("res(conv:8:3),gap,dense:3", (dpt_shape_t){4, 6, 6}, 3,
+                             "add0: residual add of mismatched shapes 8x6x6 and 4x6x6");
+    expect_spec_error_shaped("res(conv:4:3:stride=2),gap,dense:3", (dpt_shape_t){4, 6, 6}, 3,
+                             "mismatched shapes 4x3x3 and 4x6x6");
+}
+Test(model_spec, residual_syntax_errors)
+{
+    const dpt_shape_t in = {4, 6, 6};
+    expect_spec_error_shaped("res(conv:4:3,gap,dense:3", in, 3, "unclosed '('");
+    expect_spec_error_shaped("res(),gap,dense:3", in, 3, "res() needs layers");
+    expect_spec_error_shaped("res(relu|),gap,dense:3", in, 3, "empty shortcut");
+    expect_spec_error_shaped("res(relu|relu|relu),gap,dense:3", in, 3, "one '|'");
+    expect_spec_error_shaped("relu),gap,dense:3", in, 3, "unbalanced ')'");
+    expect_spec_error_shaped("conv(3),gap,dense:3", in, 3, "only go in res(");
+}
+Test(model_spec, too_many_nodes)
+{
+    char spec[4096] = "";
+    for (int i = 0; i < 511; i++)
+        strcat(spec, "relu,");
+    strcat(spec, "dense:3");
+    dpt_model_t *m = NULL;
+    cr_assert_eq(dpt_model_create(spec, 10, 3, &m), DPT_OK, "%s", dpt_last_error());
+    dpt_model_free(m);
+    strcat(spec, ",relu");
+    expect_spec_error(spec, 3, "more than 512 nodes");
 }
 
 Test(model, he_and_xavier_initialisations_differ_in_scale)
@@ -289,4 +464,92 @@ Test(model_spec, parameter_cap_is_a_limit_error)
         DPT_ERR_LIMIT);
     cr_assert_null(m);
     cr_assert(strstr(dpt_last_error(), "exceed the cap of 268435456"), "%s", dpt_last_error());
+}
+
+Test(model_spec, activation_cap_is_a_limit_error)
+{
+    dpt_model_t *m = NULL;
+    /* 4096 channels of 128x128 per conv, 16 of them: 1G floats per sample. */
+    char spec[1024] = "";
+    for (int i = 0; i < 16; i++)
+        strcat(spec, "conv:4096:1,");
+    strcat(spec, "gap,dense:3");
+    cr_assert_eq(dpt_model_create_shaped(spec, (dpt_shape_t){1, 128, 128}, 3, &m), DPT_ERR_LIMIT);
+    cr_assert_null(m);
+    cr_assert(strstr(dpt_last_error(), "activation floats per sample exceed the cap"), "%s",
+              dpt_last_error());
+}
+
+/* Runs a parameter-free model forward and backward on one hand-made sample; returns the
+ * plan (input gradient inside) after setting dL/dy = dy. */
+static dpt_plan_t *run_by_hand(const char *spec, dpt_shape_t in, size_t outs, const float *x,
+                               const float *dy, dpt_model_t **m)
+{
+    cr_assert_eq(dpt_model_create_shaped(spec, in, outs, m), DPT_OK, "%s", dpt_last_error());
+    dpt_plan_t *p;
+    cr_assert_eq(dpt_plan_create(*m, 1, true, &p), DPT_OK);
+    memcpy(dpt_plan_input(p), x, dpt_model_in_features(*m) * sizeof(float));
+    uint32_t id = 0;
+    dpt_step_ctx_t ctx = {.training = true, .sample_ids = &id};
+    dpt_plan_forward(p, NULL, 1, &ctx, NULL);
+    memcpy(dpt_plan_dlogits(p), dy, outs * sizeof(float));
+    dpt_plan_backward(p, NULL, NULL, 1, &ctx, NULL);
+    return p;
+}
+
+Test(pool, maxpool_routes_the_gradient_to_each_window_maximum)
+{
+    /* 3x3 input, 2x2 windows at stride 1: the 9 in the middle is every window's maximum but
+     * the last one's, where 10 wins. */
+    const float x[9] = {1, 2, 3, 4, 9, 5, 6, 7, 10};
+    const float dy[4] = {1, 2, 3, 4};
+    dpt_model_t *m;
+    dpt_plan_t *p = run_by_hand("maxpool:2:stride=1", (dpt_shape_t){1, 3, 3}, 4, x, dy, &m);
+    const float want_y[4] = {9, 9, 9, 10}, want_dx[9] = {0, 0, 0, 0, 6, 0, 0, 0, 4};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(dpt_plan_logits(p)[i], want_y[i], "y[%d]", i);
+    for (int i = 0; i < 9; i++)
+        cr_assert_eq(dpt_plan_input_grad(p)[i], want_dx[i], "dx[%d]", i);
+    dpt_plan_free(p);
+    dpt_model_free(m);
+}
+
+Test(pool, padded_avgpool_counts_the_padding_as_pytorch_does)
+{
+    /* 2x2 input, 2x2 windows at stride 2 with padding 1: each output sees one real pixel
+     * and three zeros, divided by 4 (count_include_pad=True). */
+    const float x[4] = {4, 8, 12, 16};
+    const float dy[4] = {4, 8, 12, 16};
+    dpt_model_t *m;
+    dpt_plan_t *p = run_by_hand("avgpool:2:stride=2:pad=1", (dpt_shape_t){1, 2, 2}, 4, x, dy, &m);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(dpt_plan_logits(p)[i], x[i] / 4, "y[%d]", i);
+        cr_assert_eq(dpt_plan_input_grad(p)[i], dy[i] / 4, "dx[%d]", i);
+    }
+    dpt_plan_free(p);
+    dpt_model_free(m);
+}
+
+Test(pool, gap_and_zpad_by_hand)
+{
+    /* zpad to 2 channels at stride 2 keeps pixels (0,0),(0,2),(2,0),(2,2) of channel 0. */
+    const float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    const float dy[8] = {1, 1, 1, 1, 5, 5, 5, 5};
+    dpt_model_t *m;
+    dpt_plan_t *p = run_by_hand("zpad:2:stride=2", (dpt_shape_t){1, 3, 3}, 8, x, dy, &m);
+    const float want_y[8] = {1, 3, 7, 9, 0, 0, 0, 0}, want_dx[9] = {1, 0, 1, 0, 0, 0, 1, 0, 1};
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(dpt_plan_logits(p)[i], want_y[i], "y[%d]", i);
+    for (int i = 0; i < 9; i++)
+        cr_assert_eq(dpt_plan_input_grad(p)[i], want_dx[i], "dx[%d]", i);
+    dpt_plan_free(p);
+    dpt_model_free(m);
+    const float g[8] = {1, 2, 3, 4, 10, 20, 30, 40}, gdy[2] = {4, 8};
+    p = run_by_hand("gap", (dpt_shape_t){2, 2, 2}, 2, g, gdy, &m);
+    cr_assert_eq(dpt_plan_logits(p)[0], 2.5f);
+    cr_assert_eq(dpt_plan_logits(p)[1], 25.0f);
+    cr_assert_eq(dpt_plan_input_grad(p)[0], 1.0f);
+    cr_assert_eq(dpt_plan_input_grad(p)[7], 2.0f);
+    dpt_plan_free(p);
+    dpt_model_free(m);
 }

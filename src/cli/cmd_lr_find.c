@@ -132,7 +132,7 @@ int dpt_cmd_lr_find(int argc, char **argv)
     dpt_lr_find_result_t res = {0};
     dpt_status_t s = load_train(&a, &all, &test, &train);
     if (s == DPT_OK)
-        s = dpt_model_create(a.model_spec, dpt_dataset_features(train), dpt_dataset_classes(all),
+        s = dpt_model_create_for_data(a.model_spec, train, dpt_dataset_classes(all),
                              &model);
     if (s == DPT_OK) s = dpt_lr_find(model, a.optimizer_spec, &a.trainer, train, &a.sweep, &res);
     if (s == DPT_OK && a.out_csv) s = dpt_lr_find_write_csv(&res, a.out_csv);

@@ -290,7 +290,7 @@ static dpt_status_t csv_to_store(csv_state_t *st, dpt_store_t **out)
     ds->labels = y ? y : st->y;
     st->x = NULL, st->y = NULL;
     ds->count = st->rows, ds->features = nf;
-    ds->c = 1, ds->h = 1, ds->w = nf;
+    ds->c = nf, ds->h = 1, ds->w = 1; /* F channels of 1x1: batch norm normalises per feature */
     ds->classes = st->max_label + 1;
     *out = ds;
     return DPT_OK;

@@ -1,88 +1,90 @@
 /* Owns the element-wise activations: relu, tanh, sigmoid, gelu (tanh approximation, as
- * PyTorch's approximate='tanh'). Shapes: x, y, dy, dx all [rows x in], in == out. */
+ * PyTorch's approximate='tanh'). Shapes: x, y, dy, dx all [rows x size(in)], out == in. */
 #include <math.h>
 
-#include "nn/layer.h"
+#include "nn/op.h"
 
-static void relu_forward(const dpt_layer_t *l, const float *params, const float *x, float *y,
-                         size_t rows, const dpt_step_ctx_t *ctx)
+static dpt_status_t no_args(dpt_node_t *n, dpt_layer_args_t *a)
 {
-    size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    return dpt_args_finish(a, 0, n->op->usage);
 }
 
-static void relu_backward(const dpt_layer_t *l, const float *params, const float *x, const float *y,
-                          const float *dy, float *dx, float *grads, size_t rows,
-                          const dpt_step_ctx_t *ctx)
+static dpt_status_t same_shape(dpt_node_t *n)
 {
-    size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++)
-        dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+    n->out = n->in_shape[0];
+    return DPT_OK;
 }
 
-static void tanh_forward(const dpt_layer_t *l, const float *params, const float *x, float *y,
-                         size_t rows, const dpt_step_ctx_t *ctx)
+static size_t elems(const dpt_node_t *n, const dpt_op_io_t *io)
 {
-    size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++)
-        y[i] = tanhf(x[i]);
+    return io->rows * dpt_shape_size(n->out);
 }
 
-static void tanh_backward(const dpt_layer_t *l, const float *params, const float *x, const float *y,
-                          const float *dy, float *dx, float *grads, size_t rows,
-                          const dpt_step_ctx_t *ctx)
-{
-    size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++)
-        dx[i] = dy[i] * (1.0f - y[i] * y[i]);
-}
+/* The backward of every activation: dx (+)= dy * f'(.), with the local derivative given
+ * as an expression of v = x[i] and u = y[i]; one loop per (op, accumulate) pair so each
+ * vectorises. */
+#define ACT_BACKWARD(fn, deriv)                                                                    \
+    static void fn(const dpt_node_t *n, const dpt_op_io_t *io)                                     \
+    {                                                                                              \
+        float *restrict dx = io->dx[0];                                                            \
+        if (!dx) return;                                                                           \
+        const float *restrict x = io->x[0], *restrict y = io->y, *restrict dy = io->dy;            \
+        size_t cnt = elems(n, io);                                                                 \
+        if (io->dx_acc[0])                                                                         \
+            for (size_t i = 0; i < cnt; i++) {                                                     \
+                float v = x[i], u = y[i];                                                          \
+                (void)v, (void)u;                                                                  \
+                dx[i] += (deriv);                                                                  \
+            }                                                                                      \
+        else                                                                                       \
+            for (size_t i = 0; i < cnt; i++) {                                                     \
+                float v = x[i], u = y[i];                                                          \
+                (void)v, (void)u;                                                                  \
+                dx[i] = (deriv);                                                                   \
+            }                                                                                      \
+    }
 
-static void sigmoid_forward(const dpt_layer_t *l, const float *params, const float *x, float *y,
-                            size_t rows, const dpt_step_ctx_t *ctx)
-{
-    size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++)
-        y[i] = 1.0f / (1.0f + expf(-x[i]));
-}
-
-static void sigmoid_backward(const dpt_layer_t *l, const float *params, const float *x,
-                             const float *y, const float *dy, float *dx, float *grads, size_t rows,
-                             const dpt_step_ctx_t *ctx)
-{
-    size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++)
-        dx[i] = dy[i] * y[i] * (1.0f - y[i]);
-}
+#define ACT_FORWARD(fn, expr)                                                                      \
+    static void fn(const dpt_node_t *n, const dpt_op_io_t *io)                                     \
+    {                                                                                              \
+        const float *restrict x = io->x[0];                                                        \
+        float *restrict y = io->y;                                                                 \
+        size_t cnt = elems(n, io);                                                                 \
+        for (size_t i = 0; i < cnt; i++) {                                                         \
+            float v = x[i];                                                                        \
+            y[i] = (expr);                                                                         \
+        }                                                                                          \
+    }
 
 /* gelu(x) = 0.5 x (1 + tanh(k (x + 0.044715 x^3))), k = sqrt(2/pi) */
 #define GELU_K 0.7978845608028654f
 #define GELU_C 0.044715f
 
-static void gelu_forward(const dpt_layer_t *l, const float *params, const float *x, float *y,
-                         size_t rows, const dpt_step_ctx_t *ctx)
+static inline float gelu_grad(float v)
 {
-    size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_C * v * v * v)));
-    }
+    float t = tanhf(GELU_K * (v + GELU_C * v * v * v));
+    float dt = (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * v * v);
+    return 0.5f * (1.0f + t) + 0.5f * v * dt;
 }
 
-static void gelu_backward(const dpt_layer_t *l, const float *params, const float *x, const float *y,
-                          const float *dy, float *dx, float *grads, size_t rows,
-                          const dpt_step_ctx_t *ctx)
-{
-    size_t n = rows * l->in;
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        float t = tanhf(GELU_K * (v + GELU_C * v * v * v));
-        float dt = (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * v * v);
-        dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * dt);
-    }
-}
+ACT_FORWARD(relu_forward, v > 0.0f ? v : 0.0f)
+ACT_BACKWARD(relu_backward, v > 0.0f ? dy[i] : 0.0f)
+ACT_FORWARD(tanh_forward, tanhf(v))
+ACT_BACKWARD(tanh_backward, dy[i] * (1.0f - u * u))
+ACT_FORWARD(sigmoid_forward, 1.0f / (1.0f + expf(-v)))
+ACT_BACKWARD(sigmoid_backward, dy[i] * u * (1.0f - u))
+ACT_FORWARD(gelu_forward, 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_C * v * v * v))))
+ACT_BACKWARD(gelu_backward, dy[i] * gelu_grad(v))
 
-const dpt_layer_ops_t dpt_relu_ops = {"relu", relu_forward, relu_backward};
-const dpt_layer_ops_t dpt_tanh_ops = {"tanh", tanh_forward, tanh_backward};
-const dpt_layer_ops_t dpt_sigmoid_ops = {"sigmoid", sigmoid_forward, sigmoid_backward};
-const dpt_layer_ops_t dpt_gelu_ops = {"gelu", gelu_forward, gelu_backward};
+#define ACTIVATION(sym, nm, fwd, bwd)                                                              \
+    const dpt_op_t sym = {.name = nm,                                                              \
+                          .usage = nm,                                                             \
+                          .parse = no_args,                                                        \
+                          .infer = same_shape,                                                     \
+                          .forward = fwd,                                                          \
+                          .backward = bwd}
+
+ACTIVATION(dpt_op_relu, "relu", relu_forward, relu_backward);
+ACTIVATION(dpt_op_tanh, "tanh", tanh_forward, tanh_backward);
+ACTIVATION(dpt_op_sigmoid, "sigmoid", sigmoid_forward, sigmoid_backward);
+ACTIVATION(dpt_op_gelu, "gelu", gelu_forward, gelu_backward);

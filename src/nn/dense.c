@@ -1,37 +1,100 @@
-/* Owns the dense (fully connected) layer: y[rows x out] = x[rows x in] W[in x out] + b[out]. */
-#include "kernels/gemm.h"
-#include "nn/layer.h"
-
+/* Owns the dense (fully connected) layer: y[rows x out] = x[rows x in] W[in x out] + b[out],
+ * in = size(input shape): a spatial input is read flattened (NCHW rows are already flat). */
 #include <string.h>
 
-static void dense_forward(const dpt_layer_t *l, const float *params, const float *x, float *y,
-                          size_t rows, const dpt_step_ctx_t *ctx)
-{
-    const float *w = params + l->w_off, *b = params + l->b_off;
-    /* Broadcast the bias first, then accumulate x W on top of it (beta = 1). */
-    for (size_t r = 0; r < rows; r++)
-        memcpy(y + r * l->out, b, l->out * sizeof *y);
-    dpt_sgemm(false, false, rows, l->out, l->in, 1.0f, x, l->in, w, l->out, 1.0f, y, l->out);
-}
+#include "kernels/gemm.h"
+#include "nn/op.h"
 
-static void dense_backward(const dpt_layer_t *l, const float *params, const float *x,
-                           const float *y, const float *dy, float *dx, float *grads, size_t rows,
-                           const dpt_step_ctx_t *ctx)
+#define USAGE "dense:N[:he|:xavier][:bias=0|1]"
+
+static dpt_status_t dense_parse(dpt_node_t *n, dpt_layer_args_t *a)
 {
-    const size_t in = l->in, out = l->out;
-    /* dW[in x out] = x^T[in x rows] dy[rows x out] */
-    dpt_sgemm(true, false, in, out, rows, 1.0f, x, in, dy, out, 0.0f, grads + l->w_off, out);
-    /* db[out] = column sums of dy */
-    float *db = grads + l->b_off;
-    memset(db, 0, out * sizeof *db);
-    for (size_t r = 0; r < rows; r++) {
-        const float *row = dy + r * out;
-        for (size_t j = 0; j < out; j++)
-            db[j] += row[j];
+    dpt_status_t s = dpt_args_pos_size(a, 0, "width", 1, 65536, &n->a.out);
+    if (s != DPT_OK) return s;
+    if (a->n_pos > 1) {
+        if (strcmp(a->pos[1], "he") == 0)
+            n->a.init_he = true;
+        else if (strcmp(a->pos[1], "xavier") != 0)
+            return dpt_error(DPT_ERR_INVALID_ARG,
+                             "model spec: '%s': initialisation must be he or xavier", a->item);
     }
-    /* dx[rows x in] = dy[rows x out] W^T[out x in] */
-    if (dx)
-        dpt_sgemm(false, true, rows, in, out, 1.0f, dy, out, params + l->w_off, out, 0.0f, dx, in);
+    size_t bias = 1;
+    s = dpt_args_opt_size(a, "bias", 0, 1, &bias);
+    n->a.bias = bias != 0;
+    return s == DPT_OK ? dpt_args_finish(a, 2, USAGE) : s;
 }
 
-const dpt_layer_ops_t dpt_dense_ops = {"dense", dense_forward, dense_backward};
+static dpt_status_t dense_infer(dpt_node_t *n)
+{
+    n->out = (dpt_shape_t){n->a.out, 1, 1};
+    return DPT_OK;
+}
+
+static size_t dense_declare(const dpt_node_t *n, dpt_tensor_decl_t *d)
+{
+    size_t in = dpt_shape_size(n->in_shape[0]), out = n->a.out;
+    d[0] = (dpt_tensor_decl_t){
+        "weight", 2,  {in, out}, DPT_TENSOR_WEIGHT, n->a.init_he ? DPT_INIT_HE : DPT_INIT_XAVIER,
+        in,       out};
+    if (!n->a.bias) return 1;
+    d[1] = (dpt_tensor_decl_t){"bias", 1, {out}, DPT_TENSOR_BIAS, DPT_INIT_ZERO, in, out};
+    return 2;
+}
+
+static void dense_forward(const dpt_node_t *n, const dpt_op_io_t *io)
+{
+    const size_t in = dpt_shape_size(n->in_shape[0]), out = n->a.out, rows = io->rows;
+    const float *w = io->params + n->offset[0];
+    float beta = 0.0f;
+    if (n->a.bias) {
+        /* Broadcast the bias first, then accumulate x W on top of it (beta = 1). */
+        const float *b = io->params + n->offset[1];
+        for (size_t r = 0; r < rows; r++)
+            memcpy(io->y + r * out, b, out * sizeof *io->y);
+        beta = 1.0f;
+    }
+    dpt_sgemm(false, false, rows, out, in, 1.0f, io->x[0], in, w, out, beta, io->y, out);
+}
+
+static void dense_backward(const dpt_node_t *n, const dpt_op_io_t *io)
+{
+    const size_t in = dpt_shape_size(n->in_shape[0]), out = n->a.out, rows = io->rows;
+    const float *dy = io->dy;
+    /* dW[in x out] = x^T[in x rows] dy[rows x out] */
+    dpt_sgemm(true, false, in, out, rows, 1.0f, io->x[0], in, dy, out, 0.0f,
+              io->grads + n->offset[0], out);
+    if (n->a.bias) {
+        /* db[out] = column sums of dy */
+        float *db = io->grads + n->offset[1];
+        memset(db, 0, out * sizeof *db);
+        for (size_t r = 0; r < rows; r++) {
+            const float *row = dy + r * out;
+            for (size_t j = 0; j < out; j++)
+                db[j] += row[j];
+        }
+    }
+    /* dx[rows x in] (+)= dy[rows x out] W^T[out x in] */
+    if (io->dx[0])
+        dpt_sgemm(false, true, rows, in, out, 1.0f, dy, out, io->params + n->offset[0], out,
+                  io->dx_acc[0] ? 1.0f : 0.0f, io->dx[0], in);
+}
+
+static double dense_flops(const dpt_node_t *n)
+{
+    return 2.0 * (double)dpt_shape_size(n->in_shape[0]) * (double)n->a.out;
+}
+
+static void dense_gemm_shape(const dpt_node_t *n, size_t rows, size_t mnk[3])
+{
+    mnk[0] = rows, mnk[1] = n->a.out, mnk[2] = dpt_shape_size(n->in_shape[0]);
+}
+
+const dpt_op_t dpt_op_dense = {.name = "dense",
+                               .usage = USAGE,
+                               .parse = dense_parse,
+                               .infer = dense_infer,
+                               .declare = dense_declare,
+                               .forward = dense_forward,
+                               .backward = dense_backward,
+                               .flops = dense_flops,
+                               .gemm_shape = dense_gemm_shape};

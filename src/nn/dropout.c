@@ -1,50 +1,82 @@
 /* Owns inverted dropout: in training y = x * keep / (1 - p), keep ~ Bernoulli(1 - p) drawn
- * from a hash of (seed, epoch, sample index, layer, unit), so a sample gets the same mask
- * whichever thread or micro-shard processes it. At evaluation y = x. Shapes [rows x in]. */
+ * from a hash of (seed, epoch, sample index, node, unit), so a sample gets the same mask
+ * whichever thread or micro-shard processes it. At evaluation y = x. Shapes [rows x size(in)]. */
+#include <stdlib.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/rng.h"
-#include "nn/layer.h"
+#include "nn/op.h"
 
-static inline bool dropout_keep(const dpt_layer_t *l, const dpt_step_ctx_t *ctx, size_t row,
-                                size_t unit)
+#define USAGE "dropout:P"
+
+static dpt_status_t dropout_parse(dpt_node_t *n, dpt_layer_args_t *a)
 {
-    uint64_t key = dpt_hash3(ctx->seed ^ ((uint64_t)l->index << 48), ctx->epoch,
-                             ((uint64_t)ctx->sample_ids[row] << 24) ^ unit);
-    return dpt_u64_to_unit_float(key) >= l->p;
+    if (a->n_pos < 1)
+        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: '%s' needs an argument (%s)", a->item,
+                         USAGE);
+    char *end;
+    double v = strtod(a->pos[0], &end);
+    if (*end || end == a->pos[0] || !(v >= 0.0 && v < 1.0))
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "model spec: '%s': dropout probability must be in [0, 1)", a->item);
+    n->a.p = (float)v;
+    return dpt_args_finish(a, 1, USAGE);
 }
 
-/* Writes y = x * mask * scale; used by both passes (backward applies it to dy). */
-static void apply_mask(const dpt_layer_t *l, const float *in, float *out, size_t rows,
-                       const dpt_step_ctx_t *ctx)
+static dpt_status_t dropout_infer(dpt_node_t *n)
 {
-    const float scale = 1.0f / (1.0f - l->p);
-    for (size_t r = 0; r < rows; r++)
-        for (size_t j = 0; j < l->in; j++) {
-            size_t i = r * l->in + j;
-            out[i] = dropout_keep(l, ctx, r, j) ? in[i] * scale : 0.0f;
+    n->out = n->in_shape[0];
+    return DPT_OK;
+}
+
+static inline bool dropout_keep(const dpt_node_t *n, const dpt_step_ctx_t *ctx, size_t row,
+                                size_t unit)
+{
+    uint64_t key = dpt_hash3(ctx->seed ^ ((uint64_t)n->index << 48), ctx->epoch,
+                             ((uint64_t)ctx->sample_ids[row] << 24) ^ unit);
+    return dpt_u64_to_unit_float(key) >= n->a.p;
+}
+
+/* out (+)= in * mask * scale; used by both passes (backward applies it to dy). */
+static void apply_mask(const dpt_node_t *n, const dpt_op_io_t *io, const float *in, float *out,
+                       bool acc)
+{
+    const float scale = 1.0f / (1.0f - n->a.p);
+    const size_t width = dpt_shape_size(n->out);
+    for (size_t r = 0; r < io->rows; r++)
+        for (size_t j = 0; j < width; j++) {
+            size_t i = r * width + j;
+            float v = dropout_keep(n, io->ctx, r, j) ? in[i] * scale : 0.0f;
+            out[i] = acc ? out[i] + v : v;
         }
 }
 
-static void dropout_forward(const dpt_layer_t *l, const float *params, const float *x, float *y,
-                            size_t rows, const dpt_step_ctx_t *ctx)
+static bool is_identity(const dpt_node_t *n, const dpt_op_io_t *io)
 {
-    if (!ctx->training || l->p == 0.0f) {
-        memcpy(y, x, rows * l->in * sizeof *y);
-        return;
-    }
-    apply_mask(l, x, y, rows, ctx);
+    return !io->ctx->training || n->a.p == 0.0f;
 }
 
-static void dropout_backward(const dpt_layer_t *l, const float *params, const float *x,
-                             const float *y, const float *dy, float *dx, float *grads, size_t rows,
-                             const dpt_step_ctx_t *ctx)
+static void dropout_forward(const dpt_node_t *n, const dpt_op_io_t *io)
 {
-    if (!ctx->training || l->p == 0.0f) {
-        memcpy(dx, dy, rows * l->in * sizeof *dx);
-        return;
-    }
-    apply_mask(l, dy, dx, rows, ctx);
+    if (is_identity(n, io))
+        memcpy(io->y, io->x[0], io->rows * dpt_shape_size(n->out) * sizeof *io->y);
+    else
+        apply_mask(n, io, io->x[0], io->y, false);
 }
 
-const dpt_layer_ops_t dpt_dropout_ops = {"dropout", dropout_forward, dropout_backward};
+static void dropout_backward(const dpt_node_t *n, const dpt_op_io_t *io)
+{
+    if (!io->dx[0]) return;
+    if (is_identity(n, io))
+        dpt_store_grad(io->dx[0], io->dy, io->rows * dpt_shape_size(n->out), io->dx_acc[0]);
+    else
+        apply_mask(n, io, io->dy, io->dx[0], io->dx_acc[0]);
+}
+
+const dpt_op_t dpt_op_dropout = {.name = "dropout",
+                                 .usage = USAGE,
+                                 .parse = dropout_parse,
+                                 .infer = dropout_infer,
+                                 .forward = dropout_forward,
+                                 .backward = dropout_backward};

@@ -108,9 +108,14 @@ static const dpt_opt_rule_t *find_rule(const char *name, size_t len)
 /* The state block and the tensor spans; sized once here so no step allocates. */
 static dpt_status_t alloc_state(dpt_optimizer_t *o, const dpt_model_t *model)
 {
-    o->n = dpt_model_param_count(model);
+    /* Only the trainable prefix has gradients and state; its tensors come first in the
+     * table. */
+    o->n = dpt_model_trainable_count(model);
     o->n_bufs = o->rule->buffers(o);
-    o->n_tensors = dpt_model_tensor_count(model);
+    o->n_tensors = 0;
+    while (o->n_tensors < dpt_model_tensor_count(model) &&
+           dpt_model_tensor(model, o->n_tensors)->trainable)
+        o->n_tensors++;
     o->spans = calloc(o->n_tensors ? o->n_tensors : 1, sizeof *o->spans);
     o->ratio = calloc(o->n_tensors ? o->n_tensors : 1, sizeof *o->ratio);
     size_t floats = o->n_bufs * o->n;

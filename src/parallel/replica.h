@@ -7,7 +7,8 @@
 #include <stdint.h>
 
 #include "dptrain/dataset.h"
-#include "nn/model_internal.h"
+#include "dptrain/model.h"
+#include "nn/plan.h"
 
 typedef struct dpt_replica dpt_replica_t;
 
@@ -15,11 +16,12 @@ dpt_status_t dpt_replica_create(const dpt_model_t *m, size_t max_rows, dpt_repli
 void dpt_replica_free(dpt_replica_t *r);
 
 /* Gathers rows ids[0..rows) of ds (batch assembly), runs forward and backward, and writes
- * this shard's gradient (the sum over its rows of dL/dparams * scale) into grads. Returns the
+ * this shard's gradient (the sum over its rows of dL/dparams * scale) into grads and its
+ * batch statistics (batch norm) into stats (NULL when the model keeps none). Returns the
  * summed loss; *correct gets the number of right predictions. */
 double dpt_replica_train_shard(dpt_replica_t *r, const dpt_model_t *m, const float *params,
                                const dpt_dataset_t *ds, const uint32_t *ids, size_t rows,
-                               float scale, float *grads, const dpt_step_ctx_t *ctx,
+                               float scale, float *grads, float *stats, const dpt_step_ctx_t *ctx,
                                size_t *correct);
 
 /* Forward only (evaluation mode). probs (may be NULL) receives rows x classes softmax

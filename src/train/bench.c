@@ -154,15 +154,15 @@ static void fill_row(const dpt_bench_config_t *cfg, const dpt_model_t *m, const 
     row->peak_rss_mib = peak_rss_mib();
 }
 
-/* The roofline of a point: one-thread sgemm of the first dense layer's shape at the point's
- * global batch (batch x inputs times inputs x outputs, e.g. 512x784x256), measured in the
- * same process when the row is reported. Workers run micro-shards of --micro-batch rows, so a ratio
+/* The roofline of a point: one-thread sgemm of the shape of the model's largest GEMM at the
+ * point's global batch (for the MLP, the first dense layer: batch x inputs times inputs x
+ * outputs, e.g. 512x784x256), measured in the same process when the row is reported. Workers run micro-shards of --micro-batch rows, so a ratio
  * below 1 also shows what the smaller GEMMs cost. */
 static void add_roofline(const dpt_bench_config_t *cfg, const dpt_model_t *m, dpt_bench_row_t *row)
 {
-    const dpt_tensor_info_t *w = dpt_model_tensor(m, 0);
-    size_t rows = row->batch < 4096 ? row->batch : 4096;
-    row->sgemm_gflops = dpt_bench_sgemm_gflops(rows, w->cols, w->rows, 5);
+    size_t rows = row->batch < 4096 ? row->batch : 4096, mnk[3];
+    if (!dpt_model_main_gemm(m, rows, mnk)) return;
+    row->sgemm_gflops = dpt_bench_sgemm_gflops(mnk[0], mnk[1], mnk[2], 5);
     row->roofline_ratio = row->gflops_per_thread / row->sgemm_gflops;
 }
 
@@ -227,7 +227,7 @@ dpt_status_t dpt_bench_run(const dpt_bench_config_t *cfg, const dpt_dataset_t *d
     dpt_status_t s = check_config(cfg, ds);
     if (s != DPT_OK) return s;
     dpt_model_t *m;
-    s = dpt_model_create(cfg->model_spec, dpt_dataset_features(ds), dpt_dataset_classes(ds), &m);
+    s = dpt_model_create_for_data(cfg->model_spec, ds, dpt_dataset_classes(ds), &m);
     if (s != DPT_OK) return s;
     if (cfg->strong) s = run_mode(cfg, m, ds, "strong", row_fn, user);
     if (s == DPT_OK && cfg->weak) s = run_mode(cfg, m, ds, "weak", row_fn, user);

@@ -25,23 +25,15 @@ struct dpt_inference {
     dpt_replica_t **replicas;
 };
 
-/* "spec\nin_features\nclasses\n" (see src/train/run.c). */
 static dpt_status_t parse_model_section(const char *path, const char *text, size_t n,
                                         dpt_model_t **out)
 {
-    char buf[1300];
-    if (n >= sizeof buf) return dpt_error(DPT_ERR_FORMAT, "%s: model section too long", path);
-    memcpy(buf, text, n);
-    buf[n] = '\0';
-    char *nl1 = strchr(buf, '\n'), *nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
-    unsigned long long in, classes;
-    char tail;
-    if (!nl1 || !nl2 || sscanf(nl1 + 1, "%llu\n%llu\n%c", &in, &classes, &tail) != 2)
-        return dpt_error(DPT_ERR_FORMAT, "%s: malformed model section", path);
-    *nl1 = '\0';
-    dpt_status_t s = dpt_model_create(buf, (size_t)in, (size_t)classes, out);
-    if (s != DPT_OK)
-        return dpt_error(DPT_ERR_FORMAT, "%s: model in checkpoint: %s", path, dpt_last_error());
+    dpt_status_t s = dpt_model_load_text(text, n, out);
+    if (s != DPT_OK) {
+        char why[512]; /* dpt_error formats into the buffer dpt_last_error returns */
+        snprintf(why, sizeof why, "%s", dpt_last_error());
+        return dpt_error(DPT_ERR_FORMAT, "%s: model in checkpoint: %s", path, why);
+    }
     return DPT_OK;
 }
 

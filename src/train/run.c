@@ -98,7 +98,6 @@ _Static_assert(sizeof(run_progress_t) == 1072, "epoch_progress layout (docs/form
 
 /* Model section: "spec\nin_features\nclasses\n"; normalisation section: the dataset's saved
  * normaliser (dpt_dataset_normalization_save). */
-#define DPT_RUN_MODEL_TEXT_MAX 1200
 
 /* Checkpointed scalars. Fixed-width fields: the file is read back by the same layout. */
 typedef struct run_state {
@@ -239,8 +238,8 @@ static dpt_status_t build_guards(run_t *r)
 static dpt_status_t build(run_t *r)
 {
     const dpt_run_config_t *c = r->cfg;
-    dpt_status_t s = dpt_model_create(c->model_spec, dpt_dataset_features(r->train),
-                                      dpt_dataset_classes(r->all), &r->model);
+    dpt_status_t s =
+        dpt_model_create_for_data(c->model_spec, r->train, dpt_dataset_classes(r->all), &r->model);
     if (s == DPT_OK) s = dpt_optimizer_create(c->optimizer_spec, r->model, &r->opt);
     if (s == DPT_OK) s = resolve_lr(r);
     if (s != DPT_OK) return s;
@@ -334,9 +333,9 @@ static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *res
     run_guards_t gs = {.guard = r->guard_state,
                        .early_stop = r->es_state,
                        .has_best_params = r->best_params && r->has_best_params};
-    char model[DPT_RUN_MODEL_TEXT_MAX];
-    snprintf(model, sizeof model, "%s\n%zu\n%zu\n", r->cfg->model_spec,
-             dpt_model_in_features(r->model), dpt_model_classes(r->model));
+    char model[DPT_MODEL_TEXT_MAX];
+    if (dpt_model_save_text(r->model, model, sizeof model) >= sizeof model)
+        return dpt_error(DPT_ERR_LIMIT, "model spec too long for a checkpoint");
     size_t norm_bytes = dpt_dataset_normalization_save(r->train, NULL, 0);
     void *norm = malloc(norm_bytes);
     if (!norm) return dpt_error(DPT_ERR_NOMEM, "out of memory saving the normalisation");

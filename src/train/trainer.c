@@ -10,7 +10,7 @@
 #include "core/checked.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
-#include "nn/model_internal.h"
+#include "nn/plan.h"
 #include "parallel/reducer.h"
 #include "parallel/replica.h"
 #include "train/forward_all.h"
@@ -19,8 +19,11 @@ struct dpt_trainer {
     const dpt_model_t *model;
     dpt_optimizer_t *opt;
     dpt_trainer_config_t cfg;
-    size_t n_params;
-    size_t max_shards; /* ceil(batch / micro_batch) */
+    size_t n_params;    /* trainable floats: gradient buffers, reduction and update */
+    size_t n_all;       /* the whole parameter buffer (trainable, then state) */
+    size_t n_stats;     /* floats of one shard's batch statistics (0: none) */
+    float *stats_arena; /* max_shards statistics buffers, folded in shard order */
+    size_t max_shards;  /* ceil(batch / micro_batch) */
     float *params;
     float *grad_arena; /* max_shards gradient buffers, parameter layout */
     float **grads;
@@ -90,7 +93,11 @@ static dpt_status_t alloc_buffers(dpt_trainer_t *t)
 {
     size_t threads = t->cfg.threads, bytes;
     size_t rows = t->cfg.micro_batch < t->cfg.batch_size ? t->cfg.micro_batch : t->cfg.batch_size;
-    t->params = dpt_alloc_aligned(t->n_params * sizeof(float));
+    t->params = dpt_alloc_aligned(t->n_all * sizeof(float));
+    if (t->n_stats &&
+        !(t->stats_arena = calloc(t->max_shards * t->n_stats, sizeof *t->stats_arena)))
+        return dpt_error(DPT_ERR_NOMEM, "out of memory for %zu batch-statistics buffers",
+                         t->max_shards);
     if (!dpt_mul_size(t->max_shards, t->n_params * sizeof(float), &bytes))
         return dpt_error(DPT_ERR_LIMIT, "gradient buffers overflow size_t");
     t->grad_arena = dpt_alloc_aligned(bytes);
@@ -146,7 +153,11 @@ static dpt_status_t alloc_norm_tables(dpt_trainer_t *t)
     t->grad_norm = NAN;
     t->clip_scale = 1.0;
     if (!t->two_phase) return DPT_OK;
-    t->n_tensors = dpt_model_tensor_count(t->model);
+    /* The trainable tensors (a prefix of the table) are the ones with norms. */
+    t->n_tensors = 0;
+    while (t->n_tensors < dpt_model_tensor_count(t->model) &&
+           dpt_model_tensor(t->model, t->n_tensors)->trainable)
+        t->n_tensors++;
     build_blocks(t);
     size_t nb = t->n_blocks, nt = t->n_tensors + 1;
     t->block_lo = calloc(nb + 1, sizeof *t->block_lo);
@@ -178,7 +189,9 @@ dpt_status_t dpt_trainer_create(const dpt_model_t *model, dpt_optimizer_t *opt,
     t->cfg = *cfg;
     if (t->cfg.threads == 0) t->cfg.threads = (size_t)omp_get_num_procs();
     t->cfg.micro_batch = dpt_micro_batch_resolve(cfg->batch_size, cfg->micro_batch);
-    t->n_params = dpt_model_param_count(model);
+    t->n_params = dpt_model_trainable_count(model);
+    t->n_all = dpt_model_param_count(model);
+    t->n_stats = dpt_model_stats_count(model);
     t->max_shards = (cfg->batch_size + t->cfg.micro_batch - 1) / t->cfg.micro_batch;
     s = alloc_buffers(t);
     if (s == DPT_OK) s = alloc_norm_tables(t);
@@ -200,6 +213,7 @@ void dpt_trainer_free(dpt_trainer_t *t)
     free(t->replicas);
     dpt_free_aligned(t->params);
     dpt_free_aligned(t->grad_arena);
+    free(t->stats_arena);
     free(t->grads);
     free(t->shard_loss);
     free(t->shard_correct);
@@ -389,6 +403,23 @@ typedef struct {
     double fb_seconds, update_seconds;
 } step_timing_t;
 
+static float *shard_stats(const dpt_trainer_t *t, size_t s)
+{
+    return t->n_stats ? t->stats_arena + s * t->n_stats : NULL;
+}
+
+/* Running statistics (batch norm) take each micro-shard's batch statistics in shard order,
+ * after the parallel region: the same sequence of updates whatever the thread count. */
+static void fold_stats(dpt_trainer_t *t, size_t rows, size_t shards)
+{
+    if (!t->n_stats) return;
+    const size_t micro = t->cfg.micro_batch;
+    for (size_t s = 0; s < shards; s++) {
+        size_t lo = s * micro, n = rows - lo < micro ? rows - lo : micro;
+        dpt_model_fold_stats(t->model, t->params, shard_stats(t, s), n);
+    }
+}
+
 /* One optimizer step on rows ids[0..rows). Returns the summed loss; *correct the hits. */
 static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32_t *ids,
                          size_t rows, uint64_t epoch, const dpt_optim_step_t *st, size_t *correct,
@@ -411,8 +442,9 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
             size_t lo = s * micro, n = rows - lo < micro ? rows - lo : micro;
             dpt_step_ctx_t ctx = {
                 .training = true, .seed = t->cfg.seed, .epoch = epoch, .sample_ids = ids + lo};
-            t->shard_loss[s] = dpt_replica_train_shard(rep, m, t->params, ds, ids + lo, n, scale,
-                                                       t->grads[s], &ctx, &t->shard_correct[s]);
+            t->shard_loss[s] =
+                dpt_replica_train_shard(rep, m, t->params, ds, ids + lo, n, scale, t->grads[s],
+                                        shard_stats(t, s), &ctx, &t->shard_correct[s]);
         }
 #pragma omp barrier
         if (tid == 0) {
@@ -424,6 +456,7 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
         else
             reduce_and_update(t, shards, st);
     }
+    fold_stats(t, rows, shards);
     double t2 = omp_get_wtime();
     timing->fb_seconds += t1 - t0;
     timing->update_seconds += t2 - t1;

@@ -1,0 +1,467 @@
+/* Owns the 2-D convolution, conv:OUT:K[:stride=S][:pad=P][:bias=0|1][:groups=G], lowered to
+ * GEMM by im2col.
+ *
+ * Shapes, per sample (one row of the activations):
+ *   x [C][H][W] -> y [OUT][Ho][Wo],  Ho = (H + 2P - K) / S + 1,  Wo = (W + 2P - K) / S + 1
+ *   weight [OUT][C/G][K][K] (PyTorch's order), bias [OUT]
+ * Group g maps input channels [g C/G, (g+1) C/G) to output channels [g OUT/G, (g+1) OUT/G), so
+ * W_g, the rows of group g, is a row-major [OUT/G x CKg] matrix with CKg = C/G * K * K.
+ *
+ * Samples are lowered in blocks of nb (columns j = b * HoWo + p, p = oh * Wo + ow):
+ *   col  [C*K*K x nb*HoWo]   col[(c, ki, kj)][j] = x[b][c][oh S - P + ki][ow S - P + kj] (0 off
+ *                            the input); the rows of group g are col_g [CKg x nb*HoWo]
+ *   forward    Y_g    [OUT/G x nb*HoWo] = W_g col_g (+ bias)
+ *   backward   dW_g   [OUT/G x CKg]     = sum over blocks of dY_g col_g^T
+ *              dcol_g [CKg x nb*HoWo]   = W_g^T dY_g,   dx = col2im(dcol)
+ * With nb = 1, Y and dY are the sample's own y and dy rows (no copies). With nb > 1 they live
+ * in the workspace ([OUT x nb*HoWo]) and are scattered to / gathered from NCHW, which costs
+ * OUT*HoWo floats of copying per sample against 2*OUT*CKg*HoWo flops, and buys GEMMs with
+ * nb*HoWo columns: on small images (8x8 = 64 columns per sample) one sample's GEMMs are too
+ * thin for BLIS to run near its peak, above all dW, whose inner dimension is the columns. */
+#include <string.h>
+
+#include "kernels/gemm.h"
+#include "nn/op.h"
+
+/* Columns a block of samples aims for: nb = ceil(CONV_BLOCK_COLS / HoWo), at most rows.
+ * Measured, forward + backward of 64 rows on one thread (Xeon, AVX-512, BLIS haswell kernels),
+ * GFLOP/s at 1 / 256 / 512 columns: 64x8x8 3x3 77 / 79 / 73, 64x7x7 70 / 75 / 70, 128x4x4
+ * 76 / 78 / 71, 256x2x2 27 / 59 / 57, depthwise 64x8x8 1.3 / 2.8 / 3.3; 32x32 and 16x16 planes
+ * (one sample a block either way) are unchanged. */
+#define CONV_BLOCK_COLS 256
+/* Cap on one sample's lowered input (C*K*K x Ho*Wo floats, 1 GiB): keeps the workspace sane
+ * and its size arithmetic far from overflow. */
+#define CONV_MAX_COL_FLOATS ((size_t)1 << 28)
+
+typedef struct conv_dims {
+    size_t c, h, w, out, k, s, p, g, ho, wo;
+    size_t hw, howo; /* input and output plane sizes */
+    size_t cg, og;   /* channels per group, in and out */
+    size_t ckk, ckg; /* rows of col: all channels, one group */
+} conv_dims_t;
+
+static conv_dims_t dims_of(const dpt_node_t *n)
+{
+    conv_dims_t d = {.c = n->in_shape[0].c,
+                     .h = n->in_shape[0].h,
+                     .w = n->in_shape[0].w,
+                     .out = n->a.out,
+                     .k = n->a.k,
+                     .s = n->a.stride,
+                     .p = n->a.pad,
+                     .g = n->a.groups,
+                     .ho = n->out.h,
+                     .wo = n->out.w};
+    d.hw = d.h * d.w, d.howo = d.ho * d.wo;
+    d.cg = d.c / d.g, d.og = d.out / d.g;
+    d.ckk = d.c * d.k * d.k, d.ckg = d.cg * d.k * d.k;
+    return d;
+}
+
+/* A 1x1 kernel at stride 1 without padding: the lowered sample is the sample itself. */
+static bool is_direct(const conv_dims_t *d)
+{
+    return d->k == 1 && d->s == 1 && d->p == 0;
+}
+
+/* Samples per block; depends on the shape and on rows only (so on nothing thread-related). */
+static size_t block_of(const conv_dims_t *d, size_t rows)
+{
+    size_t nb = (CONV_BLOCK_COLS + d->howo - 1) / d->howo;
+    if (nb > rows) nb = rows;
+    return nb ? nb : 1;
+}
+
+static dpt_status_t conv_parse(dpt_node_t *n, dpt_layer_args_t *a)
+{
+    size_t out, k, stride = 1, pad, bias = 1, groups = 1;
+    dpt_status_t s;
+    if ((s = dpt_args_pos_size(a, 0, "output channels", 1, 65536, &out)) != DPT_OK) return s;
+    if ((s = dpt_args_pos_size(a, 1, "kernel size", 1, 64, &k)) != DPT_OK) return s;
+    pad = (k - 1) / 2; /* "same" for odd k at stride 1 */
+    if ((s = dpt_args_opt_size(a, "stride", 1, 64, &stride)) != DPT_OK ||
+        (s = dpt_args_opt_size(a, "pad", 0, 64, &pad)) != DPT_OK ||
+        (s = dpt_args_opt_size(a, "bias", 0, 1, &bias)) != DPT_OK ||
+        (s = dpt_args_opt_size(a, "groups", 1, 65536, &groups)) != DPT_OK)
+        return s;
+    if ((s = dpt_args_finish(a, 2, dpt_op_conv.usage)) != DPT_OK) return s;
+    n->a.out = out, n->a.k = k, n->a.stride = stride, n->a.pad = pad;
+    n->a.bias = bias != 0, n->a.groups = groups;
+    return DPT_OK;
+}
+
+static dpt_status_t conv_infer(dpt_node_t *n)
+{
+    const dpt_shape_t in = n->in_shape[0];
+    const size_t k = n->a.k, s = n->a.stride, p = n->a.pad, g = n->a.groups;
+    if (in.c == 0 || in.h == 0 || in.w == 0)
+        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: %s: empty input %zux%zux%zu", n->name,
+                         in.c, in.h, in.w);
+    if (k > in.h + 2 * p || k > in.w + 2 * p)
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "model spec: %s: kernel %zu larger than its padded input %zux%zu "
+                         "(%zux%zu, pad %zu)",
+                         n->name, k, in.h + 2 * p, in.w + 2 * p, in.h, in.w, p);
+    if (in.c % g || n->a.out % g)
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "model spec: %s: groups=%zu must divide both the input channels (%zu) "
+                         "and the output channels (%zu)",
+                         n->name, g, in.c, n->a.out);
+    /* The output cannot be empty past this point: k <= h + 2p gives Ho >= 1, Wo likewise. A
+     * window over padding only (pad >= k) is legal, as in PyTorch: its outputs are the bias. */
+    const size_t ho = (in.h + 2 * p - k) / s + 1, wo = (in.w + 2 * p - k) / s + 1;
+    /* Bounded operands: in.c, ho, wo are each <= the graph's per-sample cap (2^26) and k <= 64,
+     * so the products below fit in 64 bits before the comparison. */
+    if (in.c * k * k > CONV_MAX_COL_FLOATS / (ho * wo))
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "model spec: %s: lowered input of one sample (%zu x %zu floats) over "
+                         "the cap of %zu",
+                         n->name, in.c * k * k, ho * wo, CONV_MAX_COL_FLOATS);
+    n->out = (dpt_shape_t){n->a.out, ho, wo};
+    return DPT_OK;
+}
+
+static size_t conv_declare(const dpt_node_t *n, dpt_tensor_decl_t *decl)
+{
+    const size_t out = n->a.out, cg = n->in_shape[0].c / n->a.groups, k = n->a.k;
+    decl[0] = (dpt_tensor_decl_t){.suffix = "weight",
+                                  .ndim = 4,
+                                  .shape = {out, cg, k, k},
+                                  .role = DPT_TENSOR_WEIGHT,
+                                  .init = DPT_INIT_HE,
+                                  .fan_in = cg * k * k,
+                                  .fan_out = out * k * k / n->a.groups};
+    if (!n->a.bias) return 1;
+    decl[1] = (dpt_tensor_decl_t){.suffix = "bias",
+                                  .ndim = 1,
+                                  .shape = {out},
+                                  .role = DPT_TENSOR_BIAS,
+                                  .init = DPT_INIT_ZERO};
+    return 2;
+}
+
+/* The workspace for blocks of nb samples, in floats from its start (cols = nb*HoWo):
+ *   col  [C*K*K x cols]   im2col of the block, then dcol over it; absent for a direct 1x1 conv
+ *                         one sample at a time (col is x)
+ *   Y    [OUT x cols]     the block's output or output gradient, when nb > 1 (else y, dy)
+ *   dWt  [C*K*K/G x OUT]  backward: dW transposed, group by group ([CKg x OUT/G] each)
+ * Bounded whatever rows is: nb*HoWo < HoWo + CONV_BLOCK_COLS, so under
+ * (C*K*K + OUT) * (HoWo + CONV_BLOCK_COLS) + OUT*C*K*K/G floats. */
+typedef struct ws_layout {
+    size_t col, y, dwt, total;
+} ws_layout_t;
+
+static ws_layout_t layout_of(const conv_dims_t *d, size_t nb)
+{
+    const size_t cols = nb * d->howo;
+    ws_layout_t l = {.col = 0};
+    l.y = is_direct(d) && nb == 1 ? 0 : d->ckk * cols;
+    l.dwt = l.y + (nb > 1 ? d->out * cols : 0);
+    l.total = l.dwt + d->out * d->ckg;
+    return l;
+}
+
+static size_t conv_workspace_floats(const dpt_node_t *n, size_t rows)
+{
+    const conv_dims_t d = dims_of(n);
+    return layout_of(&d, block_of(&d, rows)).total;
+}
+
+static double conv_flops(const dpt_node_t *n)
+{
+    const conv_dims_t d = dims_of(n);
+    return 2.0 * (double)d.out * (double)d.ckg * (double)d.howo;
+}
+
+/* The output columns ow whose input column ow*S + kj - P lies in [0, W): [*lo, *hi). */
+static void valid_range(size_t kj, size_t s, size_t p, size_t w, size_t wo, size_t *lo, size_t *hi)
+{
+    size_t a = kj >= p ? 0 : (p - kj + s - 1) / s;
+    size_t b = w + p <= kj ? 0 : (w + p - kj + s - 1) / s;
+    if (b > wo) b = wo;
+    if (a > b) a = b;
+    *lo = a, *hi = b;
+}
+
+/* The part of row (c, ki, kj) of col that sees the input: output rows [oh_lo, oh_hi) and
+ * columns [ow_lo, ow_hi); everything else of the row is padding. */
+typedef struct window {
+    size_t oh_lo, oh_hi, ow_lo, ow_hi;
+} window_t;
+
+static window_t window_of(const conv_dims_t *d, size_t ki, size_t kj)
+{
+    window_t v;
+    valid_range(ki, d->s, d->p, d->h, d->ho, &v.oh_lo, &v.oh_hi);
+    valid_range(kj, d->s, d->p, d->w, d->wo, &v.ow_lo, &v.ow_hi);
+    return v;
+}
+
+/* Stride 1 with W == Wo ("same" padding): output position j = oh*Wo + ow reads input j + shift,
+ * shift = (ki - P)*W + kj - P, so the whole window is one contiguous run [j0, j1) of both
+ * planes, and the columns that wrapped around the row ends are fixed up afterwards. One
+ * sample of an 8x8 layer then costs one copy per row of col instead of 8 (the per-call cost
+ * of copying 8 floats dominated im2col). */
+static bool is_contiguous(const conv_dims_t *d)
+{
+    return d->s == 1 && d->w == d->wo;
+}
+
+static void run_of(const conv_dims_t *d, const window_t *v, size_t *j0, size_t *j1)
+{
+    *j0 = v->oh_lo * d->wo + v->ow_lo;
+    *j1 = (v->oh_hi - 1) * d->wo + v->ow_hi;
+}
+
+/* Zeroes the columns of row [oh_lo, oh_hi) outside [ow_lo, ow_hi). */
+static void zero_wrapped(const conv_dims_t *d, const window_t *v, float *row)
+{
+    if (v->ow_lo == 0 && v->ow_hi == d->wo) return;
+    for (size_t oh = v->oh_lo; oh < v->oh_hi; oh++) {
+        float *r = row + oh * d->wo;
+        for (size_t ow = 0; ow < v->ow_lo; ow++)
+            r[ow] = 0.0f;
+        for (size_t ow = v->ow_hi; ow < d->wo; ow++)
+            r[ow] = 0.0f;
+    }
+}
+
+/* Row (ki, kj) of col for one input plane xc [H][W]: row[oh*Wo + ow] = xc[ih][iw] or 0. */
+static void lower_row(const conv_dims_t *d, const window_t *v, size_t ki, size_t kj,
+                      const float *restrict xc, float *restrict row)
+{
+    if (v->oh_lo >= v->oh_hi || v->ow_lo >= v->ow_hi) { /* the window sees padding only */
+        memset(row, 0, d->howo * sizeof *row);
+        return;
+    }
+    /* In range by valid_range: oh_lo*S + ki >= P and ow_lo*S + kj >= P. */
+    const float *src0 = xc + (v->oh_lo * d->s + ki - d->p) * d->w + v->ow_lo * d->s + kj - d->p;
+    if (is_contiguous(d)) {
+        size_t j0, j1;
+        run_of(d, v, &j0, &j1);
+        memset(row, 0, j0 * sizeof *row);
+        memcpy(row + j0, src0, (j1 - j0) * sizeof *row);
+        memset(row + j1, 0, (d->howo - j1) * sizeof *row);
+        zero_wrapped(d, v, row);
+        return;
+    }
+    memset(row, 0, v->oh_lo * d->wo * sizeof *row);
+    for (size_t oh = v->oh_lo; oh < v->oh_hi; oh++) {
+        float *dst = row + oh * d->wo;
+        const float *src = src0 + (oh - v->oh_lo) * d->s * d->w;
+        for (size_t ow = 0; ow < v->ow_lo; ow++)
+            dst[ow] = 0.0f;
+        for (size_t ow = v->ow_lo; ow < v->ow_hi; ow++)
+            dst[ow] = src[(ow - v->ow_lo) * d->s];
+        for (size_t ow = v->ow_hi; ow < d->wo; ow++)
+            dst[ow] = 0.0f;
+    }
+    memset(row + v->oh_hi * d->wo, 0, (d->ho - v->oh_hi) * d->wo * sizeof *row);
+}
+
+/* Lowers one sample x [C][H][W] into the columns [0, HoWo) of col (row stride ld). */
+static void im2col(const conv_dims_t *d, const float *x, float *col, size_t ld)
+{
+    for (size_t ki = 0; ki < d->k; ki++)
+        for (size_t kj = 0; kj < d->k; kj++) {
+            const window_t v = window_of(d, ki, kj);
+            for (size_t c = 0; c < d->c; c++)
+                lower_row(d, &v, ki, kj, x + c * d->hw, col + ((c * d->k + ki) * d->k + kj) * ld);
+        }
+}
+
+/* The adjoint of lower_row: adds row into the plane dxc [H][W]. Clobbers the padding entries
+ * of row (they are gradients with respect to padding, which nobody needs): the contiguous
+ * case adds them, zeroed, into the wrapped-around positions. */
+static void raise_row(const conv_dims_t *d, const window_t *v, size_t ki, size_t kj,
+                      float *restrict row, float *restrict dxc)
+{
+    if (v->oh_lo >= v->oh_hi || v->ow_lo >= v->ow_hi) return;
+    float *dst0 = dxc + (v->oh_lo * d->s + ki - d->p) * d->w + v->ow_lo * d->s + kj - d->p;
+    if (is_contiguous(d)) {
+        size_t j0, j1;
+        run_of(d, v, &j0, &j1);
+        zero_wrapped(d, v, row);
+        const float *src = row + j0;
+        for (size_t j = 0; j < j1 - j0; j++)
+            dst0[j] += src[j];
+        return;
+    }
+    for (size_t oh = v->oh_lo; oh < v->oh_hi; oh++) {
+        float *dst = dst0 + (oh - v->oh_lo) * d->s * d->w;
+        const float *src = row + oh * d->wo + v->ow_lo;
+        for (size_t ow = 0; ow < v->ow_hi - v->ow_lo; ow++)
+            dst[ow * d->s] += src[ow];
+    }
+}
+
+/* The adjoint of im2col: adds the columns [0, HoWo) of dcol (row stride ld) into one sample's
+ * dx [C][H][W], clobbering dcol's padding entries. The order of the additions is fixed, so
+ * results are reproducible. */
+static void col2im_add(const conv_dims_t *d, float *dcol, size_t ld, float *dx)
+{
+    for (size_t ki = 0; ki < d->k; ki++)
+        for (size_t kj = 0; kj < d->k; kj++) {
+            const window_t v = window_of(d, ki, kj);
+            for (size_t c = 0; c < d->c; c++)
+                raise_row(d, &v, ki, kj, dcol + ((c * d->k + ki) * d->k + kj) * ld, dx + c * d->hw);
+        }
+}
+
+/* Lowers samples [0, nb) of x into col [C*K*K x nb*HoWo]. */
+static void lower_block(const conv_dims_t *d, const float *x, size_t nb, float *col)
+{
+    const size_t ld = nb * d->howo;
+    for (size_t b = 0; b < nb; b++)
+        im2col(d, x + b * d->c * d->hw, col + b * d->howo, ld);
+}
+
+/* y[b][o][p] = Y[o][b*HoWo + p] + bias[o] (bias may be NULL). */
+static void scatter_block(const conv_dims_t *d, const float *Y, size_t nb, const float *bias,
+                          float *y)
+{
+    const size_t ld = nb * d->howo;
+    for (size_t b = 0; b < nb; b++)
+        for (size_t o = 0; o < d->out; o++) {
+            const float *src = Y + o * ld + b * d->howo;
+            float *dst = y + (b * d->out + o) * d->howo;
+            const float bo = bias ? bias[o] : 0.0f;
+            for (size_t p = 0; p < d->howo; p++)
+                dst[p] = src[p] + bo;
+        }
+}
+
+/* dY[o][b*HoWo + p] = dy[b][o][p]. */
+static void gather_block(const conv_dims_t *d, const float *dy, size_t nb, float *dY)
+{
+    const size_t ld = nb * d->howo;
+    for (size_t b = 0; b < nb; b++)
+        for (size_t o = 0; o < d->out; o++)
+            memcpy(dY + o * ld + b * d->howo, dy + (b * d->out + o) * d->howo,
+                   d->howo * sizeof *dY);
+}
+
+static void conv_forward(const dpt_node_t *n, const dpt_op_io_t *io)
+{
+    const conv_dims_t d = dims_of(n);
+    const float *w = io->params + n->offset[0];
+    const float *bias = n->a.bias ? io->params + n->offset[1] : NULL;
+    const size_t in_sz = d.c * d.hw, out_sz = d.out * d.howo, wg_sz = d.og * d.ckg;
+    const size_t nb_max = block_of(&d, io->rows);
+    for (size_t r0 = 0; r0 < io->rows; r0 += nb_max) {
+        const size_t nb = io->rows - r0 < nb_max ? io->rows - r0 : nb_max, cols = nb * d.howo;
+        const float *x = io->x[0] + r0 * in_sz;
+        float *y = io->y + r0 * out_sz;
+        const float *col = x;
+        if (!(is_direct(&d) && nb_max == 1)) {
+            lower_block(&d, x, nb, io->ws);
+            col = io->ws;
+        }
+        /* One sample: write straight into y over its broadcast bias (beta = 1). Several:
+         * into Y after col in the workspace, bias added by the scatter. */
+        float *Y = nb_max == 1 ? y : io->ws + layout_of(&d, nb_max).y;
+        float beta = 0.0f;
+        if (nb_max == 1 && bias) {
+            for (size_t o = 0; o < d.out; o++)
+                for (size_t p = 0; p < d.howo; p++)
+                    y[o * d.howo + p] = bias[o];
+            beta = 1.0f;
+        }
+        for (size_t g = 0; g < d.g; g++)
+            dpt_sgemm(false, false, d.og, cols, d.ckg, 1.0f, w + g * wg_sz, d.ckg,
+                      col + g * d.ckg * cols, cols, beta, Y + g * d.og * cols, cols);
+        if (nb_max > 1) scatter_block(&d, Y, nb, bias, y);
+    }
+}
+
+/* db[o] = sum over rows and positions of dy[r][o][.], written. */
+static void bias_grad(const conv_dims_t *d, const float *dy, size_t rows, float *db)
+{
+    memset(db, 0, d->out * sizeof *db);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t o = 0; o < d->out; o++) {
+            const float *v = dy + (r * d->out + o) * d->howo;
+            float s = 0.0f;
+            for (size_t p = 0; p < d->howo; p++)
+                s += v[p];
+            db[o] += s;
+        }
+}
+
+/* dw[g][o][j] = dwt[g][j][o]: dW from its transpose, group by group. */
+static void untranspose_dw(const conv_dims_t *d, const float *dwt, float *dw)
+{
+    for (size_t g = 0; g < d->g; g++) {
+        const float *src = dwt + g * d->ckg * d->og;
+        float *dst = dw + g * d->og * d->ckg;
+        for (size_t o = 0; o < d->og; o++)
+            for (size_t j = 0; j < d->ckg; j++)
+                dst[o * d->ckg + j] = src[j * d->og + o];
+    }
+}
+
+static void conv_backward(const dpt_node_t *n, const dpt_op_io_t *io)
+{
+    const conv_dims_t d = dims_of(n);
+    const float *w = io->params + n->offset[0];
+    float *dx = io->dx[0];
+    const bool acc = io->dx_acc[0];
+    const size_t in_sz = d.c * d.hw, out_sz = d.out * d.howo, wg_sz = d.og * d.ckg;
+    const size_t nb_max = block_of(&d, io->rows);
+    const bool direct = is_direct(&d) && nb_max == 1;
+    const ws_layout_t l = layout_of(&d, nb_max);
+    float *dwt = io->ws + l.dwt;
+    if (n->a.bias) bias_grad(&d, io->dy, io->rows, io->grads + n->offset[1]);
+    if (io->rows == 0) memset(dwt, 0, d.out * d.ckg * sizeof *dwt);
+    for (size_t r0 = 0; r0 < io->rows; r0 += nb_max) {
+        const size_t nb = io->rows - r0 < nb_max ? io->rows - r0 : nb_max, cols = nb * d.howo;
+        const float *x = io->x[0] + r0 * in_sz;
+        const float *dy = io->dy + r0 * out_sz;
+        /* col is recomputed rather than saved: it is K*K times the input. */
+        float *col = direct ? NULL : io->ws + l.col;
+        if (col) lower_block(&d, x, nb, col);
+        const float *dY = dy;
+        if (nb_max > 1) {
+            gather_block(&d, dy, nb, io->ws + l.y);
+            dY = io->ws + l.y;
+        }
+        const float beta_w = r0 == 0 ? 0.0f : 1.0f; /* the first block writes dW */
+        for (size_t g = 0; g < d.g; g++) {
+            const float *colg = col ? col + g * d.ckg * cols : x + g * d.ckg * cols;
+            const float *dYg = dY + g * d.og * cols;
+            /* dW_g^T = col_g dY_g^T rather than dW_g = dY_g col_g^T: the same product with the
+             * long side as M runs 1.2-1.5x faster in BLIS (71 -> 106 GFLOP/s for 16 channels
+             * at 32x32), and transposing dW once per pass is cheap. */
+            dpt_sgemm(false, true, d.ckg, d.og, cols, 1.0f, colg, cols, dYg, cols, beta_w,
+                      dwt + g * wg_sz, d.og);
+            if (!dx) continue;
+            if (direct) { /* dx is the lowered sample: write or add straight into it */
+                dpt_sgemm(true, false, d.ckg, cols, d.og, 1.0f, w + g * wg_sz, d.ckg, dYg, cols,
+                          acc ? 1.0f : 0.0f, dx + r0 * in_sz + g * d.ckg * cols, cols);
+                continue;
+            }
+            /* dcol_g overwrites col_g: this group's rows of col are no longer needed. */
+            dpt_sgemm(true, false, d.ckg, cols, d.og, 1.0f, w + g * wg_sz, d.ckg, dYg, cols, 0.0f,
+                      col + g * d.ckg * cols, cols);
+        }
+        if (!dx || direct) continue;
+        for (size_t b = 0; b < nb; b++) {
+            float *dxb = dx + (r0 + b) * in_sz;
+            if (!acc) memset(dxb, 0, in_sz * sizeof *dxb);
+            col2im_add(&d, col + b * d.howo, cols, dxb);
+        }
+    }
+    untranspose_dw(&d, dwt, io->grads + n->offset[0]);
+}
+
+const dpt_op_t dpt_op_conv = {
+    .name = "conv",
+    .usage = "conv:OUT:K[:stride=S][:pad=P][:bias=0|1][:groups=G]",
+    .parse = conv_parse,
+    .infer = conv_infer,
+    .declare = conv_declare,
+    .workspace_floats = conv_workspace_floats,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .flops = conv_flops,
+};

@@ -1,0 +1,204 @@
+/* Owns the model's memory plan and the forward/backward walk over its nodes. One arena per
+ * plan, 64-byte aligned slots sized for max_rows: the input rows, each node's output, each
+ * gradient slot that backward needs, each node's saved floats, and one workspace as large as
+ * the largest any node asks for (nodes run one at a time, so they share it). */
+#include "nn/plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/checked.h"
+#include "nn/graph.h"
+#include "nn/spec.h"
+
+struct dpt_plan {
+    const dpt_model_t *m;
+    size_t max_rows;
+    bool input_grad;
+    float *arena;
+    size_t floats;
+    float *input, *input_grad_slot;
+    float *act[DPT_MAX_NODES];
+    float *grad[DPT_MAX_NODES];
+    float *saved[DPT_MAX_NODES];
+    float *ws;
+    bool needs[DPT_MAX_NODES]; /* node's output gradient is needed */
+    bool runs[DPT_MAX_NODES];  /* node's backward runs */
+};
+
+/* Which gradients this plan computes: a node's output needs one when it or something before
+ * it has parameters (or, with input_grad, when it depends on the input). */
+static void plan_needs(const dpt_model_t *m, bool input_grad, bool *needs, bool *runs)
+{
+    for (size_t i = 0; i < m->n_nodes; i++)
+        needs[i] = runs[i] = dpt_graph_needs_grad(m, needs, i, input_grad);
+    /* The last node's slot receives dL/dlogits whatever the model is. */
+    needs[m->n_nodes - 1] = true;
+}
+
+/* Slot sizes in floats (each rounded to 64 bytes), in arena order; fills p's pointers when
+ * base is not NULL. Returns the total, or 0 on overflow. */
+static size_t plan_layout(const dpt_model_t *m, size_t rows, bool input_grad, const bool *needs,
+                          float *base, dpt_plan_t *p)
+{
+    size_t total = 0, ws = 0, sz;
+#define TAKE(slot, count)                                                                          \
+    do {                                                                                           \
+        if (!dpt_mul_size(rows, (count), &sz)) return 0;                                           \
+        if (base) *(slot) = base + total;                                                          \
+        total += dpt_round_floats(sz);                                                             \
+    } while (0)
+    TAKE(base ? &p->input : NULL, dpt_shape_size(m->in));
+    if (input_grad) TAKE(base ? &p->input_grad_slot : NULL, dpt_shape_size(m->in));
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const dpt_node_t *n = &m->nodes[i];
+        TAKE(base ? &p->act[i] : NULL, dpt_shape_size(n->out));
+        if (needs[i]) TAKE(base ? &p->grad[i] : NULL, dpt_shape_size(n->out));
+        if (n->op->saved_floats) {
+            size_t s = dpt_round_floats(n->op->saved_floats(n, rows));
+            if (base) p->saved[i] = base + total;
+            total += s;
+        }
+        if (n->op->workspace_floats) {
+            size_t w = n->op->workspace_floats(n, rows);
+            if (w > ws) ws = w;
+        }
+    }
+    if (base) p->ws = base + total;
+    total += dpt_round_floats(ws);
+#undef TAKE
+    return total;
+}
+
+size_t dpt_model_replica_bytes(const dpt_model_t *m, size_t rows)
+{
+    bool needs[DPT_MAX_NODES], runs[DPT_MAX_NODES];
+    plan_needs(m, false, needs, runs);
+    return plan_layout(m, rows, false, needs, NULL, NULL) * sizeof(float);
+}
+
+dpt_status_t dpt_plan_create(const dpt_model_t *m, size_t max_rows, bool input_grad,
+                             dpt_plan_t **out)
+{
+    dpt_plan_t *p = calloc(1, sizeof *p);
+    if (!p) return dpt_error(DPT_ERR_NOMEM, "out of memory creating a replica");
+    p->m = m;
+    p->max_rows = max_rows;
+    p->input_grad = input_grad;
+    plan_needs(m, input_grad, p->needs, p->runs);
+    size_t total = plan_layout(m, max_rows, input_grad, p->needs, NULL, NULL), bytes;
+    if (!total || !dpt_mul_size(total, sizeof(float), &bytes) ||
+        !(p->arena = dpt_alloc_aligned(bytes))) {
+        free(p);
+        return dpt_error(DPT_ERR_NOMEM,
+                         "out of memory for a replica's activations (%zu rows of %s: %.1f MiB); "
+                         "lower --micro-batch",
+                         max_rows, dpt_model_spec(m), (double)total * 4.0 / 1048576.0);
+    }
+    p->floats = total;
+    plan_layout(m, max_rows, input_grad, p->needs, p->arena, p);
+    *out = p;
+    return DPT_OK;
+}
+
+void dpt_plan_free(dpt_plan_t *p)
+{
+    if (!p) return;
+    dpt_free_aligned(p->arena);
+    free(p);
+}
+
+size_t dpt_plan_bytes(const dpt_plan_t *p)
+{
+    return p->floats * sizeof(float);
+}
+float *dpt_plan_input(dpt_plan_t *p)
+{
+    return p->input;
+}
+const float *dpt_plan_logits(const dpt_plan_t *p)
+{
+    return p->act[p->m->n_nodes - 1];
+}
+float *dpt_plan_dlogits(dpt_plan_t *p)
+{
+    return p->grad[p->m->n_nodes - 1];
+}
+const float *dpt_plan_input_grad(const dpt_plan_t *p)
+{
+    return p->input_grad_slot;
+}
+const float *dpt_plan_node_output(const dpt_plan_t *p, size_t i)
+{
+    return i < p->m->n_nodes ? p->act[i] : NULL;
+}
+
+static const float *output_of(const dpt_plan_t *p, int node)
+{
+    return node == DPT_NODE_INPUT ? p->input : p->act[node];
+}
+
+void dpt_plan_forward(dpt_plan_t *p, const float *params, size_t rows, const dpt_step_ctx_t *ctx,
+                      float *stats)
+{
+    const dpt_model_t *m = p->m;
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const dpt_node_t *n = &m->nodes[i];
+        dpt_op_io_t io = {.y = p->act[i],
+                          .params = params,
+                          .stats = ctx->training ? stats : NULL,
+                          .saved = p->saved[i],
+                          .ws = p->ws,
+                          .rows = rows,
+                          .ctx = ctx};
+        for (size_t k = 0; k < n->n_in; k++)
+            io.x[k] = output_of(p, n->in[k]);
+        n->op->forward(n, &io);
+    }
+}
+
+/* The gradient slot of an input of a node, or NULL when this plan does not compute it. */
+static float *grad_of(const dpt_plan_t *p, int node)
+{
+    if (node == DPT_NODE_INPUT) return p->input_grad_slot;
+    return p->needs[node] ? p->grad[node] : NULL;
+}
+
+void dpt_plan_backward(dpt_plan_t *p, const float *params, float *grads, size_t rows,
+                       const dpt_step_ctx_t *ctx, float *stats)
+{
+    const dpt_model_t *m = p->m;
+    for (size_t i = m->n_nodes; i-- > 0;) {
+        if (!p->runs[i]) continue;
+        const dpt_node_t *n = &m->nodes[i];
+        dpt_op_io_t io = {.y = p->act[i],
+                          .dy = p->grad[i],
+                          .params = params,
+                          .grads = grads,
+                          .stats = ctx->training ? stats : NULL,
+                          .saved = p->saved[i],
+                          .ws = p->ws,
+                          .rows = rows,
+                          .ctx = ctx};
+        for (size_t k = 0; k < n->n_in; k++) {
+            io.x[k] = output_of(p, n->in[k]);
+            io.dx[k] = grad_of(p, n->in[k]);
+            io.dx_acc[k] = m->dx_acc[i][k];
+        }
+        n->op->backward(n, &io);
+    }
+}
+
+size_t dpt_model_stats_count(const dpt_model_t *m)
+{
+    return m->n_stats;
+}
+
+void dpt_model_fold_stats(const dpt_model_t *m, float *params, const float *stats, size_t rows)
+{
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const dpt_node_t *n = &m->nodes[i];
+        if (n->op->fold_stats) n->op->fold_stats(n, params, stats, rows);
+    }
+}
