@@ -439,6 +439,15 @@ Test(op_conv, kernel_larger_than_input)
     cr_assert_eq(build(&t, "conv:8:5:pad=1", SHAPE(3, 9, 3)), DPT_OK, "5 fits 3 + 2");
 }
 
+/* Refused in infer, before anything is allocated for it. */
+Test(op_conv, lowered_input_over_the_cap)
+{
+    node_t t;
+    assert_fails(build(&t, "conv:8:5", SHAPE(4096, 64, 64)), DPT_ERR_INVALID_ARG,
+                 "conv3: lowered input of one sample (102400 x 4096 floats) over the cap");
+    cr_assert_eq(build(&t, "conv:8:3", SHAPE(4096, 64, 64)), DPT_OK, "%s", dpt_last_error());
+}
+
 Test(op_conv, groups_must_divide_channels)
 {
     node_t t;

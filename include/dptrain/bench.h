@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "dptrain/dataset.h"
+#include "dptrain/model.h"
 #include "dptrain/status.h"
 
 #ifdef __cplusplus
@@ -29,6 +30,7 @@ typedef struct dpt_bench_config {
     size_t micro_batch, reps, steps, warmup;
     uint64_t seed;
     int strong, weak, sweep; /* which modes to run */
+    int layers;              /* the per-layer split (one thread, the strong batch) */
 } dpt_bench_config_t;
 
 /* Strong+weak+sweep, threads 1..cores, strong batch 512, weak 128/thread, sweep
@@ -56,6 +58,23 @@ typedef void (*dpt_bench_row_fn)(void *user, const dpt_bench_row_t *row);
  * compare rates measured seconds apart on a shared, drifting machine. */
 dpt_status_t dpt_bench_run(const dpt_bench_config_t *cfg, const dpt_dataset_t *ds,
                            dpt_bench_row_fn row_fn, void *user);
+
+/* One node's share of a one-thread training step at the strong batch. */
+typedef struct dpt_bench_layer {
+    dpt_node_info_t node;
+    double fwd_ms, bwd_ms; /* per step */
+    double share;          /* of the step's forward + backward time over all nodes */
+    double gflops;         /* forward + backward (weight and input gradients it computes) */
+    double sgemm_gflops;   /* same-run single-thread sgemm of the node's forward GEMM shape */
+    double sgemm_ratio;    /* gflops / sgemm_gflops (NaN without a GEMM) */
+} dpt_bench_layer_t;
+
+typedef void (*dpt_bench_layer_fn)(void *user, const dpt_bench_layer_t *layer);
+
+/* The per-layer split: cfg->warmup untimed and cfg->steps timed steps of one thread at
+ * cfg->strong_batch, then one call per node. */
+dpt_status_t dpt_bench_layers(const dpt_bench_config_t *cfg, const dpt_dataset_t *ds,
+                              dpt_bench_layer_fn layer_fn, void *user);
 
 /* Median of v[0..n), n >= 1. Sorts v in place, so v[0] and v[n-1] are then the min and max. */
 double dpt_bench_median(double *v, size_t n);

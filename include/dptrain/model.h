@@ -110,6 +110,21 @@ void dpt_model_init_params(const dpt_model_t *m, float *params, uint64_t seed);
  * samples (the benchmarks' same-shape sgemm roofline); false when no node runs a GEMM. */
 bool dpt_model_main_gemm(const dpt_model_t *m, size_t rows, size_t mnk[3]);
 
+/* One node of the graph, for reports and tools (names are stable: "conv0", "bn3", ...). */
+typedef struct dpt_node_info {
+    const char *name, *kind;
+    dpt_shape_t out;
+    size_t params;   /* trainable floats */
+    double flops;    /* forward, per sample */
+    int weight_grad; /* backward computes parameter gradients */
+    int input_grad;  /* backward computes its input's gradient */
+    int has_gemm;    /* gemm[] is its forward GEMM for the rows asked */
+    size_t gemm[3];  /* M, N, K */
+} dpt_node_info_t;
+size_t dpt_model_node_count(const dpt_model_t *m);
+/* Node i (< count) with its GEMM shape for a pass over `rows` samples. */
+void dpt_model_node_info(const dpt_model_t *m, size_t i, size_t rows, dpt_node_info_t *out);
+
 /* Prints one line per node: name, kind, output shape, parameters, forward MFLOPs per sample. */
 void dpt_model_print_summary(const dpt_model_t *m, void *file);
 

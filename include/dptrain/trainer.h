@@ -91,6 +91,10 @@ void dpt_trainer_free(dpt_trainer_t *t);
  * max(64, ceil(batch_size / 16)). It depends on the batch size only, never on the thread
  * count, so results stay identical for any --threads. */
 size_t dpt_micro_batch_resolve(size_t batch_size, size_t micro_batch);
+/* The same for a model: image networks (over 16384 activation floats per sample) use
+ * max(16, ceil(batch_size / 16)) instead, which keeps a shard's activations in cache. Still a
+ * function of the model and batch only. */
+size_t dpt_micro_batch_resolve_for(const dpt_model_t *m, size_t batch_size, size_t micro_batch);
 /* The micro-batch in use (resolved). */
 size_t dpt_trainer_micro_batch(const dpt_trainer_t *t);
 
@@ -135,6 +139,12 @@ dpt_status_t dpt_trainer_train_steps(dpt_trainer_t *t, const dpt_dataset_t *ds, 
  * confusion (may be NULL) receives classes x classes counts [true][predicted]. */
 dpt_status_t dpt_trainer_evaluate(dpt_trainer_t *t, const dpt_dataset_t *ds, double *loss,
                                   double *accuracy, uint64_t *confusion);
+
+/* Per-node timing for benchmarks: after dpt_trainer_profile(t, true), every step adds each
+ * node's forward and backward wall seconds (summed over the worker threads) to counters that
+ * dpt_trainer_node_seconds copies out (arrays of dpt_model_node_count doubles) and zeroes. */
+dpt_status_t dpt_trainer_profile(dpt_trainer_t *t, int on);
+void dpt_trainer_node_seconds(dpt_trainer_t *t, double *fwd, double *bwd);
 
 /* Writes the epoch order (a permutation of 0..n-1) that epoch `epoch` uses. */
 void dpt_epoch_order(uint64_t seed, uint64_t epoch, uint32_t *idx, size_t n);

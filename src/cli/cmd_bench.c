@@ -23,7 +23,8 @@ static const char *const usage =
     "...), with speed-up (median of same-run ratios; the CSV has their range) and parallel\n"
     "efficiency against 1 thread, the share of compute / batch assembly / fused\n"
     "reduce+optimizer in a step, GFLOP/s per thread against a single-thread BLIS sgemm of the\n"
-    "first layer's shape at the row's batch (e.g. 512x784x256) measured in the same run (the\n"
+    "shape of the model's largest GEMM at the row's batch (for the MLP its first layer, e.g.\n"
+    "512x784x256) measured in the same run (the\n"
     "roofline), and peak memory.\n\n"
     "  --data SPEC          dataset (default fashion-mnist; synthetic:N[,C,H,W,K] needs no files)\n"
     "  --synthetic N        shorthand for --data synthetic:N\n"
@@ -34,7 +35,10 @@ static const char *const usage =
     "  --weak-batch N       per-thread batch of weak scaling (default 128)\n"
     "  --batches LIST       batch sizes of the sweep (default 64,128,256,512,1024,2048)\n"
     "  --sweep-threads N    threads of the sweep (default all cores)\n"
-    "  --modes LIST         any of strong,weak,batch (default all three)\n"
+    "  --modes LIST         any of strong,weak,batch,layers (default all four; layers:\n"
+    "                       each node's forward and backward time, share of the step and\n"
+    "                       GFLOP/s against a same-run sgemm of its GEMM shape, one\n"
+    "                       thread at --batch; DIR/layers.csv)\n"
     "  --micro-batch N      rows per micro-shard (default 0 = auto, as train)\n"
     "  --reps N             timed repetitions per row (default 5)\n"
     "  --steps N            steps per repetition (default 100)\n"
@@ -65,7 +69,7 @@ static bool parse_list(const char *flag, const char *text, size_t *out, size_t *
 
 static bool parse_modes(const char *text, dpt_bench_config_t *c)
 {
-    c->strong = c->weak = c->sweep = 0;
+    c->strong = c->weak = c->sweep = c->layers = 0;
     char buf[64];
     snprintf(buf, sizeof buf, "%s", text);
     char *save = NULL;
@@ -76,18 +80,61 @@ static bool parse_modes(const char *text, dpt_bench_config_t *c)
             c->weak = 1;
         else if (!strcmp(tok, "batch"))
             c->sweep = 1;
+        else if (!strcmp(tok, "layers"))
+            c->layers = 1;
         else {
-            dpt_cli_usage_error("bench", "unknown mode '%s'; valid modes: strong, weak, batch",
-                                tok);
+            dpt_cli_usage_error("bench",
+                                "unknown mode '%s'; valid modes: strong, weak, batch, layers", tok);
             return false;
         }
     }
-    return c->strong || c->weak || c->sweep;
+    return c->strong || c->weak || c->sweep || c->layers;
 }
 
 typedef struct {
     FILE *csv;
 } sink_t;
+
+static void print_layer(void *user, const dpt_bench_layer_t *l)
+{
+    FILE *csv = user;
+    char shape[32], gemm[48] = "-", ratio[16] = "-", sg[16] = "-";
+    snprintf(shape, sizeof shape, "%zux%zux%zu", l->node.out.c, l->node.out.h, l->node.out.w);
+    if (l->node.has_gemm && isfinite(l->sgemm_ratio)) {
+        snprintf(gemm, sizeof gemm, "%zux%zux%zu", l->node.gemm[0], l->node.gemm[1],
+                 l->node.gemm[2]);
+        snprintf(sg, sizeof sg, "%.1f", l->sgemm_gflops);
+        snprintf(ratio, sizeof ratio, "%.1f%%", 100 * l->sgemm_ratio);
+    }
+    printf("%-9s %-8s %-11s %9.3f %9.3f %6.1f%% %8.1f %-16s %8s %7s\n", l->node.name, l->node.kind,
+           shape, l->fwd_ms, l->bwd_ms, 100 * l->share, l->gflops, gemm, sg, ratio);
+    fprintf(csv, "%s,%s,%zu,%zu,%zu,%.4f,%.4f,%.4f,%.2f,%zu,%zu,%zu,%.2f,%.4f\n", l->node.name,
+            l->node.kind, l->node.out.c, l->node.out.h, l->node.out.w, l->fwd_ms, l->bwd_ms,
+            l->share, l->gflops, l->node.gemm[0], l->node.gemm[1], l->node.gemm[2], l->sgemm_gflops,
+            l->sgemm_ratio);
+}
+
+/* The per-layer split: a table on stdout and DIR/layers.csv. */
+static dpt_status_t print_layers(const dpt_bench_config_t *c, const dpt_dataset_t *train,
+                                 const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/layers.csv", dir);
+    FILE *csv = fopen(path, "w");
+    if (!csv) return dpt_error(DPT_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    fprintf(csv, "node,kind,c,h,w,fwd_ms,bwd_ms,share,gflops,gemm_m,gemm_n,gemm_k,sgemm_gflops,"
+                 "sgemm_ratio\n");
+    printf("# per-layer split: 1 thread, batch %zu, %zu steps after %zu warm-up; GFLOP/s of "
+           "forward + backward against a same-run sgemm of the node's GEMM shape\n",
+           c->strong_batch, c->steps, c->warmup);
+    printf("%-9s %-8s %-11s %9s %9s %7s %8s %-16s %8s %7s\n", "node", "kind", "output", "fwd ms",
+           "bwd ms", "share", "GFLOP/s", "gemm MxNxK", "sgemm", "of sgemm");
+    dpt_status_t s = dpt_bench_layers(c, train, print_layer, csv);
+    if (fclose(csv) != 0 && s == DPT_OK)
+        s = dpt_error(DPT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    if (s == DPT_OK) printf("# wrote %s\n", path);
+    return s;
+}
 
 static void print_row(void *user, const dpt_bench_row_t *r)
 {
@@ -261,7 +308,8 @@ int dpt_cmd_bench(int argc, char **argv)
     printf("%-6s %7s %6s %11s %11s %11s %7s %7s %7s %7s %7s %8s %8s %7s %8s\n", "mode", "threads",
            "batch", "samples/s", "min", "max", "speedup", "effic.", "compute", "assembl", "update",
            "GFLOP/s", "sgemm", "roofln", "peak MiB");
-    s = dpt_bench_run(&c, train, print_row, &sink);
+    if (c.strong || c.weak || c.sweep) s = dpt_bench_run(&c, train, print_row, &sink);
+    if (s == DPT_OK && c.layers) s = print_layers(&c, train, out);
     fclose(sink.csv);
     dpt_dataset_free(train), dpt_dataset_free(test);
     if (s != DPT_OK) return dpt_cli_fail(s);

@@ -11,13 +11,13 @@
  *   col  [C*K*K x nb*HoWo]   col[(c, ki, kj)][j] = x[b][c][oh S - P + ki][ow S - P + kj] (0 off
  *                            the input); the rows of group g are col_g [CKg x nb*HoWo]
  *   forward    Y_g    [OUT/G x nb*HoWo] = W_g col_g (+ bias)
- *   backward   dW_g   [OUT/G x CKg]     = sum over blocks of dY_g col_g^T
+ *   backward   dW_g   [OUT/G x CKg]     = sum over blocks of dY_g col_g^T (computed transposed)
  *              dcol_g [CKg x nb*HoWo]   = W_g^T dY_g,   dx = col2im(dcol)
  * With nb = 1, Y and dY are the sample's own y and dy rows (no copies). With nb > 1 they live
  * in the workspace ([OUT x nb*HoWo]) and are scattered to / gathered from NCHW, which costs
  * OUT*HoWo floats of copying per sample against 2*OUT*CKg*HoWo flops, and buys GEMMs with
- * nb*HoWo columns: on small images (8x8 = 64 columns per sample) one sample's GEMMs are too
- * thin for BLIS to run near its peak, above all dW, whose inner dimension is the columns. */
+ * nb*HoWo columns. Measured (CONV_BLOCK_COLS): about even at 8x8 and 7x7, 2x faster at 2x2
+ * and for depthwise convolutions, whose one-sample GEMMs are too thin for BLIS. */
 #include <string.h>
 
 #include "kernels/gemm.h"
@@ -454,6 +454,13 @@ static void conv_backward(const dpt_node_t *n, const dpt_op_io_t *io)
     untranspose_dw(&d, dwt, io->grads + n->offset[0]);
 }
 
+/* The forward GEMM of one block: W_g [OUT/G x C*K*K/G] times col_g [. x nb*HoWo]. */
+static void conv_gemm_shape(const dpt_node_t *n, size_t rows, size_t mnk[3])
+{
+    const conv_dims_t d = dims_of(n);
+    mnk[0] = d.og, mnk[1] = block_of(&d, rows) * d.howo, mnk[2] = d.ckg;
+}
+
 const dpt_op_t dpt_op_conv = {
     .name = "conv",
     .usage = "conv:OUT:K[:stride=S][:pad=P][:bias=0|1][:groups=G]",
@@ -464,4 +471,5 @@ const dpt_op_t dpt_op_conv = {
     .forward = conv_forward,
     .backward = conv_backward,
     .flops = conv_flops,
+    .gemm_shape = conv_gemm_shape,
 };

@@ -381,6 +381,32 @@ void dpt_model_init_params(const dpt_model_t *m, float *params, uint64_t seed)
         init_tensor(m, i, params, seed);
 }
 
+size_t dpt_model_node_count(const dpt_model_t *m)
+{
+    return m->n_nodes;
+}
+
+void dpt_model_node_info(const dpt_model_t *m, size_t i, size_t rows, dpt_node_info_t *out)
+{
+    const dpt_node_t *n = &m->nodes[i];
+    memset(out, 0, sizeof *out);
+    out->name = n->name;
+    out->kind = n->op->name;
+    out->out = n->out;
+    for (size_t k = 0; k < n->n_tensors; k++) {
+        const dpt_tensor_info_t *t = &m->tensors[n->tensor[k]];
+        if (t->trainable) out->params += t->rows * t->cols;
+    }
+    out->flops = node_flops(n);
+    out->weight_grad = has_params(m, i);
+    for (size_t k = 0; k < n->n_in; k++)
+        out->input_grad |= n->in[k] != DPT_NODE_INPUT && m->needs_grad[n->in[k]];
+    if (n->op->gemm_shape) {
+        out->has_gemm = 1;
+        n->op->gemm_shape(n, rows, out->gemm);
+    }
+}
+
 bool dpt_model_main_gemm(const dpt_model_t *m, size_t rows, size_t mnk[3])
 {
     double best = -1;

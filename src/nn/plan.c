@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "core/checked.h"
@@ -23,9 +24,23 @@ struct dpt_plan {
     float *grad[DPT_MAX_NODES];
     float *saved[DPT_MAX_NODES];
     float *ws;
-    bool needs[DPT_MAX_NODES]; /* node's output gradient is needed */
-    bool runs[DPT_MAX_NODES];  /* node's backward runs */
+    bool needs[DPT_MAX_NODES];   /* node's output gradient is needed */
+    bool runs[DPT_MAX_NODES];    /* node's backward runs */
+    double *prof_fwd, *prof_bwd; /* per-node seconds, when profiling */
 };
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void dpt_plan_profile(dpt_plan_t *p, double *fwd, double *bwd)
+{
+    p->prof_fwd = fwd;
+    p->prof_bwd = bwd;
+}
 
 /* Which gradients this plan computes: a node's output needs one when it or something before
  * it has parameters (or, with input_grad, when it depends on the input). */
@@ -154,7 +169,9 @@ void dpt_plan_forward(dpt_plan_t *p, const float *params, size_t rows, const dpt
                           .ctx = ctx};
         for (size_t k = 0; k < n->n_in; k++)
             io.x[k] = output_of(p, n->in[k]);
+        double t0 = p->prof_fwd ? now_seconds() : 0;
         n->op->forward(n, &io);
+        if (p->prof_fwd) p->prof_fwd[i] += now_seconds() - t0;
     }
 }
 
@@ -186,7 +203,9 @@ void dpt_plan_backward(dpt_plan_t *p, const float *params, float *grads, size_t 
             io.dx[k] = grad_of(p, n->in[k]);
             io.dx_acc[k] = m->dx_acc[i][k];
         }
+        double t0 = p->prof_bwd ? now_seconds() : 0;
         n->op->backward(n, &io);
+        if (p->prof_bwd) p->prof_bwd[i] += now_seconds() - t0;
     }
 }
 

@@ -40,6 +40,10 @@ void dpt_plan_forward(dpt_plan_t *p, const float *params, size_t rows, const dpt
 void dpt_plan_backward(dpt_plan_t *p, const float *params, float *grads, size_t rows,
                        const dpt_step_ctx_t *ctx, float *stats);
 
+/* Per-node timing for benchmarks: while fwd and bwd are set (arrays of one double per node),
+ * forward and backward add each node's wall seconds to them; NULL turns it off. */
+void dpt_plan_profile(dpt_plan_t *p, double *fwd, double *bwd);
+
 /* Floats of one shard-statistics buffer (0: the model keeps no running statistics). */
 size_t dpt_model_stats_count(const dpt_model_t *m);
 /* Folds one shard's statistics of `rows` samples into the state part of params. Called on

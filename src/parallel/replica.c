@@ -83,3 +83,8 @@ const int32_t *dpt_replica_labels(const dpt_replica_t *r)
 {
     return r->labels;
 }
+
+void dpt_replica_profile(dpt_replica_t *r, double *fwd, double *bwd)
+{
+    dpt_plan_profile(r->plan, fwd, bwd);
+}

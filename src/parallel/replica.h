@@ -33,6 +33,9 @@ double dpt_replica_eval_shard(dpt_replica_t *r, const dpt_model_t *m, const floa
 /* Logits of the last forward pass ([rows x classes]). */
 const float *dpt_replica_logits(const dpt_replica_t *r, const dpt_model_t *m);
 const int32_t *dpt_replica_labels(const dpt_replica_t *r);
+/* Per-node timing (dpt_plan_profile): adds each node's forward and backward seconds to
+ * fwd[i] and bwd[i]; NULL turns it off. */
+void dpt_replica_profile(dpt_replica_t *r, double *fwd, double *bwd);
 /* Seconds this replica spent in batch assembly since the last call (then reset). */
 double dpt_replica_take_assembly_seconds(dpt_replica_t *r);
 

@@ -36,7 +36,7 @@ dpt_bench_config_t dpt_bench_config_default(void)
     c.steps = 100;
     c.warmup = 20;
     c.seed = 1;
-    c.strong = c.weak = c.sweep = 1;
+    c.strong = c.weak = c.sweep = c.layers = 1;
     return c;
 }
 
@@ -156,8 +156,8 @@ static void fill_row(const dpt_bench_config_t *cfg, const dpt_model_t *m, const 
 
 /* The roofline of a point: one-thread sgemm of the shape of the model's largest GEMM at the
  * point's global batch (for the MLP, the first dense layer: batch x inputs times inputs x
- * outputs, e.g. 512x784x256), measured in the same process when the row is reported. Workers run micro-shards of --micro-batch rows, so a ratio
- * below 1 also shows what the smaller GEMMs cost. */
+ * outputs, e.g. 512x784x256), measured in the same process when the row is reported. Workers run
+ * micro-shards of --micro-batch rows, so a ratio below 1 also shows what the smaller GEMMs cost. */
 static void add_roofline(const dpt_bench_config_t *cfg, const dpt_model_t *m, dpt_bench_row_t *row)
 {
     size_t rows = row->batch < 4096 ? row->batch : 4096, mnk[3];
@@ -232,6 +232,72 @@ dpt_status_t dpt_bench_run(const dpt_bench_config_t *cfg, const dpt_dataset_t *d
     if (cfg->strong) s = run_mode(cfg, m, ds, "strong", row_fn, user);
     if (s == DPT_OK && cfg->weak) s = run_mode(cfg, m, ds, "weak", row_fn, user);
     if (s == DPT_OK && cfg->sweep) s = run_mode(cfg, m, ds, "batch", row_fn, user);
+    dpt_model_free(m);
+    return s;
+}
+
+/* Node rows of the per-layer split from the summed seconds of `steps` steps. */
+static void report_layers(const dpt_bench_config_t *cfg, const dpt_model_t *m, size_t micro,
+                          const double *fwd, const double *bwd, dpt_bench_layer_fn layer_fn,
+                          void *user)
+{
+    const size_t nodes = dpt_model_node_count(m);
+    double total = 0;
+    for (size_t i = 0; i < nodes; i++)
+        total += fwd[i] + bwd[i];
+    for (size_t i = 0; i < nodes; i++) {
+        dpt_bench_layer_t l = {.sgemm_gflops = NAN, .sgemm_ratio = NAN};
+        dpt_model_node_info(m, i, micro, &l.node);
+        const double steps = (double)cfg->steps;
+        l.fwd_ms = 1e3 * fwd[i] / steps;
+        l.bwd_ms = 1e3 * bwd[i] / steps;
+        l.share = total > 0 ? (fwd[i] + bwd[i]) / total : NAN;
+        double passes = 1.0 + (l.node.weight_grad ? 1.0 : 0.0) + (l.node.input_grad ? 1.0 : 0.0);
+        double flops = l.node.flops * passes * (double)cfg->strong_batch * steps;
+        l.gflops = fwd[i] + bwd[i] > 0 ? flops / (fwd[i] + bwd[i]) / 1e9 : NAN;
+        if (l.node.has_gemm && l.node.flops > 0) {
+            l.sgemm_gflops =
+                dpt_bench_sgemm_gflops(l.node.gemm[0], l.node.gemm[1], l.node.gemm[2], 5);
+            l.sgemm_ratio = l.gflops / l.sgemm_gflops;
+        }
+        layer_fn(user, &l);
+    }
+}
+
+dpt_status_t dpt_bench_layers(const dpt_bench_config_t *cfg, const dpt_dataset_t *ds,
+                              dpt_bench_layer_fn layer_fn, void *user)
+{
+    if (cfg->strong_batch > dpt_dataset_count(ds))
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "bench: a batch of %zu needs at least that many samples; the data has %zu",
+                         cfg->strong_batch, dpt_dataset_count(ds));
+    dpt_model_t *m = NULL;
+    dpt_optimizer_t *o = NULL;
+    dpt_trainer_t *t = NULL;
+    dpt_trainer_config_t tc = {.threads = 1,
+                               .batch_size = cfg->strong_batch,
+                               .micro_batch = cfg->micro_batch,
+                               .seed = cfg->seed};
+    dpt_status_t s = dpt_model_create_for_data(cfg->model_spec, ds, dpt_dataset_classes(ds), &m);
+    if (s == DPT_OK) s = dpt_optimizer_create(cfg->optimizer_spec, m, &o);
+    if (s == DPT_OK) s = dpt_trainer_create(m, o, &tc, &t);
+    dpt_epoch_stats_t st;
+    if (s == DPT_OK && cfg->warmup)
+        s = dpt_trainer_train_steps(t, ds, cfg->warmup, bench_lr, NULL, NULL, &st);
+    if (s == DPT_OK) s = dpt_trainer_profile(t, 1);
+    if (s == DPT_OK) s = dpt_trainer_train_steps(t, ds, cfg->steps, bench_lr, NULL, NULL, &st);
+    const size_t nodes = m ? dpt_model_node_count(m) : 0;
+    double *fwd = calloc(nodes + 1, sizeof *fwd), *bwd = calloc(nodes + 1, sizeof *bwd);
+    if (s == DPT_OK && (!fwd || !bwd)) s = dpt_error(DPT_ERR_NOMEM, "out of memory");
+    if (s == DPT_OK) {
+        dpt_trainer_node_seconds(t, fwd, bwd);
+        size_t micro = dpt_trainer_micro_batch(t);
+        report_layers(cfg, m, micro < cfg->strong_batch ? micro : cfg->strong_batch, fwd, bwd,
+                      layer_fn, user);
+    }
+    free(fwd), free(bwd);
+    dpt_trainer_free(t);
+    dpt_optimizer_free(o);
     dpt_model_free(m);
     return s;
 }
