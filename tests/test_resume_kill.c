@@ -31,7 +31,7 @@ static pid_t start(const char *name, int resume, const char *every)
             execl(t_dptrain_bin(), "dptrain", "train", "--resume", out, "--quiet", (char *)NULL);
         else
             execl(t_dptrain_bin(), "dptrain", "train", "--data", data, "--val-split", "0.2",
-                  "--model", "dense:64,relu,dropout:0.1,dense:32,relu,dense:3", "--batch-size",
+                  "--model", "dense:64,bn,relu,dropout:0.1,dense:32,relu,dense:3", "--batch-size",
                   "16", "--micro-batch", "8", "--threads", "2", "--epochs", EPOCHS, "--lr", "0.02",
                   "--lr-schedule", "cosine:T_max=" EPOCHS, "--quiet", "--out", out,
                   "--checkpoint-every-steps", every, (char *)NULL);

@@ -54,6 +54,12 @@ dpt_status_t dpt_dataset_open(const char *spec, const dpt_data_options_t *opt,
 
 void dpt_dataset_free(dpt_dataset_t *ds);
 
+/* The sample shape and classes a dataset spec implies by its format alone, without reading
+ * anything (fashion-mnist, mnist:, cifar10:, synthetic:): 1, or 0 when only the files can
+ * tell (idx:, csv:) or the spec is malformed (dpt_dataset_open reports that). Lets a bad
+ * model spec be refused before any data is loaded. */
+int dpt_dataset_spec_shape(const char *spec, size_t *c, size_t *h, size_t *w, size_t *classes);
+
 size_t dpt_dataset_count(const dpt_dataset_t *ds);    /* samples in this view */
 size_t dpt_dataset_features(const dpt_dataset_t *ds); /* floats per sample */
 size_t dpt_dataset_classes(const dpt_dataset_t *ds);  /* labels are 0..classes-1 */

@@ -66,6 +66,9 @@ dpt_status_t dpt_model_create_shaped(const char *spec, dpt_shape_t in, size_t cl
 struct dpt_dataset;
 dpt_status_t dpt_model_create_for_data(const char *spec, const struct dpt_dataset *ds,
                                        size_t classes, dpt_model_t **out);
+/* Refuses a bad spec before any data is loaded when the data spec alone fixes the sample
+ * shape (dpt_dataset_spec_shape); DPT_OK when it cannot tell yet. */
+dpt_status_t dpt_model_check_early(const char *spec, const char *data_spec);
 void dpt_model_free(dpt_model_t *m);
 
 /* The model's checkpoint section: its spec, input features, classes and input shape as text

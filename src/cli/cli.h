@@ -48,4 +48,8 @@ const char *dpt_cli_value(const char *cmd, int argc, char **argv, int *i);
 int dpt_cli_data_flag(const char *cmd, int argc, char **argv, int *i, const char **spec,
                       dpt_data_options_t *opt);
 
+/* `--model help`: the layer grammar and the presets with their parameter counts and FLOPs
+ * (computed, for 1x28x28 and 3x32x32 inputs). Returns exit code 0. */
+int dpt_cli_model_help(void);
+
 #endif

@@ -247,7 +247,9 @@ int dpt_cmd_bench(int argc, char **argv)
         else if (!strcmp(f, "--synthetic")) {
             snprintf(synth, sizeof synth, "synthetic:%.40s", v);
             spec = synth;
-        } else if (!strcmp(f, "--model"))
+        } else if (!strcmp(f, "--model") && !strcmp(v, "help"))
+            return dpt_cli_model_help();
+        else if (!strcmp(f, "--model"))
             c.model_spec = v;
         else if (!strcmp(f, "--optimizer"))
             c.optimizer_spec = v;
@@ -281,7 +283,9 @@ int dpt_cmd_bench(int argc, char **argv)
         return dpt_cli_fail(
             dpt_error(DPT_ERR_IO, "%s: cannot create directory: %s", out, strerror(errno)));
     dpt_dataset_t *train, *test = NULL;
-    dpt_status_t s = dpt_dataset_open(spec, NULL, &train, &test);
+    dpt_status_t s = dpt_model_check_early(c.model_spec, spec);
+    if (s != DPT_OK) return dpt_cli_fail(s);
+    s = dpt_dataset_open(spec, NULL, &train, &test);
     if (s == DPT_OK) s = dpt_dataset_fit_normalization(train);
     if (s != DPT_OK) {
         dpt_dataset_free(test);

@@ -6,13 +6,20 @@
 
 #include "cli/cli.h"
 #include "dptrain/checkpoint.h"
+#include "dptrain/model.h"
 #include "kernels/gemm.h"
 
 static const char *const usage =
-    "usage: dptrain info [--checkpoint FILE]\n"
+    "usage: dptrain info [--checkpoint FILE] [--model SPEC [--input CxHxW] [--classes K]\n"
+    "                    [--rows N]]\n"
     "Prints the dptrain version, the BLIS version and kernel set in use (and why it was\n"
     "chosen), OpenMP threads and the CPU features that matter for the kernels.\n"
     "  --checkpoint FILE   verify a checkpoint (SHA-256) and list what it holds\n"
+    "  --model SPEC        print the model's nodes (output shape, parameters, FLOPs) and the\n"
+    "                      memory one worker replica needs for --rows samples (default 16,\n"
+    "                      the auto micro-batch of image networks at batch 128);\n"
+    "                      --input is the sample shape (default 1x28x28), --classes the\n"
+    "                      classes (default 10); 'help' lists the grammar and presets\n"
     "  --help              this text\n";
 
 static int show_checkpoint(const char *path)
@@ -42,19 +49,58 @@ static void print_cpu_features(void)
     printf("\n");
 }
 
+/* --model SPEC with its shape flags: the node table and a replica's memory. */
+static int show_model(const char *spec, const char *input, size_t classes, size_t rows)
+{
+    if (!strcmp(spec, "help")) return dpt_cli_model_help();
+    unsigned long long c, h, w;
+    char tail;
+    if (sscanf(input, "%llux%llux%llu%c", &c, &h, &w, &tail) != 3 || !c || !h || !w || c > 65536 ||
+        h > 65536 || w > 65536)
+        return dpt_cli_usage_error("info", "--input must be CxHxW, e.g. 3x32x32, got '%s'", input);
+    dpt_model_t *m;
+    dpt_status_t s =
+        dpt_model_create_shaped(spec, (dpt_shape_t){(size_t)c, (size_t)h, (size_t)w}, classes, &m);
+    if (s != DPT_OK) return dpt_cli_fail(s);
+    printf("model = %s\n", dpt_model_describe(m));
+    dpt_model_print_summary(m, stdout);
+    printf("replica_memory = %.1f MiB for %zu rows (activations, their gradients, saved "
+           "values, workspace; one per worker thread)\n",
+           (double)dpt_model_replica_bytes(m, rows) / 1048576.0, rows);
+    printf("parameter_buffer = %.1f MiB (%zu floats with state and alignment)\n",
+           (double)dpt_model_param_count(m) * 4.0 / 1048576.0, dpt_model_param_count(m));
+    dpt_model_free(m);
+    return 0;
+}
+
 int dpt_cmd_info(int argc, char **argv)
 {
+    const char *model = NULL, *input = "1x28x28";
+    size_t classes = 10, rows = 16;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        const char *f = argv[i], *v;
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
             fputs(usage, stdout);
             return 0;
         }
-        if (!strcmp(argv[i], "--checkpoint")) {
-            const char *v = dpt_cli_value("info", argc, argv, &i);
+        if (!strcmp(f, "--checkpoint")) {
+            v = dpt_cli_value("info", argc, argv, &i);
             return v ? show_checkpoint(v) : DPT_EXIT_USAGE;
+        }
+        bool ok = true;
+        if (!strcmp(f, "--model") || !strcmp(f, "--input") || !strcmp(f, "--classes") ||
+            !strcmp(f, "--rows")) {
+            if (!(v = dpt_cli_value("info", argc, argv, &i))) return DPT_EXIT_USAGE;
+            if (!strcmp(f, "--model")) model = v;
+            if (!strcmp(f, "--input")) input = v;
+            if (!strcmp(f, "--classes")) ok = dpt_cli_parse_size("info", f, v, 2, 65536, &classes);
+            if (!strcmp(f, "--rows")) ok = dpt_cli_parse_size("info", f, v, 1, 65536, &rows);
+            if (!ok) return DPT_EXIT_USAGE;
+            continue;
         }
         return dpt_cli_usage_error("info", "unknown flag '%s'", argv[i]);
     }
+    if (model) return show_model(model, input, classes, rows);
     dpt_gemm_init();
     printf("dptrain_version = %s\n", DPT_VERSION);
     printf("blis_version = %s\n", dpt_gemm_blis_version());

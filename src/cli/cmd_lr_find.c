@@ -20,7 +20,7 @@ static const char *const usage =
     "  --csv-label-column N  CSV label column, 0-based, -1 = last (default -1)\n"
     "  --csv-header          the CSV's first row is a header\n"
     "  --csv-delimiter C     CSV field delimiter (default ',')\n"
-    "  --model SPEC          layers (default " DPT_DEFAULT_MODEL ")\n"
+    "  --model SPEC          layers or preset; 'help' lists them (default " DPT_DEFAULT_MODEL ")\n"
     "  --optimizer SPEC      NAME:key=value,... (default sgd:momentum=0.9)\n"
     "  --batch-size N        global minibatch (default 128)\n"
     "  --micro-batch N       rows per micro-shard (default 0 = auto, as train)\n"
@@ -58,6 +58,7 @@ static int parse_flags(lr_find_args_t *a, int argc, char **argv)
             return dpt_cli_usage_error("lr-find", "unexpected argument '%s'", f);
         if (!(v = dpt_cli_value("lr-find", argc, argv, &i))) return DPT_EXIT_USAGE;
         bool ok = true;
+        if (!strcmp(f, "--model") && !strcmp(v, "help")) return dpt_cli_model_help();
         if (!strcmp(f, "--model"))
             a->model_spec = v;
         else if (!strcmp(f, "--optimizer"))
@@ -99,7 +100,8 @@ static dpt_status_t load_train(const lr_find_args_t *a, dpt_dataset_t **all, dpt
                                dpt_dataset_t **train)
 {
     dpt_dataset_t *val = NULL;
-    dpt_status_t s = dpt_dataset_open(a->data_spec, &a->data, all, test);
+    dpt_status_t s = dpt_model_check_early(a->model_spec, a->data_spec);
+    if (s == DPT_OK) s = dpt_dataset_open(a->data_spec, &a->data, all, test);
     if (s != DPT_OK) return s;
     *train = *all;
     if (a->val_split > 0) s = dpt_dataset_split(*all, a->val_split, a->trainer.seed, train, &val);
@@ -132,8 +134,7 @@ int dpt_cmd_lr_find(int argc, char **argv)
     dpt_lr_find_result_t res = {0};
     dpt_status_t s = load_train(&a, &all, &test, &train);
     if (s == DPT_OK)
-        s = dpt_model_create_for_data(a.model_spec, train, dpt_dataset_classes(all),
-                             &model);
+        s = dpt_model_create_for_data(a.model_spec, train, dpt_dataset_classes(all), &model);
     if (s == DPT_OK) s = dpt_lr_find(model, a.optimizer_spec, &a.trainer, train, &a.sweep, &res);
     if (s == DPT_OK && a.out_csv) s = dpt_lr_find_write_csv(&res, a.out_csv);
     if (s == DPT_OK && a.out_png) s = dpt_lr_find_plot(&res, a.out_png);

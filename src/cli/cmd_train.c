@@ -25,7 +25,9 @@ static const char *const usage =
     "  --csv-header          the CSV's first row is a header\n"
     "  --csv-delimiter C     CSV field delimiter (default ',')\n"
     "model and optimisation:\n"
-    "  --model SPEC          layers, e.g. \"dense:256,relu,dropout:0.2,dense:128,relu,dense:10\"\n"
+    "  --model SPEC          layers or a preset, e.g. \"dense:256,relu,dense:10\",\n"
+    "                        \"conv:32:3,bn,relu,maxpool:2,dense:10\", resnet20; 'help' lists\n"
+    "                        the grammar and presets (docs/models.md)\n"
     "                        (default " DPT_DEFAULT_MODEL ")\n"
     "  --optimizer SPEC      NAME:key=value,... with NAME one of sgd, adam, adamw, rmsprop,\n"
     "                        adagrad, lars, lamb (PyTorch keys and defaults, e.g.\n"
@@ -103,6 +105,7 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
         if (!(v = dpt_cli_value("train", argc, argv, &i))) return DPT_EXIT_USAGE;
         size_t z;
         bool ok = true;
+        if (!strcmp(f, "--model") && !strcmp(v, "help")) return dpt_cli_model_help();
         if (!strcmp(f, "--model"))
             c->model_spec = v;
         else if (!strcmp(f, "--optimizer"))

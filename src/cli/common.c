@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "dptrain/model.h"
 
 int dpt_cli_fail(dpt_status_t s)
 {
@@ -107,4 +108,37 @@ int dpt_cli_data_flag(const char *cmd, int argc, char **argv, int *i, const char
         opt->csv_delimiter = v[0];
     }
     return 1;
+}
+
+int dpt_cli_model_help(void)
+{
+    printf("--model SPEC: comma-separated layers, residual groups and presets "
+           "(docs/models.md)\n"
+           "  dense:N[:he|:xavier][:bias=0]   fully connected (a spatial input is flattened)\n"
+           "  conv:OUT:K[:stride=S][:pad=P][:bias=0][:groups=G]   KxK convolution, 'same' "
+           "padding by default\n"
+           "  maxpool:K / avgpool:K[:stride=S][:pad=P]   pooling (stride K by default)\n"
+           "  gap | flatten | bn[:eps=E][:momentum=M] | relu | tanh | sigmoid | gelu | "
+           "dropout:P\n"
+           "  zpad:C[:stride=S]   subsample and zero-pad channels (ResNet option-A shortcut)\n"
+           "  res(MAIN[|SHORTCUT])   MAIN (layers) added to SHORTCUT (layers; default: the "
+           "input itself)\n"
+           "  example: conv:16:3,bn,relu,res(conv:16:3,bn,relu,conv:16:3,bn),relu,gap,dense:10\n\n"
+           "presets (10 classes)  params      MFLOP/sample 1x28x28   MFLOP/sample 3x32x32\n");
+    for (size_t i = 0; i < dpt_model_preset_count(); i++) {
+        const dpt_shape_t shapes[2] = {{1, 28, 28}, {3, 32, 32}};
+        double flops[2] = {0, 0};
+        size_t params = 0;
+        for (int k = 0; k < 2; k++) {
+            dpt_model_t *m;
+            if (dpt_model_create_shaped(dpt_model_preset_name(i), shapes[k], 10, &m) != DPT_OK)
+                continue;
+            flops[k] = dpt_model_forward_flops(m) / 1e6;
+            params = dpt_model_weight_count(m); /* of the 3x32x32 build */
+            dpt_model_free(m);
+        }
+        printf("  %-10s %12zu %12.1f %24.1f    %s\n", dpt_model_preset_name(i), params, flops[0],
+               flops[1], dpt_model_preset_about(i));
+    }
+    return 0;
 }

@@ -50,6 +50,8 @@ dpt_status_t dpt_cifar10_load(const char *const *paths, size_t n, const char *na
                               const dpt_data_options_t *opt, dpt_store_t **out);
 /* Generates "synthetic:N[,C,H,W,CLASSES]": N seeded random images (default 1x28x28, 10
  * classes) for training and N/6 for test. */
+/* Parses synthetic:'s argument "N[,C,H,W,CLASSES]" into dims (defaults 1, 28, 28, 10). */
+dpt_status_t dpt_synthetic_dims(const char *arg, size_t dims[5]);
 dpt_status_t dpt_synthetic_load(const char *arg, const dpt_data_options_t *opt, dpt_store_t **tr,
                                 dpt_store_t **te);
 /* Loads a numeric CSV table with one label column. */

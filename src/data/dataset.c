@@ -274,6 +274,25 @@ static dpt_status_t open_stores(const char *spec, const dpt_data_options_t *opt,
                      spec);
 }
 
+int dpt_dataset_spec_shape(const char *spec, size_t *c, size_t *h, size_t *w, size_t *classes)
+{
+    size_t d[5] = {0, 1, 28, 28, 10};
+    dpt_status_t s = DPT_OK;
+    const char *a;
+    if (!spec) return 0;
+    if (strcmp(spec, "fashion-mnist") == 0 || strncmp(spec, "mnist:", 6) == 0) {
+        /* the formats fix these: 28x28 grey images of 10 classes */
+    } else if (strncmp(spec, "cifar10:", 8) == 0) {
+        d[1] = 3, d[2] = d[3] = 32;
+    } else if ((a = spec_arg(spec, "synthetic:", &s))) {
+        if (s != DPT_OK || dpt_synthetic_dims(a, d) != DPT_OK) return 0;
+    } else {
+        return 0;
+    }
+    *c = d[1], *h = d[2], *w = d[3], *classes = d[4];
+    return 1;
+}
+
 dpt_status_t dpt_dataset_open(const char *spec, const dpt_data_options_t *opt,
                               dpt_dataset_t **train, dpt_dataset_t **test)
 {

@@ -34,6 +34,11 @@ static dpt_status_t parse_dims(const char *arg, size_t dims[5])
     return DPT_OK;
 }
 
+dpt_status_t dpt_synthetic_dims(const char *arg, size_t dims[5])
+{
+    return parse_dims(arg, dims);
+}
+
 static dpt_status_t make_store(const char *arg, const size_t d[5], size_t count, uint64_t stream,
                                const dpt_data_options_t *opt, dpt_store_t **out)
 {

@@ -234,6 +234,17 @@ dpt_status_t dpt_model_create_for_data(const char *spec, const dpt_dataset_t *ds
     return dpt_model_create_shaped(spec, in, classes, out);
 }
 
+dpt_status_t dpt_model_check_early(const char *spec, const char *data_spec)
+{
+    dpt_shape_t in;
+    size_t classes;
+    if (!dpt_dataset_spec_shape(data_spec, &in.c, &in.h, &in.w, &classes)) return DPT_OK;
+    dpt_model_t *m = NULL;
+    dpt_status_t s = dpt_model_create_shaped(spec, in, classes, &m);
+    dpt_model_free(m);
+    return s;
+}
+
 size_t dpt_model_save_text(const dpt_model_t *m, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap, "%s\n%zu\n%zu\n%zu %zu %zu\n", m->spec, dpt_shape_size(m->in),

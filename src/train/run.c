@@ -931,7 +931,9 @@ dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result
         return dpt_error(DPT_ERR_INVALID_ARG,
                          "--lr auto and --lr-scaling do not combine: the range test already "
                          "runs at this batch size");
-    dpt_status_t s = make_dirs(cfg->out_dir);
+    /* A bad model spec is refused before the run directory or the data are touched. */
+    dpt_status_t s = dpt_model_check_early(cfg->model_spec, cfg->data_spec);
+    if (s == DPT_OK) s = make_dirs(cfg->out_dir);
     if (s == DPT_OK) s = remove_stale_temps(&r);
     if (s == DPT_OK) s = load_data(&r);
     if (s == DPT_OK) s = build(&r);
