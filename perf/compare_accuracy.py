@@ -1,99 +1,207 @@
 #!/usr/bin/python3
-"""Test accuracy of the default 3-epoch recipe, dptrain vs PyTorch, over several seeds.
+"""Test accuracy of one training recipe, dptrain vs PyTorch, over several seeds.
 
-    perf/compare_accuracy.py [--seeds 12] [--epochs 3]
+    perf/compare_accuracy.py [--model mlp|cnn] [--seeds N] [--first-seed S] [--epochs E]
+                             [--lr F] [--schedule constant|cosine] [--batch-size B]
+                             [--micro-batch M] [--limit N] [--only torch|dptrain]
+                             [--append FILE] [--summarise FILE]
 
-The recipe of `dptrain train` with its defaults: model 784-256-128-10 (ReLU), Glorot-uniform
-weights and zero biases, inputs standardised with the training set's mean/std, batch 128 with
-a fresh shuffle per epoch, SGD lr 0.05 momentum 0.9, mean cross-entropy. Each seed is run in
-both; the script prints the test accuracy after every epoch and, per program, the mean,
-standard deviation and minimum of the final accuracy and how many seeds end at 0.86 or more.
-Seeds are not comparable one to one (the programs draw different random numbers), the
-distributions are. Needs python3-torch (skips PyTorch with a message when it is missing)."""
+Both programs train the same model on Fashion-MNIST (inputs standardised with the training
+set's mean/std), batch 128 with a fresh shuffle per epoch (the last, partial batch included),
+SGD momentum 0.9, mean cross-entropy, and report the test accuracy after every epoch.
+  mlp  784-256-128-10 (ReLU), Glorot-uniform weights, zero biases; defaults: 3 epochs,
+       lr 0.05, constant (`dptrain train`'s defaults), 12 seeds.
+  cnn  conv:32:3,bn,relu,maxpool:2,conv:64:3,bn,relu,maxpool:2,dense:128,relu,dropout:0.3,
+       dense:10 (PyTorch: compare_pytorch.torch_model, dptrain's initialisation); defaults:
+       10 epochs, lr 0.05, cosine, 5 seeds.
+--schedule cosine is dptrain's `cosine:T_max=E` with E = --epochs: its default clock is the
+epoch (docs/schedules.md, unit=epoch), so the LR of epoch e is 0.5 lr (1 + cos(pi e / E)),
+constant within the epoch; PyTorch gets the same from CosineAnnealingLR(T_max=E) stepped at
+each epoch's end. The dptrain command is
+    build/dptrain train --data fashion-mnist --model SPEC --optimizer sgd:momentum=0.9
+        --lr 0.05 --lr-schedule cosine:T_max=10 --epochs 10 --batch-size 128 --seed S
+        --quiet --out DIR
+(--lr-schedule constant for --schedule constant). dptrain computes batch-norm statistics per
+micro-shard (a ghost batch of 16 rows for these image networks by default); --micro-batch
+128 makes it use the whole batch, as PyTorch does.
+
+--limit N trains both on the first N training samples only (a smoke test; the test split
+stays whole). --only runs one program. Every finished (program, seed) prints a line at once
+and, with --append FILE, adds a CSV row there (header written when the file is new), so long
+runs can be split across invocations (--first-seed) and one program at a time;
+--summarise FILE prints the per-recipe summary of such a file and runs nothing.
+Per program the summary is the mean, standard deviation, minimum and maximum of the final
+accuracy (for mlp also how many seeds end at 0.86 or more, --threshold). Seeds are not
+comparable one to one (the programs draw different random numbers), the distributions are. Needs python3-torch (skips PyTorch with a message when it is missing)."""
 import argparse
 import csv
+import math
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
+import time
 
+import compare_pytorch
 import fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPECS = {"mlp": "dense:256,relu,dense:128,relu,dense:10", "cnn": compare_pytorch.CNN_SPEC}
+DEFAULTS = {"mlp": dict(epochs=3, schedule="constant", seeds=12, threshold=0.86),
+            "cnn": dict(epochs=10, schedule="cosine", seeds=5, threshold=None)}
+RECIPE = ("model", "epochs", "lr", "schedule", "batch_size", "micro_batch", "limit")
+FIELDS = ("program",) + RECIPE + ("seed", "final_accuracy", "accuracies", "seconds")
 
 
-def dptrain_run(seed, epochs):
-    with tempfile.TemporaryDirectory() as out:
-        subprocess.run([os.path.join(ROOT, "build", "dptrain"), "train", "--epochs", str(epochs),
-                        "--seed", str(seed), "--quiet", "--out", out], check=True,
-                       capture_output=True)
+def dptrain_run(args, seed):
+    schedule = f"cosine:T_max={args.epochs}" if args.schedule == "cosine" else "constant"
+    with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as data_dir:
+        data = fashion_mnist.write_subset(data_dir, args.limit) if args.limit else "fashion-mnist"
+        cmd = [os.path.join(ROOT, "build", "dptrain"), "train", "--data", data,
+               "--model", SPECS[args.model], "--optimizer", "sgd:momentum=0.9",
+               "--lr", repr(args.lr), "--lr-schedule", schedule, "--epochs", str(args.epochs),
+               "--batch-size", str(args.batch_size), "--seed", str(seed), "--quiet",
+               "--out", out]
+        if args.micro_batch:
+            cmd += ["--micro-batch", str(args.micro_batch)]
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        if run.returncode:
+            sys.exit(f"dptrain failed (exit {run.returncode}): {' '.join(cmd)}\n{run.stderr}")
         with open(os.path.join(out, "metrics.csv")) as f:
             return [float(r["val_accuracy"]) for r in csv.DictReader(f)]
 
 
-def torch_setup():
+def torch_setup(args):
     import torch
 
     torch.set_num_threads(os.cpu_count())
-    return torch, [torch.from_numpy(a) for a in fashion_mnist.load(with_test=True)]
+    data = fashion_mnist.load(with_test=True, limit=args.limit, image=args.model == "cnn")
+    return torch, [torch.from_numpy(a) for a in data]
 
 
-def torch_run(torch, data, seed, epochs):
+def torch_run(torch, data, args, seed):
     xtr, ytr, xte, yte = data
     torch.manual_seed(seed)
-    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(),
-                              torch.nn.Linear(256, 128), torch.nn.ReLU(),
-                              torch.nn.Linear(128, 10))
-    for layer in net:
-        if isinstance(layer, torch.nn.Linear):
-            torch.nn.init.xavier_uniform_(layer.weight)
-            torch.nn.init.zeros_(layer.bias)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    net = compare_pytorch.torch_model(torch, args.model)
+    opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
+             if args.schedule == "cosine" else None)
     loss_fn = torch.nn.CrossEntropyLoss()
+    b = args.batch_size
     accs = []
-    for _ in range(epochs):
+    for _ in range(args.epochs):
+        net.train()
         perm = torch.randperm(xtr.shape[0])
-        for i in range(0, xtr.shape[0], 128):
-            idx = perm[i:i + 128]
+        for i in range(0, xtr.shape[0], b):
+            idx = perm[i:i + b]
             opt.zero_grad(set_to_none=True)
             loss_fn(net(xtr[idx]), ytr[idx]).backward()
             opt.step()
+        if sched:
+            sched.step()
+        net.eval()  # running batch-norm statistics, no dropout
         with torch.no_grad():
-            accs.append((net(xte).argmax(1) == yte).float().mean().item())
+            correct = sum((net(xte[i:i + 1000]).argmax(1) == yte[i:i + 1000]).sum().item()
+                          for i in range(0, xte.shape[0], 1000))
+        accs.append(correct / xte.shape[0])
     return accs
 
 
-def summary(name, finals):
+def summary(name, finals, threshold=None):
     sd = statistics.stdev(finals) if len(finals) > 1 else 0.0
+    tail = (f"; {sum(a >= threshold for a in finals)} of {len(finals)} seeds end at "
+            f"{threshold} or more" if threshold else f" over {len(finals)} seeds")
     print(f"{name}: final accuracy mean {statistics.mean(finals):.4f} sd {sd:.4f} "
-          f"min {min(finals):.4f} max {max(finals):.4f}; "
-          f"{sum(a >= 0.86 for a in finals)} of {len(finals)} seeds end at 0.86 or more")
+          f"min {min(finals):.4f} max {max(finals):.4f}" + tail)
+
+
+def summarise_file(path):
+    """Groups the rows of an --append file by recipe and program."""
+    groups = {}
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            key = tuple(r[k] for k in RECIPE)
+            groups.setdefault(key, {}).setdefault(r["program"], {})[r["seed"]] = \
+                float(r["final_accuracy"])
+    for key, programs in groups.items():
+        print(", ".join(f"{k} {v or '-'}" for k, v in zip(RECIPE, key)))
+        for name in sorted(programs):
+            summary(f"  {name}", list(programs[name].values()))  # a seed run twice counts once
+
+
+def append_row(path, row):
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=12)
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--model", choices=list(SPECS), default="mlp")
+    p.add_argument("--seeds", type=int, help="how many seeds (default 12 mlp, 5 cnn)")
+    p.add_argument("--first-seed", type=int, default=1)
+    p.add_argument("--epochs", type=int, help="default 3 (mlp), 10 (cnn)")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--schedule", choices=("constant", "cosine"),
+                   help="default constant (mlp), cosine (cnn); cosine: T_max = --epochs")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--micro-batch", type=int, default=0,
+                   help="dptrain's --micro-batch (default 0: its own choice)")
+    p.add_argument("--limit", type=int, help="train on the first N training samples only")
+    p.add_argument("--threshold", type=float,
+                   help="also count the seeds ending at this accuracy or more (default 0.86 "
+                        "for mlp, none for cnn)")
+    p.add_argument("--only", choices=("torch", "dptrain"))
+    p.add_argument("--append", metavar="FILE", help="append a CSV row per finished run")
+    p.add_argument("--summarise", metavar="FILE", help="summarise an --append file and exit")
     args = p.parse_args()
-    if args.seeds < 1 or args.epochs < 1:
-        p.error("--seeds and --epochs must be at least 1")
-    try:
-        torch, data = torch_setup()
-    except ImportError:
-        print("PyTorch is not installed: apt-get install python3-torch (PyTorch skipped)")
-        torch = None
-    results = {"dptrain": [], "pytorch": []}
-    for seed in range(1, args.seeds + 1):
-        runs = {"dptrain": dptrain_run(seed, args.epochs)}
-        if torch:
-            runs["pytorch"] = torch_run(torch, data, seed, args.epochs)
-        for name, accs in runs.items():
+    if args.summarise:
+        summarise_file(args.summarise)
+        return 0
+    for k, v in DEFAULTS[args.model].items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    if args.seeds < 1 or args.epochs < 1 or args.batch_size < 1 or args.micro_batch < 0:
+        p.error("--seeds, --epochs and --batch-size must be at least 1, --micro-batch >= 0")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        p.error("--lr must be a positive number")
+    if args.limit is not None and not 1 <= args.limit <= 60000:
+        p.error("--limit must be between 1 and 60000")
+    programs = ["dptrain", "pytorch"] if args.only is None else \
+        ["pytorch" if args.only == "torch" else "dptrain"]
+    torch = data = None
+    if "pytorch" in programs:
+        try:
+            torch, data = torch_setup(args)
+        except ImportError:
+            print("PyTorch is not installed: apt-get install python3-torch (PyTorch skipped)")
+            programs.remove("pytorch")
+    print(f"model {args.model}, {args.epochs} epochs, lr {args.lr} {args.schedule}, batch "
+          f"{args.batch_size}" + (f", first {args.limit} training samples" if args.limit else "")
+          + f"; seeds {args.first_seed}..{args.first_seed + args.seeds - 1}", flush=True)
+    results = {name: [] for name in programs}
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for name in programs:
+            t0 = time.perf_counter()
+            accs = (dptrain_run(args, seed) if name == "dptrain"
+                    else torch_run(torch, data, args, seed))
+            seconds = time.perf_counter() - t0
             results[name].append(accs[-1])
-            print(f"seed {seed:>3} {name:>8}: " + " ".join(f"{a:.4f}" for a in accs),
-                  flush=True)
+            print(f"seed {seed:>3} {name:>8}: " + " ".join(f"{a:.4f}" for a in accs) +
+                  f"  ({seconds:.0f} s)", flush=True)
+            if args.append:
+                row = {k: getattr(args, k) for k in RECIPE}
+                row.update(program=name, seed=seed, final_accuracy=f"{accs[-1]:.4f}",
+                           accuracies=" ".join(f"{a:.4f}" for a in accs),
+                           seconds=f"{seconds:.1f}", limit=args.limit or "")
+                append_row(args.append, row)
     for name, finals in results.items():
         if finals:
-            summary(name, finals)
+            summary(name, finals, args.threshold)
     return 0
 
 

@@ -455,18 +455,19 @@ Test(model, he_and_xavier_initialisations_differ_in_scale)
     dpt_model_free(he), dpt_model_free(xa);
 }
 
-Test(model_spec, parameter_cap_is_a_limit_error)
+/* A spec over the caps is a bad spec the user wrote (exit 2), refused before allocating. */
+Test(model_spec, parameter_cap_is_a_spec_error)
 {
     dpt_model_t *m = NULL;
     /* 8 x (65536 x 65536) weights: far over the cap, refused before anything is allocated. */
     cr_assert_eq(
         dpt_model_create("dense:65536,dense:65536,dense:65536,dense:65536,dense:3", 10, 3, &m),
-        DPT_ERR_LIMIT);
+        DPT_ERR_INVALID_ARG);
     cr_assert_null(m);
     cr_assert(strstr(dpt_last_error(), "exceed the cap of 268435456"), "%s", dpt_last_error());
 }
 
-Test(model_spec, activation_cap_is_a_limit_error)
+Test(model_spec, activation_cap_is_a_spec_error)
 {
     dpt_model_t *m = NULL;
     /* 4096 channels of 128x128 per conv, 16 of them: 1G floats per sample. */
@@ -474,7 +475,8 @@ Test(model_spec, activation_cap_is_a_limit_error)
     for (int i = 0; i < 16; i++)
         strcat(spec, "conv:4096:1,");
     strcat(spec, "gap,dense:3");
-    cr_assert_eq(dpt_model_create_shaped(spec, (dpt_shape_t){1, 128, 128}, 3, &m), DPT_ERR_LIMIT);
+    cr_assert_eq(dpt_model_create_shaped(spec, (dpt_shape_t){1, 128, 128}, 3, &m),
+                 DPT_ERR_INVALID_ARG);
     cr_assert_null(m);
     cr_assert(strstr(dpt_last_error(), "activation floats per sample exceed the cap"), "%s",
               dpt_last_error());

@@ -64,7 +64,7 @@ dpt_status_t dpt_graph_add(dpt_model_t *m, const dpt_op_t *op, dpt_layer_args_t 
                          "model spec: %s ('%s'): the output shape reaches zero", n->name,
                          args->item);
     if (n->out.c > DPT_MAX_WIDTH * 16 || dpt_shape_size(n->out) > DPT_MAX_ACT_PER_SAMPLE)
-        return dpt_error(DPT_ERR_LIMIT, "model spec: %s: output %zux%zux%zu is too large", n->name,
+        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: %s: output %zux%zux%zu is too large", n->name,
                          n->out.c, n->out.h, n->out.w);
     *out = (int)m->n_nodes++;
     return DPT_OK;
@@ -178,12 +178,12 @@ static dpt_status_t check_model(const dpt_model_t *m)
     for (size_t i = 0; i < m->n_nodes; i++)
         act += dpt_shape_size(m->nodes[i].out);
     if (act > DPT_MAX_ACT_PER_SAMPLE)
-        return dpt_error(DPT_ERR_LIMIT,
+        return dpt_error(DPT_ERR_INVALID_ARG,
                          "model spec: %zu activation floats per sample exceed the cap of %zu; "
                          "make the model shallower or narrower",
                          act, (size_t)DPT_MAX_ACT_PER_SAMPLE);
     if (m->n_params > DPT_MAX_PARAMS)
-        return dpt_error(DPT_ERR_LIMIT,
+        return dpt_error(DPT_ERR_INVALID_ARG,
                          "model spec: %zu parameters (with alignment) exceed the cap of %zu; "
                          "make the layers narrower",
                          m->n_params, (size_t)DPT_MAX_PARAMS);
