@@ -81,10 +81,25 @@ static int blis_own_arch(void)
     return id;
 }
 
+static bool intel_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel") && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
+
 /* Keeps BLIS's own choice when it recognised the CPU; replaces a generic fallback (or a failed
- * probe) with the fastest set the CPU supports. Returns the arch to force, or -1. */
+ * probe) with the fastest set the CPU supports, and BLIS 0.9.0's `haswell` on Intel CPUs with
+ * AVX-512 it does not list (newer Xeons: it picks the AVX2 set) with `skx`, 1.3-1.4x faster
+ * there (perf/gemm_kernels.sh, docs/performance.md). Returns the arch to force, or -1. */
 static int pick_arch(int own, const char **why)
 {
+    if (own == BLIS_ARCH_HASWELL && intel_avx512()) {
+        *why = "forced: BLIS picked haswell (AVX2) on an Intel CPU with AVX-512, where skx is "
+               "faster";
+        return BLIS_ARCH_SKX;
+    }
     if (own >= 0 && own != BLIS_ARCH_GENERIC) {
         *why = "BLIS's own detection (it recognises this CPU)";
         return -1;
