@@ -146,3 +146,36 @@ Test(vision, model_help_lists_presets_with_parameter_counts)
     cr_assert(strstr(out, "replica_memory = "), "%s", out);
     free(out);
 }
+
+/* lr-find, early stopping with restore_best (the best epoch's parameters and batch-norm
+ * state come back) and bench's per-layer split, on an image model. */
+Test(vision, lr_find_early_stop_and_bench_take_image_models)
+{
+    char *data = write_cifar(24);
+    char *run = t_scratch_dir("run"), args[8192], *out = NULL;
+    snprintf(args, sizeof args,
+             "lr-find --data cifar10:%s --model lenet5 --batch-size 24 --steps 20 --threads 2 "
+             "--out %s/lr.csv",
+             data, run);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
+    cr_assert(strstr(out, "valley"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args,
+             "train --data cifar10:%s --model conv:8:3,bn,relu,maxpool:2,dense:10 --epochs 6 "
+             "--batch-size 24 --lr 0.05 --early-stop monitor=val_loss,patience=1,restore_best=1 "
+             "--quiet --out %s/es",
+             data, run);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "info --checkpoint %s/es/checkpoint.dpt", run);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
+    free(out);
+    snprintf(args, sizeof args,
+             "bench --data cifar10:%s --model resnet20 --modes layers --batch 16 --steps 2 "
+             "--warmup 1 --out %s/bench",
+             data, run);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
+    cr_assert(strstr(out, "add8     "), "%s", out);
+    cr_assert(strstr(out, "conv0     conv     16x32x32"), "%s", out);
+    free(out);
+}
