@@ -262,6 +262,8 @@ def main():
     import torch
     default_threads = torch.get_num_threads()
     threads = [int(t) for t in args.threads.split(",")]
+    if args.model == "resnet20" and max(map(int, args.batches.split(","))) > 2048:
+        p.error("--model resnet20 trains on 2048 synthetic images: batches up to 2048")
     rows = []
     print(f"model {args.model}; PyTorch {torch.__version__}, default threads {default_threads}; "
           f"{args.rounds} interleaved rounds, each rate the median of {args.reps} x "
