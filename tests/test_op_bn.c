@@ -282,32 +282,38 @@ Test(bn_forward, single_value_per_channel)
     fix_free(&f);
 }
 
-/* Two shards folded in order: PyTorch's update r = (1 - mom) r + mom s applied twice. */
+/* Two shards folded: one PyTorch update r = (1 - mom) r + mom b with b the statistics of the
+ * pooled batch (the mean of all values; the unbiased variance from within-shard sums of
+ * squares plus the spread of the shard means), computed here from the definitions. */
 static void check_fold(const char *const *opts, size_t n_opt, double mom)
 {
-    const size_t c = 5;
+    const size_t c = 5, hw = 4;
     dpt_node_t n = make_node(c, 2, 2, opts, n_opt);
     cr_assert_eq(n.a.momentum, mom);
-    float params[20], want[20], init[20], st1[10], st2[10];
+    float params[20], init[20], st1[10], st2[10];
     rng_seed(9);
     for (size_t i = 0; i < 20; i++)
-        params[i] = want[i] = init[i] = (float)(rng_uniform() + 0.1);
+        params[i] = init[i] = (float)(rng_uniform() + 0.1);
     for (size_t i = 0; i < 10; i++)
         st1[i] = (float)(4 * rng_uniform()), st2[i] = (float)(4 * rng_uniform());
-    dpt_op_bn.fold_stats(&n, params, st1, 8);
-    dpt_op_bn.fold_stats(&n, params, st2, 8);
-    for (size_t k = 0; k < c; k++)
-        for (int s = 0; s < 2; s++) {
-            const float *sh[2] = {st1, st2};
-            float *r = &want[(2 + (size_t)s) * c + k]; /* running mean, then running var */
-            for (int t = 0; t < 2; t++)
-                *r = (float)((1 - mom) * *r + mom * sh[t][(size_t)s * c + k]);
-        }
-    /* Exact: the same arithmetic; gamma and beta (want = init there) stay. */
-    for (size_t i = 0; i < 20; i++)
-        cr_assert_eq(params[i], want[i], "params[%zu]: %.9g, want %.9g", i, params[i], want[i]);
-    for (size_t i = 2 * c; i < 4 * c; i++)
-        cr_assert_neq(params[i], init[i], "params[%zu] did not move", i);
+    const float *sh[2] = {st1, st2};
+    const size_t rows[2] = {8, 3};
+    dpt_op_bn.fold_stats(&n, params, sh, rows, 2);
+    for (size_t k = 0; k < c; k++) {
+        double n1 = 8.0 * hw, n2 = 3.0 * hw, m1 = st1[k], m2 = st2[k];
+        double mean = (n1 * m1 + n2 * m2) / (n1 + n2);
+        double ss = (n1 - 1) * st1[c + k] + (n2 - 1) * st2[c + k] + n1 * (m1 - mean) * (m1 - mean) +
+                    n2 * (m2 - mean) * (m2 - mean);
+        double var = ss / (n1 + n2 - 1);
+        close_to(params[2 * c + k], (1 - mom) * init[2 * c + k] + mom * mean, 1e-6,
+                 "running mean", k);
+        close_to(params[3 * c + k], (1 - mom) * init[3 * c + k] + mom * var, 1e-6, "running var",
+                 k);
+        cr_assert_neq(params[2 * c + k], init[2 * c + k]);
+    }
+    /* gamma and beta stay */
+    for (size_t i = 0; i < 2 * c; i++)
+        cr_assert_eq(params[i], init[i], "params[%zu] moved", i);
 }
 
 Test(bn_fold, default_momentum)
@@ -321,13 +327,26 @@ Test(bn_fold, momentum_option)
     check_fold(opts, 1, 0.25);
 }
 
-Test(bn_fold, momentum_one_takes_the_last_shard)
+Test(bn_fold, momentum_one_takes_the_step)
 {
     const char *opts[] = {"momentum", "1"};
     dpt_node_t n = make_node(2, 1, 1, opts, 1);
     float params[8] = {1, 1, 0, 0, 7, 7, 9, 9}, st[4] = {1.5f, -2, 3, 4};
-    dpt_op_bn.fold_stats(&n, params, st, 4);
+    const float *sh[1] = {st};
+    const size_t rows[1] = {4};
+    dpt_op_bn.fold_stats(&n, params, sh, rows, 1);
     const float want[8] = {1, 1, 0, 0, 1.5f, -2, 3, 4};
+    cr_assert_arr_eq(params, want, sizeof want);
+}
+
+Test(bn_fold, empty_step_changes_nothing)
+{
+    dpt_node_t n = make_node(2, 1, 1, NULL, 0);
+    float params[8] = {1, 1, 0, 0, 7, 7, 9, 9}, st[4] = {1.5f, -2, 3, 4};
+    const float *sh[1] = {st};
+    const size_t rows[1] = {0};
+    dpt_op_bn.fold_stats(&n, params, sh, rows, 1);
+    const float want[8] = {1, 1, 0, 0, 7, 7, 9, 9};
     cr_assert_arr_eq(params, want, sizeof want);
 }
 
@@ -339,7 +358,9 @@ Test(bn_fold, after_forward)
     dpt_op_bn.forward(&f.n, &f.io);
     for (size_t k = 0; k < 3; k++)
         f.params[6 + k] = 0, f.params[9 + k] = 1;
-    dpt_op_bn.fold_stats(&f.n, f.params, f.stats, 4);
+    const float *sh[1] = {f.stats};
+    const size_t rows[1] = {4};
+    dpt_op_bn.fold_stats(&f.n, f.params, sh, rows, 1);
     for (size_t k = 0; k < 3; k++) {
         double mean, var, m = 16;
         channel_stats(&f, k, &mean, &var);

@@ -366,18 +366,38 @@ static void bn_backward(const dpt_node_t *n, const dpt_op_io_t *io)
 
 /* ---- running statistics ---- */
 
-/* running = (1 - momentum) * running + momentum * shard, in double rounded once to float;
- * the variance folded is the shard's unbiased one (PyTorch's convention). */
-static void bn_fold_stats(const dpt_node_t *n, float *params, const float *stats, size_t rows)
+/* One PyTorch update per step: the shards' statistics are pooled into those of the whole
+ * batch (mean, and the unbiased variance of all rows*H*W values: the within-shard sums of
+ * squares plus the spread of the shard means), then
+ *   running = (1 - momentum) * running + momentum * batch,
+ * in double rounded once to float. Training normalises with each shard's own statistics (the
+ * ghost batch); the running statistics are those PyTorch keeps for the whole batch, and they
+ * average over as many samples whatever the micro-batch. Shards are visited in order: the
+ * same arithmetic for any thread count. */
+static void bn_fold_stats(const dpt_node_t *n, float *params, const float *const *stats,
+                          const size_t *rows, size_t shards)
 {
-    if (rows == 0) return; /* an empty shard has no statistics */
-    const size_t c = n->in_shape[0].c;
+    const size_t c = n->in_shape[0].c, hw = n->in_shape[0].h * n->in_shape[0].w;
     const double mom = n->a.momentum;
-    const float *st = stats + n->stats_off;
     float *rmean = params + n->offset[2], *rvar = params + n->offset[3];
     for (size_t i = 0; i < c; i++) {
-        rmean[i] = (float)((1.0 - mom) * rmean[i] + mom * st[i]);
-        rvar[i] = (float)((1.0 - mom) * rvar[i] + mom * st[c + i]);
+        double cnt = 0, sum = 0;
+        for (size_t s = 0; s < shards; s++) {
+            double ns = (double)(rows[s] * hw);
+            cnt += ns;
+            sum += ns * stats[s][n->stats_off + i];
+        }
+        if (cnt == 0) continue; /* no samples: nothing to fold */
+        const double mean = sum / cnt;
+        double ss = 0;
+        for (size_t s = 0; s < shards; s++) {
+            const float *st = stats[s] + n->stats_off;
+            double ns = (double)(rows[s] * hw), d = st[i] - mean;
+            ss += (ns - 1) * st[c + i] + ns * d * d;
+        }
+        const double var = cnt > 1 ? ss / (cnt - 1) : 0.0;
+        rmean[i] = (float)((1.0 - mom) * rmean[i] + mom * mean);
+        rvar[i] = (float)((1.0 - mom) * rvar[i] + mom * var);
     }
 }
 

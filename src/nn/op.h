@@ -148,9 +148,11 @@ typedef struct dpt_op {
     size_t (*stats_floats)(const dpt_node_t *n);
     void (*forward)(const dpt_node_t *n, const dpt_op_io_t *io);
     void (*backward)(const dpt_node_t *n, const dpt_op_io_t *io);
-    /* After a training step, on one thread, shard by shard in shard order: folds one shard's
-     * statistics (of `rows` samples) into the state tensors (may be NULL). */
-    void (*fold_stats)(const dpt_node_t *n, float *params, const float *stats, size_t rows);
+    /* After a training step, on one thread: folds the statistics of the step's shards
+     * (stats[s] is shard s's whole statistics buffer, of rows[s] samples; in shard order)
+     * into the state tensors (may be NULL). */
+    void (*fold_stats)(const dpt_node_t *n, float *params, const float *const *stats,
+                       const size_t *rows, size_t shards);
     /* Multiply-adds x 2 of one sample's forward pass (may be NULL: 0). */
     double (*flops)(const dpt_node_t *n);
     /* The main GEMM of a forward pass over `rows` samples as {M, N, K} (may be NULL: none),

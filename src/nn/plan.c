@@ -214,10 +214,11 @@ size_t dpt_model_stats_count(const dpt_model_t *m)
     return m->n_stats;
 }
 
-void dpt_model_fold_stats(const dpt_model_t *m, float *params, const float *stats, size_t rows)
+void dpt_model_fold_stats(const dpt_model_t *m, float *params, const float *const *stats,
+                          const size_t *rows, size_t shards)
 {
     for (size_t i = 0; i < m->n_nodes; i++) {
         const dpt_node_t *n = &m->nodes[i];
-        if (n->op->fold_stats) n->op->fold_stats(n, params, stats, rows);
+        if (n->op->fold_stats) n->op->fold_stats(n, params, stats, rows, shards);
     }
 }

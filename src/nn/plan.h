@@ -46,9 +46,10 @@ void dpt_plan_profile(dpt_plan_t *p, double *fwd, double *bwd);
 
 /* Floats of one shard-statistics buffer (0: the model keeps no running statistics). */
 size_t dpt_model_stats_count(const dpt_model_t *m);
-/* Folds one shard's statistics of `rows` samples into the state part of params. Called on
- * one thread after the step, shard by shard in shard order, which keeps the running
- * statistics independent of the thread count. */
-void dpt_model_fold_stats(const dpt_model_t *m, float *params, const float *stats, size_t rows);
+/* Folds the statistics of one step's shards (stats[s] of rows[s] samples, in shard order)
+ * into the state part of params. Called on one thread after the step, which keeps the
+ * running statistics independent of the thread count. */
+void dpt_model_fold_stats(const dpt_model_t *m, float *params, const float *const *stats,
+                          const size_t *rows, size_t shards);
 
 #endif

@@ -23,6 +23,8 @@ struct dpt_trainer {
     size_t n_all;       /* the whole parameter buffer (trainable, then state) */
     size_t n_stats;     /* floats of one shard's batch statistics (0: none) */
     float *stats_arena; /* max_shards statistics buffers, folded in shard order */
+    float **shard_stats_ptr; /* max_shards: the buffers, for the fold */
+    size_t *shard_rows;      /* max_shards: rows of each shard of the step */
     size_t max_shards;  /* ceil(batch / micro_batch) */
     float *params;
     float *grad_arena; /* max_shards gradient buffers, parameter layout */
@@ -121,7 +123,9 @@ static dpt_status_t alloc_buffers(dpt_trainer_t *t)
     size_t rows = t->cfg.micro_batch < t->cfg.batch_size ? t->cfg.micro_batch : t->cfg.batch_size;
     t->params = dpt_alloc_aligned(t->n_all * sizeof(float));
     if (t->n_stats &&
-        !(t->stats_arena = calloc(t->max_shards * t->n_stats, sizeof *t->stats_arena)))
+        (!(t->stats_arena = calloc(t->max_shards * t->n_stats, sizeof *t->stats_arena)) ||
+         !(t->shard_stats_ptr = calloc(t->max_shards, sizeof *t->shard_stats_ptr)) ||
+         !(t->shard_rows = calloc(t->max_shards, sizeof *t->shard_rows))))
         return dpt_error(DPT_ERR_NOMEM, "out of memory for %zu batch-statistics buffers",
                          t->max_shards);
     if (!dpt_mul_size(t->max_shards, t->n_params * sizeof(float), &bytes))
@@ -240,6 +244,8 @@ void dpt_trainer_free(dpt_trainer_t *t)
     dpt_free_aligned(t->params);
     dpt_free_aligned(t->grad_arena);
     free(t->stats_arena);
+    free(t->shard_stats_ptr);
+    free(t->shard_rows);
     free(t->prof);
     free(t->grads);
     free(t->shard_loss);
@@ -435,16 +441,19 @@ static float *shard_stats(const dpt_trainer_t *t, size_t s)
     return t->n_stats ? t->stats_arena + s * t->n_stats : NULL;
 }
 
-/* Running statistics (batch norm) take each micro-shard's batch statistics in shard order,
- * after the parallel region: the same sequence of updates whatever the thread count. */
+/* Running statistics (batch norm) take the step's shard statistics in shard order, after the
+ * parallel region: the same arithmetic whatever the thread count. */
 static void fold_stats(dpt_trainer_t *t, size_t rows, size_t shards)
 {
     if (!t->n_stats) return;
     const size_t micro = t->cfg.micro_batch;
     for (size_t s = 0; s < shards; s++) {
-        size_t lo = s * micro, n = rows - lo < micro ? rows - lo : micro;
-        dpt_model_fold_stats(t->model, t->params, shard_stats(t, s), n);
+        size_t lo = s * micro;
+        t->shard_rows[s] = rows - lo < micro ? rows - lo : micro;
+        t->shard_stats_ptr[s] = shard_stats(t, s);
     }
+    dpt_model_fold_stats(t->model, t->params, (const float *const *)t->shard_stats_ptr,
+                         t->shard_rows, shards);
 }
 
 /* One optimizer step on rows ids[0..rows). Returns the summed loss; *correct the hits. */

@@ -1,0 +1,79 @@
+/* The three GEMMs of each convolution of the small Fashion-MNIST CNN and of ResNet-20, as
+ * src/nn/conv.c calls them on one block of samples (forward Y = W col, the transposed weight
+ * gradient dW^T = col dY^T, the column gradient dcol = W^T dY), each timed on one thread in
+ * dptrain's B modes (interleaved repetitions, median). Run it once per kernel set to compare
+ * them on the convolutions' shapes:
+ *     BLIS_ARCH_TYPE=3 build/bench_conv_gemm; BLIS_ARCH_TYPE=0 build/bench_conv_gemm
+ *     bench_conv_gemm [reps=5]
+ * Prints "kernel,layer,product,m x n x k,gflops" rows. */
+#include <omp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/alloc.h"
+#include "dptrain/bench.h"
+#include "kernels/gemm.h"
+
+typedef struct {
+    const char *layer;
+    size_t out, ckk, cols; /* M of the forward, K of the forward, N = columns of one block */
+} conv_t;
+
+static float *filled(size_t n)
+{
+    float *p = dpt_alloc_aligned(n * sizeof *p);
+    for (size_t i = 0; p && i < n; i++)
+        p[i] = (float)(i % 7) * 0.1f;
+    return p;
+}
+
+/* GFLOP/s of about 0.05 GFLOP of one product. */
+static double time_once(bool ta, bool tb, size_t m, size_t n, size_t k, float *a, float *b,
+                        float *c)
+{
+    size_t calls = (size_t)(5e7 / (2.0 * m * n * k)) + 1;
+    size_t lda = ta ? m : k, ldb = tb ? k : n;
+    double t0 = omp_get_wtime();
+    for (size_t i = 0; i < calls; i++)
+        dpt_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+    return 2.0 * m * n * k * calls / (omp_get_wtime() - t0) / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    size_t reps = argc > 1 ? strtoul(argv[1], NULL, 10) : 5;
+    if (reps < 1 || reps > 101) {
+        fprintf(stderr, "bench_conv_gemm: reps in [1, 101]\n");
+        return 2;
+    }
+    dpt_gemm_init();
+    /* cols = nb * HoWo with nb = ceil(256 / HoWo) (conv.c's block) */
+    const conv_t convs[] = {
+        {"cnn conv0 1->32 28x28", 32, 9, 784},      {"cnn conv1 32->64 14x14", 64, 288, 392},
+        {"r20 conv0 3->16 32x32", 16, 27, 1024},    {"r20 16->16 32x32", 16, 144, 1024},
+        {"r20 16->32 s2 16x16", 32, 144, 256},      {"r20 32->32 16x16", 32, 288, 256},
+        {"r20 32->64 s2 8x8", 64, 288, 256},        {"r20 64->64 8x8", 64, 576, 256},
+    };
+    float *a = filled(1 << 20), *b = filled(1 << 20), *c = filled(1 << 20);
+    double *t = calloc(3 * reps, sizeof *t);
+    if (!a || !b || !c || !t) return 1;
+    printf("kernel,layer,product,shape,gflops\n");
+    for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) {
+        const conv_t *v = &convs[i];
+        for (size_t r = 0; r < reps; r++) {
+            t[r] = time_once(false, false, v->out, v->cols, v->ckk, a, b, c);
+            t[reps + r] = time_once(false, true, v->ckk, v->out, v->cols, a, b, c);
+            t[2 * reps + r] = time_once(true, false, v->ckk, v->cols, v->out, a, b, c);
+        }
+        const char *names[3] = {"forward W col", "dW^T = col dY^T", "dcol = W^T dY"};
+        const size_t shapes[3][3] = {{v->out, v->cols, v->ckk},
+                                     {v->ckk, v->out, v->cols},
+                                     {v->ckk, v->cols, v->out}};
+        for (int p = 0; p < 3; p++)
+            printf("%s,%s,%s,%zux%zux%zu,%.1f\n", dpt_gemm_kernel_name(), v->layer, names[p],
+                   shapes[p][0], shapes[p][1], shapes[p][2], dpt_bench_median(t + p * reps, reps));
+    }
+    dpt_free_aligned(a), dpt_free_aligned(b), dpt_free_aligned(c), free(t);
+    return 0;
+}
