@@ -10,8 +10,8 @@
  *   running_mean, running_var          {C} state,     at n->offset[2], n->offset[3]
  *   saved (forward -> backward)        mean {C}, invstd {C}
  *   shard statistics (n->stats_off)    mean {C}, unbiased variance {C}
- * The trainer folds each shard's statistics into the running ones in shard order
- * (bn_fold_stats), after the parallel region.
+ * After the parallel region the trainer hands every shard's statistics, in shard order, to
+ * bn_fold_stats, which pools them into the batch's and updates the running ones once.
  *
  * Per-channel sums run in double in a fixed order (rows in order, each run of HW floats in 8
  * fixed lanes), so they are deterministic and still vectorise without reassociation flags.
