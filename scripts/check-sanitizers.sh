@@ -53,7 +53,8 @@ write_table() {
 # Runs the CLI paths that touch every stage once: train (validation split, dropout, a cosine
 # schedule with plateau and warmup), resume, a second run with lamb + gradient clipping (the
 # two-phase reduce/update with norms), eval and predict (the forward-only region), lr-find,
-# checkpoint summary, schedule preview. $1 = a command prefix (valgrind ...), $2 = binary;
+# checkpoint summary, schedule preview; an image network's train, resume and eval.
+# $1 = a command prefix (valgrind ...), $2 = binary;
 # DPT_THREADS / DPT_MICRO set the worker threads and micro-batch.
 cli_runs() {
   local pre=$1 bin=$2 dir
@@ -74,6 +75,15 @@ cli_runs() {
     --out "$dir/predictions.csv" >/dev/null
   $pre "$bin" lr-find "${data[@]}" --model dense:8,relu,dense:2 --steps 30 \
     --out "$dir/lr.csv" >/dev/null
+  # an image network: convolution, batch norm, pooling and a residual block with a projection,
+  # trained, resumed and evaluated (running statistics through the checkpoint)
+  local img=(--data synthetic:96,3,8,8,3 --threads "${DPT_THREADS:-2}" --quiet --batch-size 16
+             --micro-batch "${DPT_MICRO:-16}"
+             --model "conv:4:3:bias=0,bn,relu,res(conv:8:3:stride=2,bn,relu|conv:8:1:stride=2:pad=0,bn),maxpool:2,dense:3")
+  $pre "$bin" train "${img[@]}" --epochs 1 --out "$dir/img"
+  $pre "$bin" train "${img[@]}" --epochs 2 --resume "$dir/img"
+  $pre "$bin" eval --checkpoint "$dir/img/checkpoint.dpt" --data synthetic:96,3,8,8,3 \
+    --out "$dir/img-confusion.csv" >/dev/null
   $pre "$bin" info --checkpoint "$dir/run/checkpoint.dpt" >/dev/null
   $pre "$bin" schedule --lr 0.1 --lr-schedule onecycle --epochs 2 --steps-per-epoch 5 >/dev/null
   rm -rf "$dir"

@@ -1,11 +1,16 @@
-/* libFuzzer target: the spec-string parsers: dpt_model_create, dpt_optimizer_create and
- * dpt_schedule_create (schedule and warmup).
+/* libFuzzer target: the spec-string parsers: dpt_model_create_shaped, dpt_optimizer_create
+ * and dpt_schedule_create (schedule and warmup).
  *
- * Input: 4 bytes of numbers (input width, classes, steps per epoch, epochs), then up to four
+ * Input: 4 bytes of numbers (input shape, classes, steps per epoch, epochs), then up to four
  * strings separated by '\n': model spec, optimizer spec, schedule spec, warmup spec (a missing
- * one is NULL). A schedule that parses is evaluated at a few steps, its plateau state driven,
+ * one is NULL). The first byte picks the input: below 128, a table of 1 + b % 64 features;
+ * from 128, an image of 1 + b % 4 channels and side 1 + (b / 4) % 16. A small model that
+ * builds runs one training forward and backward pass over two rows (every op's code under the
+ * sanitizers). A schedule that parses is evaluated at a few steps, its plateau state driven,
  * and its description must parse back to a schedule with the same description and LRs. */
 #include <math.h>
+
+#include "nn/plan.h"
 
 #include "dptrain/model.h"
 #include "dptrain/optimizer.h"
@@ -82,10 +87,32 @@ static void check_schedule(const char *sched, const char *warm, size_t spe, size
     dpt_schedule_free(s);
 }
 
+/* One training forward and backward pass of a small model over two rows of zeros. */
+static void run_two_rows(const dpt_model_t *m, const float *params)
+{
+    if (dpt_model_replica_bytes(m, 2) > ((size_t)8 << 20)) return;
+    dpt_plan_t *p = NULL;
+    if (dpt_plan_create(m, 2, true, &p) != DPT_OK) abort();
+    size_t nt = dpt_model_trainable_count(m), ns = dpt_model_stats_count(m);
+    float *g = malloc((nt ? nt : 1) * sizeof *g), *st = calloc(ns + 1, sizeof *st);
+    if (!g || !st) abort();
+    memset(dpt_plan_input(p), 0, 2 * dpt_model_in_features(m) * sizeof(float));
+    const uint32_t ids[2] = {3, 4};
+    const dpt_step_ctx_t ctx = {.training = true, .seed = 1, .epoch = 0, .sample_ids = ids};
+    dpt_plan_forward(p, params, 2, &ctx, st);
+    memset(dpt_plan_dlogits(p), 0, 2 * dpt_model_classes(m) * sizeof(float));
+    dpt_plan_backward(p, params, g, 2, &ctx, st);
+    free(g), free(st);
+    dpt_plan_free(p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 4) return 0;
-    size_t in = 1 + data[0] % 64, classes = 2 + data[1] % 14;
+    size_t classes = 2 + data[1] % 14;
+    dpt_shape_t in = {1 + data[0] % 64, 1, 1};
+    if (data[0] >= 128) in = (dpt_shape_t){1 + data[0] % 4, 1 + (data[0] / 4) % 16, 0};
+    if (data[0] >= 128) in.w = in.h;
     size_t spe = 1 + data[2] % 50, epochs = 1 + data[3] % 20;
     char *text = malloc(size - 4 + 1);
     if (!text) abort();
@@ -100,7 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     dpt_model_t *m = NULL;
-    dpt_status_t s = dpt_model_create(part[0] ? part[0] : "", in, classes, &m);
+    dpt_status_t s = dpt_model_create_shaped(part[0] ? part[0] : "", in, classes, &m);
     fz_check_status(s);
     if (s == DPT_OK) {
         size_t np = dpt_model_param_count(m);
@@ -115,6 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             float *w = malloc(np * sizeof *w);
             if (!w) abort();
             dpt_model_init_params(m, w, 7);
+            run_two_rows(m, w);
             free(w);
             dpt_optimizer_t *o = NULL;
             s = dpt_optimizer_create(part[1], m, &o);

@@ -109,6 +109,16 @@ specs = [
 ]
 for i, s in enumerate(specs):
     put("specs", "spec%02d" % i, bytes([7, 1, 9, 4]) + s.encode())
+# image models: first byte >= 128 (3 channels, side 1 + (b / 4) % 16 = 8 for b = 158)
+image_specs = [
+    "conv:4:3,bn,relu,maxpool:2,dense:3\nsgd\n",
+    "conv:4:3:stride=2:bias=0,bn,relu,res(conv:4:3,bn,relu,conv:4:3,bn),relu,gap,dense:3\nadam\n",
+    "conv:2:1,res(conv:4:3:stride=2,relu|zpad:4:stride=2),avgpool:2:pad=1,flatten,dense:3\nsgd\n",
+    "conv:6:3:groups=3,res(conv:6:1:pad=0|conv:6:1:pad=0,bn),gelu,dense:3\nsgd\n",
+    "lenet5\nsgd\n",
+]
+for i, s in enumerate(image_specs):
+    put("specs", "image%02d" % i, bytes([158, 1, 9, 4]) + s.encode())
 
 # ---- metrics: resume-epoch byte, then the CSV ----------------------------------------------
 m = (b"epoch,lr,train_loss,val_loss,train_accuracy,val_accuracy,note\n"
