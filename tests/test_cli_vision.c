@@ -66,7 +66,7 @@ Test(vision, resnet20_on_cifar10_files_trains_evaluates_predicts_and_resumes)
     args = malloc(n);
     snprintf(args, n,
              "train --data cifar10:%s --model resnet20 --optimizer sgd:momentum=0.9,"
-             "weight_decay=1e-4 --lr 0.1 --lr-schedule multistep:milestones=2/3 --epochs 2 "
+             "weight_decay=1e-4 --no-decay bn --lr 0.1 --lr-schedule multistep:milestones=2/3 --epochs 2 "
              "--batch-size 32 --threads 2 --quiet --out %s/r",
              data, run);
     cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
@@ -76,6 +76,7 @@ Test(vision, resnet20_on_cifar10_files_trains_evaluates_predicts_and_resumes)
     snprintf(cfg, n, "%s/r/config.txt", run);
     char *metrics = t_read_file(mpath, NULL), *config = t_read_file(cfg, NULL);
     cr_assert(strstr(config, "model = 3x32x32 -> conv:16:3:bias=0,bn,relu,res("), "%s", config);
+    cr_assert(strstr(config, "weight_decay=0.0001,nesterov=0,no_decay=bn"), "%s", config);
     double acc2 = last_val_accuracy(metrics);
     free(metrics);
     /* resume to 4 epochs: batch-norm state comes back from the checkpoint */

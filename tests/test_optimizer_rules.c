@@ -363,3 +363,40 @@ Test(lr_scaling, bad_specs)
     cr_assert(strstr(dpt_last_error(), "ref_batch='abc' is not a number"));
     cr_assert_eq(lr, -1, "a failed call leaves the output alone");
 }
+
+/* --no-decay: the excluded tensors keep their values under pure weight decay (zero gradient),
+ * the others shrink by lr * weight_decay; a cut of the range anywhere gives the same. */
+Test(no_decay, excluded_tensors_are_not_decayed)
+{
+    const char *specs[] = {"sgd:weight_decay=0.5", "adamw:weight_decay=0.5", "rmsprop:weight_decay=0.5",
+                           "adagrad:weight_decay=0.5", "sgd:weight_decay=0.5,momentum=0.9"};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        toy_t t = toy(1);
+        t.g[t.w] = t.g[t.w + 1] = t.g[t.b] = 0;
+        dpt_optimizer_t *o = make(t.m, specs[i]);
+        cr_assert_eq(dpt_optimizer_exclude_decay(o, "bias"), DPT_OK, "%s", dpt_last_error());
+        cr_assert(strstr(dpt_optimizer_describe(o), ",no_decay=bias"), "%s",
+                  dpt_optimizer_describe(o));
+        toy_step(&t, o, 0.1);
+        cr_assert_eq(t.p[t.b], 1.0f, "%s: the bias decayed to %g", specs[i], t.p[t.b]);
+        cr_assert_lt(t.p[t.w], 3.0f, "%s: the weight did not decay", specs[i]);
+        dpt_optimizer_free(o);
+        toy_free(&t);
+    }
+}
+
+Test(no_decay, none_restores_decay_and_unknown_names_are_refused)
+{
+    toy_t t = toy(1);
+    t.g[t.b] = 0;
+    dpt_optimizer_t *o = make(t.m, "sgd:weight_decay=0.5");
+    cr_assert_eq(dpt_optimizer_exclude_decay(o, "bias,bn"), DPT_OK);
+    cr_assert_eq(dpt_optimizer_exclude_decay(o, "none"), DPT_OK);
+    cr_assert_null(strstr(dpt_optimizer_describe(o), "no_decay"));
+    toy_step(&t, o, 0.1);
+    cr_assert_lt(t.p[t.b], 1.0f, "decay applies again after none");
+    cr_assert_eq(dpt_optimizer_exclude_decay(o, "bias,gamma"), DPT_ERR_INVALID_ARG);
+    cr_assert(strstr(dpt_last_error(), "unknown 'gamma'; valid: bias, bn"), "%s", dpt_last_error());
+    dpt_optimizer_free(o);
+    toy_free(&t);
+}

@@ -26,6 +26,9 @@ typedef struct dpt_optim_step {
     double lr;
     double momentum;
     uint64_t t;
+    /* Set by dpt_optimizer_update (callers leave it 0) for the parts of [lo, hi) inside tensors
+     * excluded from weight decay (dpt_optimizer_exclude_decay): the rule uses decay 0 there. */
+    int no_decay;
 } dpt_optim_step_t;
 
 /* What an optimizer needs to know about whole tensors before it may update any part of one.
@@ -59,6 +62,13 @@ dpt_status_t dpt_optimizer_create(const char *spec, const dpt_model_t *model,
 void dpt_optimizer_free(dpt_optimizer_t *o);
 /* Canonical spec with every resolved parameter; parses back to the same optimizer. */
 const char *dpt_optimizer_describe(const dpt_optimizer_t *o);
+
+/* Excludes tensors from weight decay by role: list is "none" or a comma-separated set of
+ * "bias" (biases) and "bn" (batch norm's gamma and beta), as Goyal et al. 2017 do. Applies to
+ * the element-wise rules (sgd, adam, adamw, rmsprop, adagrad); lars and lamb keep their own
+ * exclude_bias key. The description gains ",no_decay=bias/bn". An unknown name is
+ * DPT_ERR_INVALID_ARG listing the valid ones. */
+dpt_status_t dpt_optimizer_exclude_decay(dpt_optimizer_t *o, const char *list);
 /* Configured momentum (or beta1; 0 for adagrad), for the metrics CSV. */
 double dpt_optimizer_momentum(const dpt_optimizer_t *o);
 /* Comma-separated valid optimizer names. Static storage. */

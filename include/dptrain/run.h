@@ -21,6 +21,7 @@ typedef struct dpt_run_config {
     double val_split;        /* 0: validate on the dataset's test split (if any) */
     const char *model_spec;
     const char *optimizer_spec;
+    const char *no_decay; /* tensors excluded from weight decay: "bias,bn", ... (NULL: none) */
     const char *schedule_spec; /* NULL/"" = constant */
     const char *warmup_spec;   /* NULL/"" = none */
     double lr;

@@ -33,7 +33,7 @@ static void update(dpt_optimizer_t *o, float *restrict p, const float *restrict 
 {
     const double t = (double)(st->t ? st->t : 1);
     const float clr = (float)(st->lr / (1.0 + (t - 1.0) * o->hp[K_LR_DECAY]));
-    const float eps = (float)o->hp[K_EPS], wd = (float)o->hp[K_WEIGHT_DECAY];
+    const float eps = (float)o->hp[K_EPS], wd = st->no_decay ? 0.0f : (float)o->hp[K_WEIGHT_DECAY];
     float *restrict s = o->buf[0];
     for (size_t i = lo; i < hi; i++) {
         float g = grad[i] + wd * p[i];

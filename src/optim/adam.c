@@ -36,8 +36,9 @@ static void adam_core(dpt_optimizer_t *o, float *restrict p, const float *restri
     /* 1 - beta in double, then rounded once, as torch passes value=1-beta to addcmul_. */
     const float fb1 = (float)b1, fb2 = (float)b2, eps = (float)o->hp[K_EPS];
     const float nb1 = (float)(1.0 - b1), nb2 = (float)(1.0 - b2);
-    const float wd = (float)o->hp[K_WEIGHT_DECAY];
-    const float decay = (float)(1.0 - st->lr * o->hp[K_WEIGHT_DECAY]);
+    const double wd0 = st->no_decay ? 0.0 : o->hp[K_WEIGHT_DECAY];
+    const float wd = (float)wd0;
+    const float decay = (float)(1.0 - st->lr * wd0);
     float *restrict m = o->buf[0], *restrict v = o->buf[1], *restrict vmax = o->buf[2];
     const int ams = o->hp[K_AMSGRAD] != 0;
     for (size_t i = lo; i < hi; i++) {

@@ -128,7 +128,8 @@ static dpt_status_t alloc_state(dpt_optimizer_t *o, const dpt_model_t *model)
         o->buf[b] = o->state + b * o->n;
     for (size_t i = 0; i < o->n_tensors; i++) {
         const dpt_tensor_info_t *t = dpt_model_tensor(model, i);
-        o->spans[i] = (dpt_opt_span_t){t->offset, t->offset + t->rows * t->cols, t->is_bias};
+        o->spans[i] =
+            (dpt_opt_span_t){t->offset, t->offset + t->rows * t->cols, t->is_bias, t->role, 0};
         o->ratio[i] = 1.0;
     }
     if (o->rule->init_state) o->rule->init_state(o);
@@ -194,7 +195,65 @@ dpt_optim_norms_t dpt_optimizer_norms(const dpt_optimizer_t *o)
 void dpt_optimizer_update(dpt_optimizer_t *o, float *params, const float *grad, size_t lo,
                           size_t hi, const dpt_optim_step_t *st)
 {
-    o->rule->update(o, params, grad, lo, hi, st);
+    if (!o->any_no_decay) {
+        o->rule->update(o, params, grad, lo, hi, st);
+        return;
+    }
+    /* Cut [lo, hi) at the edges of excluded tensors; each piece is updated with its own
+     * decay. Element-wise rules give the same result for any cut. */
+    dpt_optim_step_t piece = *st;
+    size_t pos = lo;
+    for (size_t i = 0; i < o->n_tensors && pos < hi; i++) {
+        const dpt_opt_span_t *sp = &o->spans[i];
+        if (!sp->no_decay || sp->hi <= pos) continue;
+        if (sp->lo >= hi) break;
+        size_t a = sp->lo > pos ? sp->lo : pos, b = sp->hi < hi ? sp->hi : hi;
+        piece.no_decay = 0;
+        if (a > pos) o->rule->update(o, params, grad, pos, a, &piece);
+        piece.no_decay = 1;
+        o->rule->update(o, params, grad, a, b, &piece);
+        pos = b;
+    }
+    piece.no_decay = 0;
+    if (pos < hi) o->rule->update(o, params, grad, pos, hi, &piece);
+}
+
+dpt_status_t dpt_optimizer_exclude_decay(dpt_optimizer_t *o, const char *list)
+{
+    if (!list || !*list)
+        return dpt_error(DPT_ERR_INVALID_ARG, "--no-decay needs a list: bias, bn, or none");
+    int bias = 0, bn = 0;
+    if (strcmp(list, "none") != 0) {
+        char buf[64];
+        if (strlen(list) >= sizeof buf)
+            return dpt_error(DPT_ERR_INVALID_ARG, "--no-decay '%.20s...': too long", list);
+        snprintf(buf, sizeof buf, "%s", list);
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (!strcmp(t, "bias"))
+                bias = 1;
+            else if (!strcmp(t, "bn"))
+                bn = 1;
+            else
+                return dpt_error(DPT_ERR_INVALID_ARG,
+                                 "--no-decay: unknown '%s'; valid: bias, bn (comma-separated), "
+                                 "or none",
+                                 t);
+        }
+    }
+    o->any_no_decay = 0;
+    for (size_t i = 0; i < o->n_tensors; i++) {
+        dpt_opt_span_t *sp = &o->spans[i];
+        sp->no_decay = (bias && sp->role == DPT_TENSOR_BIAS) || (bn && sp->role == DPT_TENSOR_NORM);
+        o->any_no_decay |= sp->no_decay;
+    }
+    describe(o);
+    if (bias || bn) {
+        size_t used = strlen(o->describe);
+        snprintf(o->describe + used, sizeof o->describe - used, ",no_decay=%s%s%s",
+                 bias ? "bias" : "", bias && bn ? "/" : "", bn ? "bn" : "");
+    }
+    return DPT_OK;
 }
 
 void dpt_optimizer_direction(dpt_optimizer_t *o, const float *params, float *grad, size_t lo,

@@ -54,6 +54,8 @@ typedef struct dpt_opt_rule {
 typedef struct dpt_opt_span {
     size_t lo, hi;
     int is_bias;
+    dpt_tensor_role_t role;
+    int no_decay; /* excluded from weight decay (dpt_optimizer_exclude_decay) */
 } dpt_opt_span_t;
 
 struct dpt_optimizer {
@@ -66,6 +68,7 @@ struct dpt_optimizer {
     size_t n_tensors;
     dpt_opt_span_t *spans; /* n_tensors, in offset order */
     double *ratio;         /* n_tensors trust ratios, set by dpt_optimizer_set_norms */
+    int any_no_decay;      /* some span has no_decay */
     char describe[320];
 };
 

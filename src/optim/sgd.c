@@ -33,7 +33,7 @@ static size_t buffers(const dpt_optimizer_t *o)
 static void update(dpt_optimizer_t *o, float *restrict params, const float *restrict grad,
                    size_t lo, size_t hi, const dpt_optim_step_t *st)
 {
-    const float lr = (float)st->lr, wd = (float)o->hp[K_WEIGHT_DECAY];
+    const float lr = (float)st->lr, wd = st->no_decay ? 0.0f : (float)o->hp[K_WEIGHT_DECAY];
     const float mom = (float)dpt_opt_momentum(o, st);
     const float damp = 1.0f - (float)o->hp[K_DAMPENING];
     const bool nesterov = o->hp[K_NESTEROV] != 0;

@@ -241,6 +241,7 @@ static dpt_status_t build(run_t *r)
     dpt_status_t s =
         dpt_model_create_for_data(c->model_spec, r->train, dpt_dataset_classes(r->all), &r->model);
     if (s == DPT_OK) s = dpt_optimizer_create(c->optimizer_spec, r->model, &r->opt);
+    if (s == DPT_OK && c->no_decay) s = dpt_optimizer_exclude_decay(r->opt, c->no_decay);
     if (s == DPT_OK) s = resolve_lr(r);
     if (s != DPT_OK) return s;
     size_t n = dpt_dataset_count(r->train);
