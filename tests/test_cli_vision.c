@@ -28,10 +28,12 @@ static char *write_cifar(size_t per_file)
                 state = state * 6364136223846793005ULL + 1442695040888963407ULL;
                 rec[1 + j] = (unsigned char)(state >> 58); /* noise 0..63 */
             }
-            size_t plane = (size_t)(k % 3), qy = (size_t)(k % 4) / 2 * 16, qx = (size_t)(k % 4) % 2 * 16;
+            size_t plane = (size_t)(k % 3), qy = (size_t)(k % 4) / 2 * 16,
+                   qx = (size_t)(k % 4) % 2 * 16;
             for (size_t y = 0; y < 16; y++)
                 for (size_t x = 0; x < 16; x++)
-                    rec[1 + plane * 1024 + (qy + y) * 32 + qx + x] = (unsigned char)(160 + 8 * (k / 3));
+                    rec[1 + plane * 1024 + (qy + y) * 32 + qx + x] =
+                        (unsigned char)(160 + 8 * (k / 3));
         }
         char name[32];
         if (f < 5)
@@ -66,7 +68,8 @@ Test(vision, resnet20_on_cifar10_files_trains_evaluates_predicts_and_resumes)
     args = malloc(n);
     snprintf(args, n,
              "train --data cifar10:%s --model resnet20 --optimizer sgd:momentum=0.9,"
-             "weight_decay=1e-4 --no-decay bn --lr 0.1 --lr-schedule multistep:milestones=2/3 --epochs 2 "
+             "weight_decay=1e-4 --no-decay bn --lr 0.1 --lr-schedule multistep:milestones=2/3 "
+             "--epochs 2 "
              "--batch-size 32 --threads 2 --quiet --out %s/r",
              data, run);
     cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);

@@ -555,3 +555,21 @@ Test(pool, gap_and_zpad_by_hand)
     dpt_plan_free(p);
     dpt_model_free(m);
 }
+
+/* The kernel-set hint: the MLP's GEMMs are wide, ResNet-20's mostly narrow (16 and 32
+ * channels), at the nominal 64 rows whatever the batch. */
+Test(model, narrow_gemm_share_separates_wide_and_narrow_models)
+{
+    dpt_model_t *mlp, *r20, *cnn;
+    cr_assert_eq(dpt_model_create(DPT_DEFAULT_MODEL, 784, 10, &mlp), DPT_OK);
+    cr_assert_eq(dpt_model_create_shaped("resnet20", (dpt_shape_t){3, 32, 32}, 10, &r20), DPT_OK);
+    cr_assert_eq(
+        dpt_model_create_shaped("conv:16:3,gap,dense:10", (dpt_shape_t){1, 8, 8}, 10, &cnn),
+        DPT_OK);
+    double a = dpt_model_narrow_gemm_share(mlp), b = dpt_model_narrow_gemm_share(r20);
+    /* MLP: only the 128 -> 10 layer is narrow: 2560 of 470016 FLOPs */
+    cr_assert_float_eq(a, 2.0 * 128 * 10 / (2.0 * (784 * 256 + 256 * 128 + 128 * 10)), 1e-12);
+    cr_assert(b > 0.5 && b < 0.8, "resnet20: %g", b);
+    cr_assert_eq(dpt_model_narrow_gemm_share(cnn), 1.0);
+    dpt_model_free(mlp), dpt_model_free(r20), dpt_model_free(cnn);
+}

@@ -368,8 +368,9 @@ Test(lr_scaling, bad_specs)
  * the others shrink by lr * weight_decay; a cut of the range anywhere gives the same. */
 Test(no_decay, excluded_tensors_are_not_decayed)
 {
-    const char *specs[] = {"sgd:weight_decay=0.5", "adamw:weight_decay=0.5", "rmsprop:weight_decay=0.5",
-                           "adagrad:weight_decay=0.5", "sgd:weight_decay=0.5,momentum=0.9"};
+    const char *specs[] = {"sgd:weight_decay=0.5", "adamw:weight_decay=0.5",
+                           "rmsprop:weight_decay=0.5", "adagrad:weight_decay=0.5",
+                           "sgd:weight_decay=0.5,momentum=0.9"};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         toy_t t = toy(1);
         t.g[t.w] = t.g[t.w + 1] = t.g[t.b] = 0;

@@ -299,6 +299,12 @@ int dpt_cmd_bench(int argc, char **argv)
         return dpt_cli_fail(
             dpt_error(DPT_ERR_IO, "%s: cannot write: %s", csv_path, strerror(errno)));
     }
+    /* The kernel set a training run of this model would use. */
+    dpt_model_t *probe = NULL;
+    if (dpt_model_create_for_data(c.model_spec, train, dpt_dataset_classes(train), &probe) ==
+        DPT_OK)
+        dpt_gemm_init_narrow(dpt_model_narrow_gemm_share(probe));
+    dpt_model_free(probe);
     dpt_gemm_init();
     fprintf(sink.csv, "mode,threads,batch,team,samples_per_second,min,max,speedup,efficiency,"
                       "share_compute,share_assembly,share_update,gflops_per_thread,"

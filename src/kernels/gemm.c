@@ -92,12 +92,20 @@ static bool intel_avx512(void)
 /* Keeps BLIS's own choice when it recognised the CPU; replaces a generic fallback (or a failed
  * probe) with the fastest set the CPU supports, and BLIS 0.9.0's `haswell` on Intel CPUs with
  * AVX-512 it does not list (newer Xeons: it picks the AVX2 set) with `skx`, 1.3-1.4x faster
- * there (perf/gemm_kernels.sh, docs/performance.md). Returns the arch to force, or -1. */
+ * there on wide products (perf/gemm_kernels.sh, perf/kernel_models.sh, docs/performance.md)
+ * unless the model's products are mostly narrow. Returns the arch to force, or -1. */
+static double narrow_hint; /* share of narrow GEMM FLOPs, set before init */
+
 static int pick_arch(int own, const char **why)
 {
     if (own == BLIS_ARCH_HASWELL && intel_avx512()) {
+        if (narrow_hint > 0.5) {
+            *why = "BLIS's own detection (haswell); kept over skx because most of the model's "
+                   "GEMM FLOPs are in narrow products (min(M, N) < 64)";
+            return -1;
+        }
         *why = "forced: BLIS picked haswell (AVX2) on an Intel CPU with AVX-512, where skx is "
-               "faster";
+               "faster for wide products";
         return BLIS_ARCH_SKX;
     }
     if (own >= 0 && own != BLIS_ARCH_GENERIC) {
@@ -140,6 +148,14 @@ static void init_blis(void)
     snprintf(kernel_name, sizeof kernel_name, "%s", bli_arch_string(id));
     /* Child processes (e.g. a PyTorch comparison) should see the user's environment. */
     if (we_set) unsetenv("BLIS_ARCH_TYPE");
+}
+
+dpt_status_t dpt_gemm_init_narrow(double narrow_share)
+{
+    /* Read by init_blis inside the once-block, so only a hint given before the first
+     * initialisation counts; like dpt_gemm_init, called before any worker thread starts. */
+    narrow_hint = narrow_share;
+    return dpt_gemm_init();
 }
 
 dpt_status_t dpt_gemm_init(void)

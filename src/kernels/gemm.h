@@ -16,6 +16,12 @@
  * `generic` kernels (Debian's 0.9.0 on CPUs newer than it) forces the fastest set the CPU
  * supports. Call it before any threads are started: the probe forks. */
 dpt_status_t dpt_gemm_init(void);
+/* dpt_gemm_init with a hint about the products to come: the share of their FLOPs in GEMMs
+ * with min(M, N) < 64 ("narrow"). On Intel CPUs with AVX-512 where BLIS 0.9.0 picks its AVX2
+ * `haswell` set, dptrain forces `skx` unless that share is over one half: skx is 1.1-1.4x
+ * faster on wide products (the MLP, 64+ channels) and haswell's small-matrix path on narrow
+ * ones (ResNet-20's 16- and 32-channel stages). Only the first call of either function counts. */
+dpt_status_t dpt_gemm_init_narrow(double narrow_share);
 
 /* The decision rule, for tests: given the kernel set BLIS picks by itself on this CPU
  * ("zen3", "generic", ...), the set dptrain forces instead, or NULL to keep BLIS's choice. */

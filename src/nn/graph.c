@@ -64,8 +64,8 @@ dpt_status_t dpt_graph_add(dpt_model_t *m, const dpt_op_t *op, dpt_layer_args_t 
                          "model spec: %s ('%s'): the output shape reaches zero", n->name,
                          args->item);
     if (n->out.c > DPT_MAX_WIDTH * 16 || dpt_shape_size(n->out) > DPT_MAX_ACT_PER_SAMPLE)
-        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: %s: output %zux%zux%zu is too large", n->name,
-                         n->out.c, n->out.h, n->out.w);
+        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: %s: output %zux%zux%zu is too large",
+                         n->name, n->out.c, n->out.h, n->out.w);
     *out = (int)m->n_nodes++;
     return DPT_OK;
 }
@@ -416,6 +416,23 @@ void dpt_model_node_info(const dpt_model_t *m, size_t i, size_t rows, dpt_node_i
         out->has_gemm = 1;
         n->op->gemm_shape(n, rows, out->gemm);
     }
+}
+
+double dpt_model_narrow_gemm_share(const dpt_model_t *m)
+{
+    /* At a nominal 64 rows, so that training, evaluation and benchmarks of one model choose
+     * the same kernel set (and so the same bits) whatever their batch or micro-batch. */
+    double narrow = 0, all = 0;
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const dpt_node_t *n = &m->nodes[i];
+        if (!n->op->gemm_shape) continue;
+        size_t mnk[3];
+        n->op->gemm_shape(n, 64, mnk);
+        double f = node_flops(n);
+        all += f;
+        if ((mnk[0] < mnk[1] ? mnk[0] : mnk[1]) < 64) narrow += f;
+    }
+    return all > 0 ? narrow / all : 0.0;
 }
 
 bool dpt_model_main_gemm(const dpt_model_t *m, size_t rows, size_t mnk[3])

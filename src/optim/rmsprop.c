@@ -27,7 +27,8 @@ static void update(dpt_optimizer_t *o, float *restrict p, const float *restrict 
 {
     const float lr = (float)st->lr, alpha = (float)o->hp[K_ALPHA], eps = (float)o->hp[K_EPS];
     const float nalpha = (float)(1.0 - o->hp[K_ALPHA]); /* rounded once, as in torch */
-    const float wd = st->no_decay ? 0.0f : (float)o->hp[K_WEIGHT_DECAY], mom = (float)dpt_opt_momentum(o, st);
+    const float wd = st->no_decay ? 0.0f : (float)o->hp[K_WEIGHT_DECAY],
+                mom = (float)dpt_opt_momentum(o, st);
     const int centered = o->hp[K_CENTERED] != 0;
     float *restrict v = o->buf[0], *restrict b = o->buf[1], *restrict a = o->buf[2];
     for (size_t i = lo; i < hi; i++) {

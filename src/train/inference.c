@@ -64,7 +64,6 @@ static dpt_status_t load_sections(dpt_inference_t *inf, const char *path,
 
 dpt_status_t dpt_inference_load(const char *checkpoint, size_t threads, dpt_inference_t **out)
 {
-    dpt_gemm_init();
     dpt_inference_t *inf = calloc(1, sizeof *inf);
     if (!inf) return dpt_error(DPT_ERR_NOMEM, "out of memory");
     inf->threads = threads ? threads : (size_t)omp_get_num_procs();
@@ -72,6 +71,8 @@ dpt_status_t dpt_inference_load(const char *checkpoint, size_t threads, dpt_infe
     dpt_status_t s = dpt_checkpoint_read(checkpoint, &ck);
     if (s == DPT_OK) s = load_sections(inf, checkpoint, ck);
     dpt_checkpoint_free(ck);
+    /* The kernel set training chose for this model (the same bits). */
+    if (s == DPT_OK) dpt_gemm_init_narrow(dpt_model_narrow_gemm_share(inf->model));
     if (s == DPT_OK && !(inf->replicas = calloc(inf->threads, sizeof *inf->replicas)))
         s = dpt_error(DPT_ERR_NOMEM, "out of memory");
     for (size_t i = 0; s == DPT_OK && i < inf->threads; i++)

@@ -211,7 +211,7 @@ dpt_status_t dpt_trainer_create(const dpt_model_t *model, dpt_optimizer_t *opt,
     dpt_status_t s = check_config(cfg);
     if (s != DPT_OK) return s;
     /* BLIS must pick its kernel set before any worker calls it. */
-    dpt_gemm_init();
+    dpt_gemm_init_narrow(dpt_model_narrow_gemm_share(model));
     dpt_trainer_t *t = calloc(1, sizeof *t);
     if (!t) return dpt_error(DPT_ERR_NOMEM, "out of memory creating the trainer");
     t->model = model;
