@@ -183,3 +183,26 @@ Test(vision, lr_find_early_stop_and_bench_take_image_models)
     cr_assert(strstr(out, "conv0     conv     16x32x32"), "%s", out);
     free(out);
 }
+
+/* The divergence guard on an image model: rollbacks restore parameters and batch-norm state,
+ * and a run it cannot rescue exits 7 with its message. */
+Test(vision, divergence_guard_rolls_back_an_image_model)
+{
+    char *run = t_scratch_dir("div"), args[4096], *out = NULL;
+    snprintf(args, sizeof args,
+             "train --data synthetic:256,3,16,16,4 --model conv:8:3,bn,relu,maxpool:2,dense:4 "
+             "--lr 30 --epochs 2 --batch-size 32 --out %s/r",
+             run);
+    cr_assert_eq(t_run_dptrain(args, &out), 7, "%s", out);
+    cr_assert(strstr(out, "epoch 1: rollback 1: loss"), "%s", out);
+    cr_assert(strstr(out, "rollbacks in a row (lr x0.125) did not help"), "%s", out);
+    free(out);
+    /* a rate the guard can rescue: it rolls back, lowers the rate and the run finishes */
+    snprintf(args, sizeof args,
+             "train --data synthetic:256,3,16,16,4 --model conv:8:3,bn,relu,maxpool:2,dense:4 "
+             "--lr 4 --epochs 2 --batch-size 32 --out %s/r2",
+             run);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
+    cr_assert(strstr(out, "rollback 1: loss"), "%s", out);
+    free(out);
+}
