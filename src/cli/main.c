@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "kernels/gemm.h"
 
 typedef struct {
     const char *name;
@@ -36,6 +37,8 @@ static void print_help(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* The BLIS probe forks: do it before anything is allocated (src/kernels/gemm.h). */
+    dpt_gemm_probe();
     if (argc < 2) {
         print_help(stderr);
         return DPT_EXIT_USAGE;

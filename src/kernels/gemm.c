@@ -94,7 +94,14 @@ static bool intel_avx512(void)
  * AVX-512 it does not list (newer Xeons: it picks the AVX2 set) with `skx`, 1.3-1.4x faster
  * there on wide products (perf/gemm_kernels.sh, perf/kernel_models.sh, docs/performance.md)
  * unless the model's products are mostly narrow. Returns the arch to force, or -1. */
-static double narrow_hint; /* share of narrow GEMM FLOPs, set before init */
+static double narrow_hint;   /* share of narrow GEMM FLOPs, set before init */
+static int probed_arch = -2; /* BLIS's own choice from dpt_gemm_probe (-2: not asked yet) */
+
+void dpt_gemm_probe(void)
+{
+    const char *user = getenv("BLIS_ARCH_TYPE");
+    if (probed_arch == -2 && !(user && *user)) probed_arch = blis_own_arch();
+}
 
 static int pick_arch(int own, const char **why)
 {
@@ -133,7 +140,8 @@ static void init_blis(void)
         snprintf(kernel_reason, sizeof kernel_reason, "BLIS_ARCH_TYPE=%s set by the user", user);
     } else {
         const char *why;
-        int arch = pick_arch(blis_own_arch(), &why);
+        dpt_gemm_probe();
+        int arch = pick_arch(probed_arch, &why);
         snprintf(kernel_reason, sizeof kernel_reason, "%s", why);
         if (arch >= 0) {
             char buf[16];

@@ -16,6 +16,13 @@
  * `generic` kernels (Debian's 0.9.0 on CPUs newer than it) forces the fastest set the CPU
  * supports. Call it before any threads are started: the probe forks. */
 dpt_status_t dpt_gemm_init(void);
+/* Asks BLIS (in a short-lived child process) which kernel set it would pick, and keeps the
+ * answer for dpt_gemm_init. The program calls it first thing, while its heap is small: the
+ * child is a copy of the whole process (memory checkers see the parent's allocations in it).
+ * dpt_gemm_init asks itself when this was not called. Not thread-safe: call it before any
+ * threads start. */
+void dpt_gemm_probe(void);
+
 /* dpt_gemm_init with a hint about the products to come: the share of their FLOPs in GEMMs
  * with min(M, N) < 64 ("narrow"). On Intel CPUs with AVX-512 where BLIS 0.9.0 picks its AVX2
  * `haswell` set, dptrain forces `skx` unless that share is over one half: skx is 1.1-1.4x
