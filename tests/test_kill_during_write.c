@@ -30,16 +30,12 @@ static int run(const char *name, int resume, long kill_nth, const char *kill_at,
     if (resume) {
         argv[n++] = "--resume", argv[n++] = out;
     } else {
-        const char *base[] = {"--data",        data,
-                              "--val-split",   "0.2",
-                              "--model",       "dense:32,relu,dropout:0.1,dense:3",
-                              "--batch-size",  "16",
-                              "--micro-batch", "8",
-                              "--threads",     "2",
-                              "--epochs",      "3",
-                              "--lr",          "0.05",
-                              "--lr-schedule", "cosine:T_max=3",
-                              "--out",         out};
+        const char *base[] = {"--data", data, "--val-split", "0.2", "--model",
+                              "dense:32,relu,dropout:0.1,dense:3", "--batch-size", "16",
+                              "--micro-batch", "8", "--threads", "2", "--epochs", "3", "--lr",
+                              "0.05", "--lr-schedule", "cosine:T_max=3", "--out", out,
+                              /* killed before its first checkpoint: start again */
+                              "--overwrite"};
         for (size_t i = 0; i < sizeof base / sizeof *base; i++)
             argv[n++] = base[i];
         for (; extra && *extra; extra++)

@@ -17,7 +17,9 @@
 static char *dir, *csv;
 
 /* Starts `dptrain train` for run `name` (or --resume it) and returns its pid; every > 0 adds
- * --checkpoint-every-steps (mid-epoch checkpoints: resumes then start inside an epoch). */
+ * --checkpoint-every-steps (mid-epoch checkpoints: resumes then start inside an epoch). A
+ * fresh start passes --overwrite: a run killed before its first checkpoint left a directory
+ * that is started again, not resumed. */
 static pid_t start(const char *name, int resume, const char *every)
 {
     char out[4096], data[4096];
@@ -34,7 +36,7 @@ static pid_t start(const char *name, int resume, const char *every)
                   "--model", "dense:64,bn,relu,dropout:0.1,dense:32,relu,dense:3", "--batch-size",
                   "16", "--micro-batch", "8", "--threads", "2", "--epochs", EPOCHS, "--lr", "0.02",
                   "--lr-schedule", "cosine:T_max=" EPOCHS, "--quiet", "--out", out,
-                  "--checkpoint-every-steps", every, (char *)NULL);
+                  "--checkpoint-every-steps", every, "--overwrite", (char *)NULL);
         _exit(127);
     }
     return pid;

@@ -22,6 +22,7 @@ typedef struct dpt_run_config {
     const char *model_spec;
     const char *optimizer_spec;
     const char *no_decay; /* tensors excluded from weight decay: "bias,bn", ... (NULL: none) */
+    int overwrite;        /* replace a run already in out_dir (else that is an error) */
     const char *schedule_spec; /* NULL/"" = constant */
     const char *warmup_spec;   /* NULL/"" = none */
     double lr;

@@ -68,7 +68,9 @@ static const char *const usage =
     "                        ends only)\n"
     "execution and output:\n"
     "  --threads N           worker threads (default 0 = all cores)\n"
-    "  --out DIR             run directory (default runs/YYYYmmdd-HHMMSS)\n"
+    "  --out DIR             run directory (default runs/YYYYmmdd-HHMMSS); a directory that\n"
+    "                        already holds a run is refused unless --resume or --overwrite\n"
+    "  --overwrite           replace the run already in --out (its files; says so)\n"
     "  --resume DIR          continue the run in DIR from its checkpoint, exactly\n"
     "  --plot                draw DIR/metrics.png with gnuplot at the end\n"
     "  --quiet               no progress display or per-epoch lines\n"
@@ -93,6 +95,10 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
         }
         if (!strcmp(f, "--quiet")) {
             c->quiet = 1;
+            continue;
+        }
+        if (!strcmp(f, "--overwrite")) {
+            c->overwrite = 1;
             continue;
         }
         if (!strcmp(f, "--plot")) {
@@ -205,8 +211,9 @@ int dpt_cmd_train(int argc, char **argv)
         int n = split_blob(stored, stored_len, stored_argv);
         const char *dir = a.resume_dir;
         a = (train_args_t){.cfg = dpt_run_config_default()};
-        if ((rc = parse_flags(&a, n, stored_argv, 1)) >= 0 ||
-            (rc = parse_flags(&a, argc, argv, 1)) >= 0) {
+        rc = parse_flags(&a, n, stored_argv, 1);
+        a.cfg.overwrite = 0; /* the stored run may have replaced another; this one continues */
+        if (rc >= 0 || (rc = parse_flags(&a, argc, argv, 1)) >= 0) {
             free(stored);
             return rc;
         }

@@ -24,6 +24,7 @@
 #include "dptrain/plot.h"
 #include "dptrain/schedule.h"
 #include "io/atomic_file.h"
+#include "io/run_dir.h"
 #include "io/progress.h"
 #include "io/step_log.h"
 #include "kernels/gemm.h"
@@ -46,6 +47,7 @@ dpt_run_config_t dpt_run_config_default(void)
 /* Everything a run holds; freed in one place. */
 typedef struct run {
     const dpt_run_config_t *cfg;
+    dpt_run_dir_t *dir;                      /* the locked run directory */
     dpt_dataset_t *all, *test, *train, *val; /* val points at test when not split */
     dpt_model_t *model;
     dpt_optimizer_t *opt;
@@ -117,23 +119,6 @@ static const char *run_path(run_t *r, const char *name)
 {
     snprintf(r->path, sizeof r->path, "%s/%s", r->cfg->out_dir, name);
     return r->path;
-}
-
-static dpt_status_t make_dirs(const char *dir)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return dpt_error(DPT_ERR_INVALID_ARG, "output directory path too long");
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return dpt_error(DPT_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = saved;
-        if (!saved) break;
-    }
-    return DPT_OK;
 }
 
 static dpt_status_t load_data(run_t *r)
@@ -905,6 +890,7 @@ static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
 
 static void run_free(run_t *r)
 {
+    dpt_run_dir_close(r->dir);
     dpt_step_log_close(r->steps);
     dpt_metrics_close(r->metrics);
     dpt_trainer_free(r->trainer);
@@ -934,7 +920,8 @@ dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result
                          "runs at this batch size");
     /* A bad model spec is refused before the run directory or the data are touched. */
     dpt_status_t s = dpt_model_check_early(cfg->model_spec, cfg->data_spec);
-    if (s == DPT_OK) s = make_dirs(cfg->out_dir);
+    if (s == DPT_OK)
+        s = dpt_run_dir_open(cfg->out_dir, cfg->resume, cfg->overwrite, cfg->quiet, &r.dir);
     if (s == DPT_OK) s = remove_stale_temps(&r);
     if (s == DPT_OK) s = load_data(&r);
     if (s == DPT_OK) s = build(&r);
