@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dptrain/checkpoint.h"
 #include "dptrain/dataset.h"
 #include "support.h"
 
@@ -335,4 +336,94 @@ Test(csv_errors, missing_file)
     assert_fails(dpt_dataset_open("csv:/nonexistent/t.csv", NULL, &tr, NULL), DPT_ERR_IO,
                  "/nonexistent/t.csv: cannot open: No such file or directory");
     cr_assert_null(tr);
+}
+
+/* A gzip-compressed table (scikit-learn ships digits.csv.gz) is read through zlib, found by
+ * content whatever its name, and trains bit for bit as the plain file does. */
+Test(csv, gzip_table_trains_bit_for_bit_as_the_plain_one, .timeout = 60)
+{
+    char *dir = t_scratch_dir("gz");
+    char *plain = t_write_threshold_table(dir, 300, 6, 5);
+    size_t n;
+    char *text = t_read_file(plain, &n);
+    char *gz = t_path(dir, "t.csv.gz"), *renamed = t_path(dir, "named-plain.csv");
+    t_write_file(gz, text, n, 1);
+    t_write_file(renamed, text, n, 1); /* gzip bytes under a plain name */
+    const char *files[3] = {plain, gz, renamed};
+    char *params[3];
+    size_t len[3];
+    for (int i = 0; i < 3; i++) {
+        char args[8192], *out = NULL, run[64];
+        snprintf(run, sizeof run, "run%d", i);
+        char *rdir = t_path(dir, run);
+        snprintf(args, sizeof args,
+                 "train --data csv:%s --model dense:8,relu,dense:3 --epochs 2 --batch-size 32 "
+                 "--threads 2 --quiet --out %s",
+                 files[i], rdir);
+        cr_assert_eq(t_run_dptrain(args, &out), 0, "%s: %s", files[i], out);
+        free(out);
+        char *ck = t_path(rdir, "checkpoint.dpt");
+        dpt_checkpoint_t *c;
+        cr_assert_eq(dpt_checkpoint_read(ck, &c), DPT_OK, "%s", dpt_last_error());
+        const void *p = dpt_checkpoint_section(c, "params", &len[i]);
+        params[i] = malloc(len[i]);
+        memcpy(params[i], p, len[i]);
+        dpt_checkpoint_free(c);
+        free(ck), free(rdir);
+    }
+    for (int i = 1; i < 3; i++) {
+        cr_assert_eq(len[i], len[0]);
+        cr_assert_eq(memcmp(params[i], params[0], len[0]), 0, "%s trains differently", files[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        free(params[i]);
+    free(text), free(plain), free(gz), free(renamed);
+}
+
+/* Other compressions are recognised by their magic and refused with what to do, not parsed
+ * as text (and IDX files share the reader). */
+Test(csv_errors, other_compressed_formats_are_refused)
+{
+    const struct {
+        const char *kind, *tool;
+        unsigned char magic[8];
+        size_t len;
+    } cases[] = {
+        {"xz", "xz -d", {0xfd, '7', 'z', 'X', 'Z', 0x00, 1, 2}, 8},
+        {"zstd", "zstd -d", {0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4}, 8},
+        {"bzip2", "bzip2 -d", {'B', 'Z', 'h', '9', '1', 'A', 'Y', '&'}, 8},
+        {"zip", "unzip", {'P', 'K', 0x03, 0x04, 20, 0, 0, 0}, 8},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *spec = csv_fixture((const char *)cases[i].magic, cases[i].len);
+        dpt_dataset_t *tr = NULL, *te = NULL;
+        char want[160];
+        snprintf(want, sizeof want,
+                 "byte 0: %s-compressed file; dptrain reads plain or gzip-compressed files "
+                 "(decompress it first: %s)",
+                 cases[i].kind, cases[i].tool);
+        assert_fails(dpt_dataset_open(spec, NULL, &tr, &te), DPT_ERR_FORMAT, want);
+        char idx[4200];
+        snprintf(idx, sizeof idx, "idx:%s,%s", spec + 4, spec + 4);
+        assert_fails(dpt_dataset_open(idx, NULL, &tr, &te), DPT_ERR_FORMAT, want);
+        free(spec);
+    }
+}
+
+/* A gzip stream cut short is an error with its offset, not a shorter table. */
+Test(csv_errors, truncated_gzip_table)
+{
+    char *dir = t_scratch_dir("gzcut");
+    char *plain = t_write_threshold_table(dir, 200, 4, 3);
+    size_t n, m;
+    char *text = t_read_file(plain, &n);
+    char *gz = t_path(dir, "t.csv.gz");
+    t_write_file(gz, text, n, 1);
+    char *bytes = t_read_file(gz, &m);
+    t_write_file(gz, bytes, m / 2, 0);
+    char spec[4200];
+    snprintf(spec, sizeof spec, "csv:%s", gz);
+    dpt_dataset_t *tr = NULL, *te = NULL;
+    assert_fails(dpt_dataset_open(spec, NULL, &tr, &te), DPT_ERR_FORMAT, "gzip stream");
+    free(text), free(bytes), free(gz), free(plain);
 }

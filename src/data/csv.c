@@ -10,6 +10,7 @@
 
 #include "core/checked.h"
 #include "data/data_internal.h"
+#include "data/reader.h"
 
 /* Bytes handed to libcsv per call. */
 #define CSV_READ_CHUNK (64u * 1024u)
@@ -244,13 +245,13 @@ static dpt_status_t csv_parser_error(csv_state_t *st, int err, int at_end)
 }
 
 /* Streams the file through the parser; st collects rows or the first error. */
-static dpt_status_t csv_stream(FILE *f, struct csv_parser *p, csv_state_t *st)
+static dpt_status_t csv_stream(dpt_reader_t *f, struct csv_parser *p, csv_state_t *st)
 {
     char *buf = malloc(CSV_READ_CHUNK);
     if (!buf) return dpt_error(DPT_ERR_NOMEM, "%s: out of memory", st->path);
-    size_t n, line_len = 0;
+    size_t n = 0, line_len = 0;
     dpt_status_t s = DPT_OK;
-    while (!s && (n = fread(buf, 1, CSV_READ_CHUNK, f)) > 0) {
+    while (!s && !(s = dpt_reader_read_some(f, buf, CSV_READ_CHUNK, &n)) && n > 0) {
         size_t ok = csv_line_prefix(buf, n, &line_len);
         size_t done = csv_parse(p, buf, ok, csv_on_field, csv_on_row, st);
         if (st->status)
@@ -263,7 +264,6 @@ static dpt_status_t csv_stream(FILE *f, struct csv_parser *p, csv_state_t *st)
     }
     free(buf);
     if (s) return s;
-    if (ferror(f)) return dpt_error(DPT_ERR_IO, "%s: read error: %s", st->path, strerror(errno));
     if (csv_fini(p, csv_on_field, csv_on_row, st) != 0 && !st->status)
         return csv_parser_error(st, csv_error(p), 1);
     if (st->status) return st->status;
@@ -307,11 +307,13 @@ dpt_status_t dpt_csv_load(const char *path, const dpt_data_options_t *opt, dpt_s
         return dpt_error(DPT_ERR_INVALID_ARG,
                          "csv: label column %d (expected 0-based index or -1 for the last)",
                          opt->csv_label_column);
-    FILE *f = fopen(path, "rb");
-    if (!f) return dpt_error(DPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* Plain or gzip-compressed (by content, as IDX files); other compressions refused. */
+    dpt_reader_t f;
+    dpt_status_t s = dpt_reader_open(&f, path);
+    if (s != DPT_OK) return s;
     struct csv_parser p;
     if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
-        fclose(f);
+        dpt_reader_close(&f);
         return dpt_error(DPT_ERR_NOMEM, "%s: out of memory", path);
     }
     csv_set_delim(&p, (unsigned char)d);
@@ -323,9 +325,9 @@ dpt_status_t dpt_csv_load(const char *path, const dpt_data_options_t *opt, dpt_s
                       .row = 1,
                       .label_opt = opt->csv_label_column,
                       .in_header = opt->csv_header != 0};
-    dpt_status_t s = csv_stream(f, &p, &st);
+    s = csv_stream(&f, &p, &st);
     csv_free(&p);
-    fclose(f);
+    dpt_reader_close(&f);
     if (!s) s = csv_to_store(&st, out);
     free(st.cur);
     free(st.x);

@@ -16,6 +16,28 @@
 /* How far past the declared end a compressed tail is inflated to size the message. */
 #define TRAIL_COUNT_CAP ((size_t)1 << 20)
 
+/* Compressed formats zlib cannot read, by their magic numbers; NULL for anything else. */
+static const char *other_compression(const unsigned char *m, size_t n, const char **tool)
+{
+    static const struct {
+        const char *name, *tool;
+        unsigned char magic[6];
+        size_t len;
+    } kinds[] = {
+        {"xz", "xz -d", {0xfd, '7', 'z', 'X', 'Z', 0x00}, 6},
+        {"zstd", "zstd -d", {0x28, 0xb5, 0x2f, 0xfd}, 4},
+        {"bzip2", "bzip2 -d", {'B', 'Z', 'h'}, 3},
+        {"zip", "unzip", {'P', 'K', 0x03, 0x04}, 4},
+        {"7z", "7z x", {'7', 'z', 0xbc, 0xaf, 0x27, 0x1c}, 6},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (n >= kinds[i].len && !memcmp(m, kinds[i].magic, kinds[i].len)) {
+            *tool = kinds[i].tool;
+            return kinds[i].name;
+        }
+    return NULL;
+}
+
 dpt_status_t dpt_reader_open(dpt_reader_t *r, const char *path)
 {
     memset(r, 0, sizeof *r);
@@ -28,10 +50,20 @@ dpt_status_t dpt_reader_open(dpt_reader_t *r, const char *path)
         return dpt_error(DPT_ERR_IO, "%s: not a regular file", path);
     }
     r->file_size = (size_t)sb.st_size;
-    unsigned char magic[2] = {0, 0};
-    /* pread leaves the file offset at 0 for zlib, which does its own detection; ours is
-     * only so that messages can say whether the stream was compressed. */
-    r->is_gzip = pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    unsigned char magic[6] = {0};
+    /* pread leaves the file offset at 0 for zlib, which does its own detection; ours is so
+     * that messages can say whether the stream was compressed, and so that formats zlib
+     * cannot read are refused instead of parsed as raw bytes. */
+    ssize_t nm = pread(fd, magic, sizeof magic, 0);
+    r->is_gzip = nm >= 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    const char *tool, *kind = other_compression(magic, nm > 0 ? (size_t)nm : 0, &tool);
+    if (kind) {
+        close(fd);
+        return dpt_error(DPT_ERR_FORMAT,
+                         "%s: byte 0: %s-compressed file; dptrain reads plain or gzip-compressed "
+                         "files (decompress it first: %s)",
+                         path, kind, tool);
+    }
     r->gz = gzdopen(fd, "rb");
     if (!r->gz) {
         close(fd);
@@ -85,6 +117,22 @@ dpt_status_t dpt_reader_read(dpt_reader_t *r, void *buf, size_t n, const char *w
     }
     r->off += got;
     if (got < n) return reader_fail(r, at, what, n, got);
+    return DPT_OK;
+}
+
+dpt_status_t dpt_reader_read_some(dpt_reader_t *r, void *buf, size_t cap, size_t *got)
+{
+    size_t want = cap < DPT_GZ_CHUNK ? cap : DPT_GZ_CHUNK;
+    int k = gzread(r->gz, buf, (unsigned)want);
+    if (k < 0) return reader_fail(r, r->off, "the file", want, 0);
+    if (k == 0) {
+        /* End of file, or a gzip stream that ended early or broke: gzerror tells. */
+        int zerr = Z_OK;
+        gzerror(r->gz, &zerr);
+        if (zerr != Z_OK) return reader_fail(r, r->off, "the file", want, 0);
+    }
+    r->off += (size_t)k;
+    *got = (size_t)k;
     return DPT_OK;
 }
 

@@ -17,11 +17,16 @@ typedef struct dpt_reader {
     size_t file_size; /* on-disk size in bytes */
 } dpt_reader_t;
 
-/* Opens path for reading; DPT_ERR_IO naming the file when it cannot be opened. */
+/* Opens path for reading; DPT_ERR_IO naming the file when it cannot be opened, and
+ * DPT_ERR_FORMAT for xz, zstd, bzip2, zip and 7z files (recognised by magic; only gzip is
+ * read). */
 dpt_status_t dpt_reader_open(dpt_reader_t *r, const char *path);
 /* Reads exactly n bytes into buf; `what` names the data for the message ("image data").
  * A short read is DPT_ERR_FORMAT with the byte offset and expected vs got. */
 dpt_status_t dpt_reader_read(dpt_reader_t *r, void *buf, size_t n, const char *what);
+/* Reads up to cap bytes into buf; *got = 0 at a clean end of file. A read error or a
+ * corrupt or truncated gzip stream is an error with the byte offset. */
+dpt_status_t dpt_reader_read_some(dpt_reader_t *r, void *buf, size_t cap, size_t *got);
 /* Succeeds only at a clean end of file (and, for gzip, a stream whose trailer checks). */
 dpt_status_t dpt_reader_expect_end(dpt_reader_t *r, const char *after);
 void dpt_reader_close(dpt_reader_t *r);
