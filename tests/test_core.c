@@ -1,11 +1,13 @@
 /* Tests for src/core: status messages, exit codes, the seeded RNG. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/checked.h"
+#include "core/fmt.h"
 #include "core/rng.h"
 #include "dptrain/status.h"
 
@@ -108,4 +110,51 @@ Test(alloc, bulk_blocks_are_usable_and_large_ones_are_2mib_aligned)
 Test(support, leak_checking_stays_on_inside_tests)
 {
     cr_assert_eq(__lsan_is_turned_off(), 0);
+}
+
+/* The number formatter: readable where a shorter text reads back, exact always. */
+Test(fmt, shortest_text_that_reads_back)
+{
+    char buf[64];
+    const struct {
+        double v;
+        const char *text;
+    } cases[] = {{0.05, "0.05"},
+                 {0.9, "0.9"},
+                 {1e-05, "1e-05"},
+                 {0.1, "0.1"},
+                 {100000, "100000"},
+                 {1.0 / 3, "0.3333333333333333"},
+                 {0.040000000000000036, "0.040000000000000036"},
+                 {-2.5, "-2.5"},
+                 {0, "0"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dpt_fmt_double(buf, sizeof buf, cases[i].v);
+        cr_assert_str_eq(buf, cases[i].text);
+    }
+    dpt_fmt_double(buf, sizeof buf, NAN);
+    cr_assert_str_eq(buf, "nan");
+    dpt_fmt_double(buf, sizeof buf, -INFINITY);
+    cr_assert_str_eq(buf, "-inf");
+}
+
+Test(fmt, every_double_reads_back_bit_for_bit)
+{
+    dpt_rng_t r;
+    dpt_rng_seed(&r, 3, 3);
+    char buf[64];
+    for (int i = 0; i < 200000; i++) {
+        uint64_t bits = dpt_rng_next(&r);
+        double v;
+        memcpy(&v, &bits, sizeof v);
+        if (!isfinite(v)) continue;
+        dpt_fmt_double(buf, sizeof buf, v);
+        double back = strtod(buf, NULL);
+        cr_assert_eq(memcmp(&back, &v, sizeof v), 0, "%.17g printed as %s", v, buf);
+        /* and typical training values: rates, losses, accuracies */
+        double u = dpt_rng_uniform(&r) * pow(10.0, (double)(i % 12) - 8);
+        dpt_fmt_double(buf, sizeof buf, u);
+        back = strtod(buf, NULL);
+        cr_assert_eq(memcmp(&back, &u, sizeof u), 0, "%.17g printed as %s", u, buf);
+    }
 }

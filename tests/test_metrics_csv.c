@@ -132,6 +132,9 @@ Test(metrics_csv, doubles_round_trip_bit_for_bit)
         cr_assert_eq(memcmp(&back, &xs[k], sizeof back), 0, "row %zu: %s", k,
                      dpt_metrics_table_field(t, k, 1));
     }
+    /* and written as a person (and Keras's CSVLogger) writes them */
+    cr_assert_str_eq(dpt_metrics_table_field(t, 0, 1), "0.1");
+    cr_assert_str_eq(dpt_metrics_table_field(t, 6, 1), "3.141592653589793");
     dpt_metrics_table_free(t);
     free(p);
 }

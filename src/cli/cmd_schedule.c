@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "dptrain/plot.h"
 #include "dptrain/schedule.h"
+#include "core/fmt.h"
 
 #define CMD "schedule"
 /* The CSV is written in full; a longer curve than this is a mistake, not a preview. */
@@ -115,9 +116,11 @@ static int parse_args(opts_t *o, int argc, char **argv)
 static void write_row(FILE *f, const dpt_schedule_t *s, const opts_t *o, uint64_t step)
 {
     double m;
-    fprintf(f, "%llu,%llu,%.17g,", (unsigned long long)step,
-            (unsigned long long)(step / o->steps_per_epoch), dpt_schedule_lr(s, step, NULL));
-    if (dpt_schedule_momentum(s, step, &m)) fprintf(f, "%.17g", m);
+    fprintf(f, "%llu,%llu,", (unsigned long long)step,
+            (unsigned long long)(step / o->steps_per_epoch));
+    dpt_fprint_double(f, dpt_schedule_lr(s, step, NULL));
+    fputc(',', f);
+    if (dpt_schedule_momentum(s, step, &m)) dpt_fprint_double(f, m);
     fputc('\n', f);
 }
 

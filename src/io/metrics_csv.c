@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/checked.h"
+#include "core/fmt.h"
 
 /* A metrics file is a few hundred rows; these caps only stop a wrong file from eating memory. */
 #define METRICS_MAX_FILE_BYTES ((size_t)256 << 20)
@@ -253,10 +254,10 @@ static bool put_value(FILE *f, const dpt_metric_value_t *v)
     switch (v->kind) {
     case DPT_MV_INT:
         return fprintf(f, "%" PRId64, v->i) > 0;
-    /* %.17g is the shortest printf format that round-trips every double; non-finite values are
-     * "no value" in this format, like EMPTY, so that spreadsheets and plots see a gap. */
+    /* The shortest text that reads back to the same double (core/fmt.h); non-finite values
+     * are "no value" in this format, like EMPTY, so that spreadsheets and plots see a gap. */
     case DPT_MV_REAL:
-        return isfinite(v->r) ? fprintf(f, "%.17g", v->r) > 0 : true;
+        return isfinite(v->r) ? dpt_fprint_double(f, v->r) > 0 : true;
     case DPT_MV_TEXT:
         return v->text ? put_text(f, v->text) : true;
     default:

@@ -10,6 +10,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "core/fmt.h"
+
 struct dpt_step_log {
     FILE *f;
     char *path;
@@ -82,9 +84,10 @@ dpt_status_t dpt_step_log_open(const char *path, int64_t resume_step, dpt_step_l
 dpt_status_t dpt_step_log_write(dpt_step_log_t *l, uint64_t step, uint64_t epoch, double lr,
                                 double loss)
 {
-    int rc = isfinite(loss)
-                 ? fprintf(l->f, "%" PRIu64 ",%" PRIu64 ",%.17g,%.17g\n", step, epoch, lr, loss)
-                 : fprintf(l->f, "%" PRIu64 ",%" PRIu64 ",%.17g,\n", step, epoch, lr);
+    char a[40], b[40] = "";
+    dpt_fmt_double(a, sizeof a, lr);
+    if (isfinite(loss)) dpt_fmt_double(b, sizeof b, loss);
+    int rc = fprintf(l->f, "%" PRIu64 ",%" PRIu64 ",%s,%s\n", step, epoch, a, b);
     return rc < 0 ? io_error(l, "write") : DPT_OK;
 }
 

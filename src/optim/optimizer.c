@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "optim/optimizer_internal.h"
+#include "core/fmt.h"
 
 static const dpt_opt_rule_t *const rules[] = {&dpt_opt_sgd,     &dpt_opt_adam,    &dpt_opt_adamw,
                                               &dpt_opt_rmsprop, &dpt_opt_adagrad, &dpt_opt_lars,
@@ -29,13 +30,10 @@ static void key_list(const dpt_opt_rule_t *r, char *buf, size_t cap)
         used += (size_t)snprintf(buf + used, cap - used, "%s%s", k ? ", " : "", r->keys[k].name);
 }
 
-/* Shortest %g form that reads back to the same double, so describe() round-trips. */
+/* Shortest form that reads back to the same double (core/fmt.h), so describe() round-trips. */
 static void put_number(char *buf, size_t cap, double v)
 {
-    for (int prec = 6; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) return;
-    }
+    dpt_fmt_double(buf, cap, v);
 }
 
 static dpt_status_t parse_value(const dpt_opt_rule_t *r, size_t k, const char *text, double *out)

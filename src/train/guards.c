@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/fmt.h"
 
 #define ES_FLAG "--early-stop"
 #define ES_KEYS "monitor, mode, patience, min_delta, restore_best"
@@ -158,8 +159,10 @@ void dpt_early_stop_describe(const dpt_early_stop_config_t *c, char *buf, size_t
         snprintf(buf, n, "off");
         return;
     }
-    snprintf(buf, n, "monitor=%s,mode=%s,patience=%zu,min_delta=%.17g,restore_best=%d",
-             dpt_early_stop_monitor_name(c), c->mode_max ? "max" : "min", c->patience, c->min_delta,
+    char delta[40];
+    dpt_fmt_double(delta, sizeof delta, c->min_delta);
+    snprintf(buf, n, "monitor=%s,mode=%s,patience=%zu,min_delta=%s,restore_best=%d",
+             dpt_early_stop_monitor_name(c), c->mode_max ? "max" : "min", c->patience, delta,
              c->restore_best);
 }
 
@@ -167,9 +170,13 @@ void dpt_guard_describe(const dpt_guard_config_t *c, char *buf, size_t n)
 {
     if (!c->enabled)
         snprintf(buf, n, "off");
-    else
-        snprintf(buf, n, "factor=%.17g,retries=%zu,spike=%.17g%s", c->factor, c->retries, c->spike,
+    else {
+        char factor[40], spike[40];
+        dpt_fmt_double(factor, sizeof factor, c->factor);
+        dpt_fmt_double(spike, sizeof spike, c->spike);
+        snprintf(buf, n, "factor=%s,retries=%zu,spike=%s%s", factor, c->retries, spike,
                  c->spike > 0 ? "" : " (non-finite losses only)");
+    }
 }
 
 uint64_t dpt_early_stop_key(const dpt_early_stop_config_t *c)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "dptrain/optimizer.h"
+#include "core/fmt.h"
 
 dpt_lr_find_config_t dpt_lr_find_config_default(void)
 {
@@ -177,7 +178,9 @@ dpt_status_t dpt_lr_find_write_csv(const dpt_lr_find_result_t *r, const char *pa
     }
     int bad = fputs("lr,loss,smoothed_loss\n", f) < 0;
     for (size_t i = 0; i < r->n && !bad; i++)
-        bad = fprintf(f, "%.17g,%.17g,%.17g\n", r->lr[i], r->loss[i], r->smoothed[i]) < 0;
+        bad = dpt_fprint_double(f, r->lr[i]) < 0 || fputc(',', f) == EOF ||
+              dpt_fprint_double(f, r->loss[i]) < 0 || fputc(',', f) == EOF ||
+              dpt_fprint_double(f, r->smoothed[i]) < 0 || fputc('\n', f) == EOF;
     bad |= fclose(f) != 0;
     dpt_status_t s = DPT_OK;
     if (bad)

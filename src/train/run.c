@@ -23,6 +23,7 @@
 #include "dptrain/optimizer.h"
 #include "dptrain/plot.h"
 #include "dptrain/schedule.h"
+#include "core/fmt.h"
 #include "io/atomic_file.h"
 #include "io/run_dir.h"
 #include "io/progress.h"
@@ -158,10 +159,12 @@ static dpt_status_t find_lr(run_t *r)
                       "--lr auto: the range test gave no usable curve (%zu points)", res.n);
     if (s == DPT_OK) {
         r->lr = res.valley;
+        char lr[40];
+        dpt_fmt_double(lr, sizeof lr, r->lr);
         snprintf(r->lr_note, sizeof r->lr_note,
-                 "auto -> %.17g (lr-find start=%g end=%g steps=%zu: %zu taken%s; valley %.4g, "
+                 "auto -> %s (lr-find start=%g end=%g steps=%zu: %zu taken%s; valley %.4g, "
                  "steepest %.4g, minimum/10 %.4g)",
-                 r->lr, fc.start_lr, fc.end_lr, fc.steps, res.n,
+                 lr, fc.start_lr, fc.end_lr, fc.steps, res.n,
                  res.stopped_early ? ", stopped at divergence" : "", res.valley, res.steepest,
                  res.min_div10);
         if (!c->quiet) fprintf(stderr, "dptrain: lr = %s\n", r->lr_note);
@@ -177,11 +180,14 @@ static dpt_status_t resolve_lr(run_t *r)
     if (c->lr_auto) return find_lr(r);
     dpt_status_t s = dpt_lr_scaling_apply(c->lr_scaling, c->lr, c->trainer.batch_size, &r->lr);
     if (s != DPT_OK) return s;
+    char given[40], scaled[40];
+    dpt_fmt_double(given, sizeof given, c->lr);
+    dpt_fmt_double(scaled, sizeof scaled, r->lr);
     if (c->lr_scaling && *c->lr_scaling && strcmp(c->lr_scaling, "none") != 0)
-        snprintf(r->lr_note, sizeof r->lr_note, "%.17g\nlr_scaling = %s (batch %zu) -> %.17g",
-                 c->lr, c->lr_scaling, c->trainer.batch_size, r->lr);
+        snprintf(r->lr_note, sizeof r->lr_note, "%s\nlr_scaling = %s (batch %zu) -> %s", given,
+                 c->lr_scaling, c->trainer.batch_size, scaled);
     else
-        snprintf(r->lr_note, sizeof r->lr_note, "%.17g", c->lr);
+        snprintf(r->lr_note, sizeof r->lr_note, "%s", given);
     return DPT_OK;
 }
 
@@ -256,6 +262,8 @@ static void describe_config(run_t *r)
     dpt_dataset_normalization(r->train, &mean, &std);
     dpt_early_stop_describe(&r->es, es, sizeof es);
     dpt_guard_describe(&r->guard, guard, sizeof guard);
+    char lr_eff[40];
+    dpt_fmt_double(lr_eff, sizeof lr_eff, r->lr);
     snprintf(r->config_text, sizeof r->config_text,
              "dptrain_version = %s\n"
              "data = %s\n"
@@ -267,7 +275,7 @@ static void describe_config(run_t *r)
              "parameters = %zu\n"
              "optimizer = %s\n"
              "lr = %s\n"
-             "lr_effective = %.17g\n"
+             "lr_effective = %s\n"
              "clip_grad_norm = %g%s\n"
              "lr_schedule = %s\n"
              "epochs = %zu\n"
@@ -286,7 +294,7 @@ static void describe_config(run_t *r)
              DPT_VERSION, c->data_spec, dpt_dataset_describe(r->train),
              r->val ? dpt_dataset_describe(r->val) : "none", c->val_split, mean, std,
              dpt_model_describe(r->model), dpt_model_param_count(r->model),
-             dpt_optimizer_describe(r->opt), r->lr_note, r->lr, c->trainer.clip_grad_norm,
+             dpt_optimizer_describe(r->opt), r->lr_note, lr_eff, c->trainer.clip_grad_norm,
              c->trainer.clip_grad_norm > 0 ? "" : " (off)", dpt_schedule_describe(r->sched),
              c->epochs, c->trainer.batch_size, dpt_trainer_micro_batch(r->trainer),
              dpt_trainer_threads(r->trainer), (unsigned long long)c->trainer.seed, es, guard,
