@@ -5,6 +5,8 @@
  *              bytes:B after B bytes of it are written (the write crossing B is cut short)
  *              rename  instead of renaming it over the checkpoint (full temp file left)
  *              renamed right after the rename (before the directory fsync)
+ *   DPT_KILL_SIGNAL=TERM|INT|USR1  send that signal instead, once, and carry on writing (a
+ *              stop request arriving in the middle of a checkpoint write: test_signals)
  * A write's file is found through /proc/self/fd: slow, but only tests load this. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -31,8 +33,24 @@ static const char *kill_at(void)
     return a ? a : "open";
 }
 
+/* The signal to send instead of SIGKILL, or 0. */
+static int soft_signal(void)
+{
+    const char *s = getenv("DPT_KILL_SIGNAL");
+    if (!s) return 0;
+    return !strcmp(s, "TERM") ? SIGTERM : !strcmp(s, "INT") ? SIGINT : SIGUSR1;
+}
+
+/* SIGKILL (never returns), or the soft signal once (returns; the write goes on whole). */
 static void die(void)
 {
+    static int sent;
+    int sig = soft_signal();
+    if (sig) {
+        if (!sent) kill(getpid(), sig);
+        sent = 1;
+        return;
+    }
     kill(getpid(), SIGKILL);
     for (;;)
         pause();
@@ -63,10 +81,11 @@ ssize_t write(int fd, const void *buf, size_t n)
     if (!strcmp(at, "open")) die();
     if (!strncmp(at, "bytes:", 6)) {
         unsigned long long limit = strtoull(at + 6, NULL, 10);
-        if (written + n >= limit) {
+        if (written + n >= limit && !soft_signal()) {
             if (limit > written) real(fd, buf, (size_t)(limit - written));
             die();
         }
+        if (written + n >= limit) die(); /* soft: signal, then write it all */
     }
     ssize_t w = real(fd, buf, n);
     if (w > 0) written += (unsigned long long)w;

@@ -21,8 +21,8 @@ typedef struct dpt_run_config {
     double val_split;        /* 0: validate on the dataset's test split (if any) */
     const char *model_spec;
     const char *optimizer_spec;
-    const char *no_decay; /* tensors excluded from weight decay: "bias,bn", ... (NULL: none) */
-    int overwrite;        /* replace a run already in out_dir (else that is an error) */
+    const char *no_decay;      /* tensors excluded from weight decay: "bias,bn", ... (NULL: none) */
+    int overwrite;             /* replace a run already in out_dir (else that is an error) */
     const char *schedule_spec; /* NULL/"" = constant */
     const char *warmup_spec;   /* NULL/"" = none */
     double lr;
@@ -69,6 +69,12 @@ typedef struct dpt_run_result {
 /* Trains per cfg. A run the divergence guard cannot rescue returns DPT_ERR_DIVERGED, leaving
  * the checkpoint of its last good epoch in place; early stopping is a success. */
 dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result);
+
+/* Asks every run in this process to stop cleanly: finish the step in progress, write a
+ * checkpoint, and return DPT_ERR_INTERRUPTED ("interrupted at epoch E, step S; resume with
+ * `dptrain train --resume DIR`"). Async-signal-safe: meant for SIGINT/SIGTERM/SIGUSR1
+ * handlers; `signo` is named in the message (0: none). */
+void dpt_run_request_stop(int signo);
 
 /* Name of the checkpoint a run keeps in its directory, and of its best-so-far copy. */
 #define DPT_RUN_CHECKPOINT "checkpoint.dpt"

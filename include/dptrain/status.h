@@ -22,6 +22,7 @@ typedef enum dpt_status {
     DPT_ERR_UNSUPPORTED, /* a feature that is not available in this build */
     DPT_ERR_DIVERGED,    /* training diverged and could not recover */
     DPT_ERR_INTERNAL,    /* broken invariant: a bug in dptrain */
+    DPT_ERR_INTERRUPTED, /* stopped on request (a signal) with a checkpoint: resumable */
     DPT_STATUS_COUNT
 } dpt_status_t;
 

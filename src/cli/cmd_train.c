@@ -2,6 +2,8 @@
  * command line stored in DIR's checkpoint, then applies the flags given now on top. */
 #include <omp.h>
 #include <stdio.h>
+#include <unistd.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -195,6 +197,29 @@ static int split_blob(char *blob, size_t len, char **out)
     return n;
 }
 
+/* SIGINT, SIGTERM and SIGUSR1 (batch systems' warning before a kill) ask the run to stop
+ * after the current step with a checkpoint; a second SIGINT exits at once (every file is
+ * written atomically, so the directory stays resumable from its last checkpoint). */
+static void on_stop_signal(int signo)
+{
+    static volatile sig_atomic_t seen_int;
+    if (signo == SIGINT && seen_int) _exit(130);
+    if (signo == SIGINT) seen_int = 1;
+    dpt_run_request_stop(signo);
+}
+
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART; /* writes and fsyncs in progress complete */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
 int dpt_cmd_train(int argc, char **argv)
 {
     train_args_t a = {.cfg = dpt_run_config_default()};
@@ -232,6 +257,7 @@ int dpt_cmd_train(int argc, char **argv)
     }
     a.cfg.argv_blob = blob;
     a.cfg.argv_blob_len = len;
+    install_stop_handlers();
     dpt_run_result_t res;
     dpt_status_t s = dpt_run_train(&a.cfg, &res);
     free(stored), free(blob);

@@ -18,6 +18,7 @@ const char *dpt_status_str(dpt_status_t s)
         [DPT_ERR_UNSUPPORTED] = "unsupported",
         [DPT_ERR_DIVERGED] = "training diverged",
         [DPT_ERR_INTERNAL] = "internal error",
+        [DPT_ERR_INTERRUPTED] = "interrupted",
     };
     if ((unsigned)s >= DPT_STATUS_COUNT) return "unknown status";
     return names[s];
@@ -62,6 +63,8 @@ int dpt_status_exit_code(dpt_status_t s)
         return 6;
     case DPT_ERR_DIVERGED:
         return 7;
+    case DPT_ERR_INTERRUPTED:
+        return 75; /* sysexits' EX_TEMPFAIL: stopped, run it again (with --resume) */
     default:
         return 1;
     }

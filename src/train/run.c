@@ -77,7 +77,8 @@ typedef struct run {
     dpt_epoch_partial_t from, snap_from;
     int has_from, snap_has_from;
     size_t steps_per_epoch;
-    int diverged; /* set by the step hook: the epoch was aborted */
+    int diverged;    /* set by the step hook: the epoch was aborted */
+    int interrupted; /* set by the step hook: a stop request ended the epoch */
     uint64_t diverged_step;
     char diverged_why[160];
     size_t rollbacks_in_row, rollbacks;
@@ -193,6 +194,15 @@ static dpt_status_t resolve_lr(run_t *r)
 
 static int on_step(void *user, uint64_t steps_done, double lr, double loss);
 
+/* Set by dpt_run_request_stop (a signal handler), read by the step hook and the epoch loop. */
+static volatile sig_atomic_t stop_signal, stop_requested;
+
+void dpt_run_request_stop(int signo)
+{
+    stop_signal = signo;
+    stop_requested = 1;
+}
+
 /* Early stopping and the divergence guard: specs, state, and the buffers they need, sized
  * here so that no step allocates. */
 static dpt_status_t build_guards(run_t *r)
@@ -219,10 +229,8 @@ static dpt_status_t build_guards(run_t *r)
         if (!r->snap_params || !r->snap_opt)
             return dpt_error(DPT_ERR_NOMEM, "out of memory for the divergence guard's snapshot");
     }
-    /* Without a guard, a step log or mid-epoch checkpoints the trainer keeps its hook-free
-     * default path. */
-    if (r->guard.enabled || c->log_every || c->checkpoint_every_steps)
-        dpt_trainer_set_step_hook(r->trainer, on_step, r);
+    /* The hook also answers stop requests (signals), so every run has it: one call per step. */
+    dpt_trainer_set_step_hook(r->trainer, on_step, r);
     return DPT_OK;
 }
 
@@ -557,7 +565,46 @@ static int on_step(void *user, uint64_t steps_done, double lr, double loss)
             return 0;
         }
     }
+    if (stop_requested) {
+        /* Inside an epoch: stop after this step (run_epochs checkpoints it). On its last
+         * step: let the epoch finish, with its metrics row and checkpoint, and stop after. */
+        dpt_epoch_partial_t p;
+        dpt_trainer_epoch_partial(r->trainer, &p);
+        if (p.batches < r->steps_per_epoch) {
+            r->interrupted = 1;
+            return 0;
+        }
+    }
     return 1;
+}
+
+/* The message and status of a run stopped on request, after its checkpoint. */
+static dpt_status_t interrupted(run_t *r)
+{
+    const char *sig = stop_signal == SIGINT    ? " (SIGINT)"
+                      : stop_signal == SIGTERM ? " (SIGTERM)"
+                      : stop_signal == SIGUSR1 ? " (SIGUSR1)"
+                                               : "";
+    char where[128];
+    dpt_epoch_partial_t p;
+    dpt_trainer_epoch_partial(r->trainer, &p);
+    if (r->interrupted)
+        snprintf(where, sizeof where, "epoch %llu, step %llu",
+                 (unsigned long long)r->epochs_done + 1,
+                 (unsigned long long)dpt_trainer_step_count(r->trainer));
+    else
+        snprintf(where, sizeof where, "the end of epoch %llu, step %llu",
+                 (unsigned long long)r->epochs_done,
+                 (unsigned long long)dpt_trainer_step_count(r->trainer));
+    /* The directory held no other run's checkpoint (refused or --overwrite'd at start). */
+    if (access(run_path(r, DPT_RUN_CHECKPOINT), F_OK) != 0)
+        return dpt_error(DPT_ERR_INTERRUPTED,
+                         "interrupted%s before the first checkpoint (%s): nothing to resume; "
+                         "start again with --overwrite",
+                         sig, where);
+    return dpt_error(DPT_ERR_INTERRUPTED,
+                     "interrupted%s at %s; resume with `dptrain train --resume %s`", sig, where,
+                     r->cfg->out_dir);
 }
 
 /* The guard judges losses per step; a non-finite gradient in the epoch's last step has no
@@ -859,6 +906,10 @@ static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
      * the snapshot, and keeps the restored events. */
     int first = 1;
     while (s == DPT_OK && r->epochs_done < r->cfg->epochs && !stopped_early(r)) {
+        if (stop_requested) {
+            s = interrupted(r);
+            break;
+        }
         dpt_epoch_stats_t es;
         if (r->rollbacks_in_row == 0 || first) {
             if (!r->has_from) r->events[0] = '\0';
@@ -873,6 +924,12 @@ static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
         s = dpt_trainer_train_epoch(r->trainer, r->train, r->epochs_done, scheduled_lr, &lc,
                                     dpt_progress_update, &prog, &es);
         if (s == DPT_OK) s = r->hook_status;
+        if (s == DPT_OK && r->interrupted && !r->diverged) {
+            /* The steps so far are kept as a mid-epoch checkpoint; resume continues there. */
+            s = checkpoint_mid_epoch(r);
+            if (s == DPT_OK) s = interrupted(r);
+            break;
+        }
         if (s == DPT_OK && r->guard.enabled && !r->diverged) check_params(r);
         double vloss = NAN, vacc = NAN;
         if (s == DPT_OK && !r->diverged && r->val)
