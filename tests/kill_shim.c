@@ -7,9 +7,12 @@
  *              renamed right after the rename (before the directory fsync)
  *   DPT_KILL_SIGNAL=TERM|INT|USR1  send that signal instead, once, and carry on writing (a
  *              stop request arriving in the middle of a checkpoint write: test_signals)
+ *   DPT_KILL_SIGNAL=ENOSPC  instead, from that moment on every write to that temp file fails
+ *              with ENOSPC (a disk that fills up: test_kill_during_write)
  * A write's file is found through /proc/self/fd: slow, but only tests load this. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,18 +36,30 @@ static const char *kill_at(void)
     return a ? a : "open";
 }
 
+static int disk_full(void)
+{
+    const char *s = getenv("DPT_KILL_SIGNAL");
+    return s && !strcmp(s, "ENOSPC");
+}
+
 /* The signal to send instead of SIGKILL, or 0. */
 static int soft_signal(void)
 {
     const char *s = getenv("DPT_KILL_SIGNAL");
-    if (!s) return 0;
+    if (!s || disk_full()) return 0;
     return !strcmp(s, "TERM") ? SIGTERM : !strcmp(s, "INT") ? SIGINT : SIGUSR1;
 }
+
+static int failing; /* ENOSPC mode: the chosen temp file's writes fail from now on */
 
 /* SIGKILL (never returns), or the soft signal once (returns; the write goes on whole). */
 static void die(void)
 {
     static int sent;
+    if (disk_full()) {
+        failing = 1;
+        return;
+    }
     int sig = soft_signal();
     if (sig) {
         if (!sent) kill(getpid(), sig);
@@ -77,15 +92,27 @@ ssize_t write(int fd, const void *buf, size_t n)
         written = 0;
     }
     if (nth != want_nth()) return real(fd, buf, n);
+    if (failing) {
+        errno = ENOSPC;
+        return -1;
+    }
     const char *at = kill_at();
     if (!strcmp(at, "open")) die();
+    if (failing) {
+        errno = ENOSPC;
+        return -1;
+    }
     if (!strncmp(at, "bytes:", 6)) {
         unsigned long long limit = strtoull(at + 6, NULL, 10);
-        if (written + n >= limit && !soft_signal()) {
+        if (written + n >= limit && !soft_signal() && !disk_full()) {
             if (limit > written) real(fd, buf, (size_t)(limit - written));
             die();
         }
         if (written + n >= limit) die(); /* soft: signal, then write it all */
+        if (failing) {
+            errno = ENOSPC;
+            return -1;
+        }
     }
     ssize_t w = real(fd, buf, n);
     if (w > 0) written += (unsigned long long)w;

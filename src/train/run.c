@@ -46,6 +46,16 @@ dpt_run_config_t dpt_run_config_default(void)
 }
 
 /* Everything a run holds; freed in one place. */
+/* An epoch's metrics.csv row, kept in its epoch-end checkpoint (section "epoch_row") so that
+ * the checkpoint can be written before the row: a resume whose metrics.csv lacks the row of
+ * the epoch it starts after writes it from here. Fixed-width fields. */
+typedef struct run_row {
+    uint64_t epoch, step, threads;
+    double lr, momentum, train_loss, train_acc, val_loss, val_acc, seconds, rate, grad_norm;
+    char events[1024]; /* NUL-terminated */
+} run_row_t;
+_Static_assert(sizeof(run_row_t) == 1120, "epoch_row layout (docs/formats.md)");
+
 typedef struct run {
     const dpt_run_config_t *cfg;
     dpt_run_dir_t *dir;                      /* the locked run directory */
@@ -77,8 +87,12 @@ typedef struct run {
     dpt_epoch_partial_t from, snap_from;
     int has_from, snap_has_from;
     size_t steps_per_epoch;
-    int diverged;    /* set by the step hook: the epoch was aborted */
-    int interrupted; /* set by the step hook: a stop request ended the epoch */
+    int diverged;         /* set by the step hook: the epoch was aborted */
+    int interrupted;      /* set by the step hook: a stop request ended the epoch */
+    const run_row_t *row; /* the row an epoch-end checkpoint carries (NULL otherwise) */
+    run_row_t saved_row;  /* the row the resumed checkpoint carried */
+    int has_saved_row;
+    int resumed_restored; /* the resumed checkpoint holds restore_best's parameters */
     uint64_t diverged_step;
     char diverged_why[160];
     size_t rollbacks_in_row, rollbacks;
@@ -343,7 +357,7 @@ static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *res
     if (!norm) return dpt_error(DPT_ERR_NOMEM, "out of memory saving the normalisation");
     dpt_dataset_normalization_save(r->train, norm, norm_bytes);
     const float *trained = dpt_trainer_params(r->trainer);
-    dpt_ckpt_section_t sec[11] = {
+    dpt_ckpt_section_t sec[12] = {
         {"config", r->config_text, strlen(r->config_text)},
         {"model", model, strlen(model)},
         {"normalization", norm, norm_bytes},
@@ -360,6 +374,8 @@ static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *res
     if (restored)
         sec[n_sec++] = (dpt_ckpt_section_t){"trained_params", trained, n_params * sizeof(float)};
     if (progress) sec[n_sec++] = (dpt_ckpt_section_t){"epoch_progress", progress, sizeof *progress};
+    if (r->row && !progress)
+        sec[n_sec++] = (dpt_ckpt_section_t){"epoch_row", r->row, sizeof *r->row};
     dpt_status_t s = dpt_checkpoint_write(run_path(r, name), sec, n_sec);
     free(norm);
     return s;
@@ -426,7 +442,7 @@ static dpt_status_t restore_checkpoint(run_t *r)
     if (s != DPT_OK) return s;
     size_t n_params = dpt_model_param_count(r->model), n_opt, pbytes = n_params * sizeof(float);
     float *opt_state = dpt_optimizer_state(r->opt, &n_opt);
-    const void *st_p, *params, *opt, *guards, *best, *trained, *progress;
+    const void *st_p, *params, *opt, *guards, *best, *trained, *progress, *row;
     s = section_exact(ck, path, "state", sizeof(run_state_t), &st_p);
     if (s == DPT_OK) s = section_exact(ck, path, "params", pbytes, &params);
     if (s == DPT_OK) s = section_exact(ck, path, "optimizer", n_opt * sizeof(float), &opt);
@@ -436,12 +452,19 @@ static dpt_status_t restore_checkpoint(run_t *r)
     if (s == DPT_OK)
         s = section_optional(ck, path, "epoch_progress", sizeof(run_progress_t), &progress);
     if (s == DPT_OK && progress) s = restore_progress(r, path, progress);
+    if (s == DPT_OK) s = section_optional(ck, path, "epoch_row", sizeof(run_row_t), &row);
+    if (s == DPT_OK && row) {
+        memcpy(&r->saved_row, row, sizeof r->saved_row);
+        r->saved_row.events[sizeof r->saved_row.events - 1] = '\0';
+        r->has_saved_row = 1;
+    }
     if (s == DPT_OK) {
         run_state_t st;
         memcpy(&st, st_p, sizeof st);
         /* After restore_best, "params" is the restored model; training goes on from the
          * parameters it had actually reached. */
         memcpy(dpt_trainer_params(r->trainer), trained ? trained : params, pbytes);
+        r->resumed_restored = trained != NULL;
         memcpy(opt_state, opt, n_opt * sizeof(float));
         dpt_trainer_set_step_count(r->trainer, st.steps);
         r->epochs_done = st.epochs_done;
@@ -640,25 +663,44 @@ static void take_snapshot(run_t *r)
 }
 
 /* The one place a metrics.csv row is built: epoch `epoch` ending at optimizer step `step`,
- * with the run's events so far; NaN validation values are written as empty fields. */
-static dpt_status_t write_epoch_row(run_t *r, const dpt_epoch_stats_t *es, uint64_t epoch,
-                                    uint64_t step, double vloss, double vacc)
+ * with the run's events so far. */
+static run_row_t make_row(run_t *r, const dpt_epoch_stats_t *es, uint64_t epoch, uint64_t step,
+                          double vloss, double vacc)
+{
+    run_row_t row = {.epoch = epoch,
+                     .step = step,
+                     .threads = dpt_trainer_team_size(r->trainer),
+                     .lr = es->lr_last,
+                     .momentum = es->momentum_last,
+                     .train_loss = es->loss,
+                     .train_acc = es->accuracy,
+                     .val_loss = vloss,
+                     .val_acc = vacc,
+                     .seconds = es->seconds,
+                     .rate = es->samples_per_second,
+                     /* Measured where the step computes it anyway (clipping, lars, lamb). */
+                     .grad_norm = es->grad_norm};
+    snprintf(row.events, sizeof row.events, "%s", r->events);
+    return row;
+}
+
+/* Writes a row; NaN values (no validation data, no gradient norm) are empty fields. */
+static dpt_status_t write_epoch_row(run_t *r, const run_row_t *w)
 {
     dpt_metric_value_t row[N_COLS] = {
-        [COL_EPOCH] = mv_int((int64_t)epoch),
-        [COL_STEP] = mv_int((int64_t)step),
-        [COL_LR] = mv_real(es->lr_last),
-        [COL_MOMENTUM] = mv_real(es->momentum_last),
-        [COL_TRAIN_LOSS] = mv_real(es->loss),
-        [COL_TRAIN_ACC] = mv_real(es->accuracy),
-        [COL_VAL_LOSS] = mv_real(vloss),
-        [COL_VAL_ACC] = mv_real(vacc),
-        [COL_SECONDS] = mv_real(es->seconds),
-        [COL_RATE] = mv_real(es->samples_per_second),
-        [COL_THREADS] = mv_int((int64_t)dpt_trainer_team_size(r->trainer)),
-        /* Measured where the step computes it anyway (clipping, lars, lamb); else empty. */
-        [COL_GRAD_NORM] = mv_real(es->grad_norm),
-        [COL_EVENT] = {.kind = DPT_MV_TEXT, .text = r->events},
+        [COL_EPOCH] = mv_int((int64_t)w->epoch),
+        [COL_STEP] = mv_int((int64_t)w->step),
+        [COL_LR] = mv_real(w->lr),
+        [COL_MOMENTUM] = mv_real(w->momentum),
+        [COL_TRAIN_LOSS] = mv_real(w->train_loss),
+        [COL_TRAIN_ACC] = mv_real(w->train_acc),
+        [COL_VAL_LOSS] = mv_real(w->val_loss),
+        [COL_VAL_ACC] = mv_real(w->val_acc),
+        [COL_SECONDS] = mv_real(w->seconds),
+        [COL_RATE] = mv_real(w->rate),
+        [COL_THREADS] = mv_int((int64_t)w->threads),
+        [COL_GRAD_NORM] = mv_real(w->grad_norm),
+        [COL_EVENT] = {.kind = DPT_MV_TEXT, .text = w->events},
     };
     return dpt_metrics_write_row(r->metrics, row);
 }
@@ -670,7 +712,8 @@ static dpt_status_t give_up(run_t *r, const dpt_epoch_stats_t *es)
     unsigned long long epoch = (unsigned long long)r->epochs_done + 1;
     add_event(r, "diverged: %s at step %llu after %zu rollbacks", r->diverged_why,
               (unsigned long long)r->diverged_step, r->rollbacks_in_row);
-    dpt_status_t s = write_epoch_row(r, es, epoch, r->diverged_step, NAN, NAN);
+    run_row_t row = make_row(r, es, epoch, r->diverged_step, NAN, NAN);
+    dpt_status_t s = write_epoch_row(r, &row);
     if (s != DPT_OK) return s;
     char last[4200];
     if (r->epochs_done)
@@ -845,19 +888,22 @@ static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch
             add_event(r, "restored epoch %llu", (unsigned long long)r->es_state.best_epoch);
         }
     }
-    /* Order matters for a kill at any point: steps.csv synced and the row written first
-     * (resume drops rows past the checkpoint), then best.dpt, then checkpoint.dpt, so that
-     * the state resumed from never claims a best model that best.dpt does not hold; the kept
-     * copy last (a resume makes it again). */
+    /* Order matters for a kill (or a full disk) at any point. The resumable state comes
+     * first: steps.csv synced, then checkpoint.dpt, which carries this epoch's metrics row and
+     * the updated best key. Then what derives from it, each of which a resume redoes when it is
+     * missing (repair_after_resume): the metrics row (so no row is ever ahead of the
+     * checkpoint), best.dpt, the kept copy. */
     if (r->steps) s = dpt_step_log_sync(r->steps);
-    if (s == DPT_OK)
-        s = write_epoch_row(r, es, r->epochs_done, dpt_trainer_step_count(r->trainer), vloss, vacc);
+    run_row_t row =
+        make_row(r, es, r->epochs_done, dpt_trainer_step_count(r->trainer), vloss, vacc);
     double best_key = best_checkpoint_key(r, vloss, vacc);
-    if (s == DPT_OK && r->val && best_key < r->best_val_loss) {
-        r->best_val_loss = best_key;
-        s = save_checkpoint(r, DPT_RUN_BEST_CHECKPOINT, NULL, NULL);
-    }
+    int is_best = r->val && best_key < r->best_val_loss;
+    if (is_best) r->best_val_loss = best_key;
+    r->row = &row;
     if (s == DPT_OK) s = save_checkpoint(r, DPT_RUN_CHECKPOINT, restored, NULL);
+    r->row = NULL;
+    if (s == DPT_OK) s = write_epoch_row(r, &row);
+    if (s == DPT_OK && is_best) s = save_checkpoint(r, DPT_RUN_BEST_CHECKPOINT, NULL, NULL);
     if (s == DPT_OK) s = retain_checkpoint(r, restored);
     char line[1600];
     snprintf(line, sizeof line,
@@ -953,6 +999,59 @@ static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
     return s;
 }
 
+/* The best key best.dpt was written with, or NaN when it is missing or unreadable. */
+static double best_file_key(run_t *r)
+{
+    dpt_checkpoint_t *ck;
+    if (dpt_checkpoint_read(run_path(r, DPT_RUN_BEST_CHECKPOINT), &ck) != DPT_OK) {
+        dpt_error_clear();
+        return NAN;
+    }
+    size_t n;
+    const void *st = dpt_checkpoint_section(ck, "state", &n);
+    double key = NAN;
+    if (st && n == sizeof(run_state_t)) {
+        run_state_t s;
+        memcpy(&s, st, sizeof s);
+        key = s.best_val_loss;
+    }
+    dpt_checkpoint_free(ck);
+    return key;
+}
+
+/* Whether metrics.csv has a row for epoch `epoch`. */
+static int has_row(run_t *r, uint64_t epoch)
+{
+    dpt_metrics_table_t *t;
+    if (dpt_metrics_read(run_path(r, "metrics.csv"), &t) != DPT_OK) {
+        dpt_error_clear();
+        return 0;
+    }
+    int found = 0;
+    for (size_t i = 0; i < dpt_metrics_table_rows(t) && !found; i++)
+        found = strtoull(dpt_metrics_table_field(t, i, 0), NULL, 10) == epoch;
+    dpt_metrics_table_free(t);
+    return found;
+}
+
+/* Resuming from an epoch-end checkpoint: what the epoch's end writes after the checkpoint —
+ * its metrics row, best.dpt when the epoch was the best so far, the kept copy — is written
+ * again where a kill or a full disk stopped it. */
+static dpt_status_t repair_after_resume(run_t *r)
+{
+    dpt_status_t s = DPT_OK;
+    if (r->has_saved_row && r->saved_row.epoch == r->epochs_done && !has_row(r, r->epochs_done))
+        s = write_epoch_row(r, &r->saved_row);
+    /* The checkpoint names the best key; best.dpt written after it holds the same. After
+     * restore_best (trained_params) the run is over and best.dpt was written before. */
+    double key = best_file_key(r);
+    if (s == DPT_OK && r->val && isfinite(r->best_val_loss) && !r->resumed_restored &&
+        !(key == r->best_val_loss))
+        s = save_checkpoint(r, DPT_RUN_BEST_CHECKPOINT, NULL, NULL);
+    if (s == DPT_OK) s = retain_checkpoint(r, NULL);
+    return s;
+}
+
 static void run_free(run_t *r)
 {
     dpt_run_dir_close(r->dir);
@@ -1002,8 +1101,8 @@ dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result
         s = dpt_step_log_open(run_path(&r, "steps.csv"),
                               cfg->resume ? (int64_t)dpt_trainer_step_count(r.trainer) : -1,
                               &r.steps);
-    /* A kill between a checkpoint and its kept copy: make the copy now. */
-    if (s == DPT_OK && cfg->resume && !r.has_from) s = retain_checkpoint(&r, NULL);
+    /* A kill (or a full disk) after the checkpoint and before what derives from it: redo it. */
+    if (s == DPT_OK && cfg->resume && !r.has_from) s = repair_after_resume(&r);
     if (s == DPT_OK && !cfg->quiet)
         fprintf(stderr, "dptrain: %s | %s | %zu threads | BLIS %s kernels | run dir %s%s\n",
                 dpt_dataset_describe(r.train), dpt_model_describe(r.model),
