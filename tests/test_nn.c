@@ -573,3 +573,31 @@ Test(model, narrow_gemm_share_separates_wide_and_narrow_models)
     cr_assert_eq(dpt_model_narrow_gemm_share(cnn), 1.0);
     dpt_model_free(mlp), dpt_model_free(r20), dpt_model_free(cnn);
 }
+
+/* The 2x2 fast paths of max pooling (even sides; odd sides take the general path): outputs
+ * and input gradients by hand, written and (two consumers of one input) accumulated. */
+Test(pool, maxpool_2x2_fast_path_by_hand)
+{
+    const float x[16] = {1, 5, 2, 0, 3, 4, 9, 9, 0, 0, 0, 0, 7, 1, 2, 8};
+    const float dy[4] = {1, 2, 3, 4};
+    dpt_model_t *m;
+    dpt_plan_t *p = run_by_hand("maxpool:2", (dpt_shape_t){1, 4, 4}, 4, x, dy, &m);
+    /* windows: {1,5,3,4} -> 5 at 1; {2,0,9,9} -> first 9 at 6; {0,0,7,1} -> 7 at 12;
+     * {0,0,2,8} -> 8 at 15 */
+    const float want_y[4] = {5, 9, 7, 8};
+    const float want_dx[16] = {0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 3, 0, 0, 4};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(dpt_plan_logits(p)[i], want_y[i], "y[%d]", i);
+    for (int i = 0; i < 16; i++)
+        cr_assert_eq(dpt_plan_input_grad(p)[i], want_dx[i], "dx[%d]", i);
+    dpt_plan_free(p);
+    dpt_model_free(m);
+    /* both branches pool the input: the add doubles y, and dx adds up at the maxima */
+    p = run_by_hand("res(maxpool:2|maxpool:2)", (dpt_shape_t){1, 4, 4}, 4, x, dy, &m);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(dpt_plan_logits(p)[i], 2 * want_y[i], "y[%d]", i);
+    for (int i = 0; i < 16; i++)
+        cr_assert_eq(dpt_plan_input_grad(p)[i], 2 * want_dx[i], "dx[%d]", i);
+    dpt_plan_free(p);
+    dpt_model_free(m);
+}
