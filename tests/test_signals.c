@@ -80,6 +80,29 @@ static char *params_of(const char *name, size_t *n)
     return copy;
 }
 
+/* Waits until the run holds its directory's lock (its signal handlers are in place by then:
+ * a signal before the program has started is the shell's business, not dptrain's). */
+static void wait_started(const char *name, pid_t pid)
+{
+    char lock[4200], want[32];
+    snprintf(lock, sizeof lock, "%s/%s/.dptrain.lock", dir, name);
+    snprintf(want, sizeof want, "%ld\n", (long)pid);
+    for (int i = 0; i < 60000; i++) {
+        char text[32] = "";
+        FILE *f = fopen(lock, "r");
+        if (f) {
+            if (!fgets(text, sizeof text, f)) text[0] = '\0';
+            fclose(f);
+        }
+        if (!strcmp(text, want)) return;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) cr_assert_fail("%s ended before starting", name);
+        struct timespec d = {0, 500000};
+        nanosleep(&d, NULL);
+    }
+    cr_assert_fail("%s never took its lock", name);
+}
+
 /* After a stop: exit 75 with the message (or 0 if the run had finished). */
 static void check_stopped(const char *name, int rc)
 {
@@ -161,8 +184,9 @@ Test(signals, signals_at_random_moments_then_resume_is_exact)
         snprintf(name, sizeof name, "rand%d", trial);
         for (int round = 0; round < 12; round++) {
             pid_t pid = start(name, has_checkpoint(name), NULL, NULL, NULL);
-            /* 20-400 ms in: from start-up (before any checkpoint) to mid-training */
-            long ms = 20 + (long)dpt_rng_below(&r, 380);
+            wait_started(name, pid);
+            /* 0-380 ms after the start: data loading (before any checkpoint) to mid-training */
+            long ms = (long)dpt_rng_below(&r, 380);
             struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
             nanosleep(&d, NULL);
             kill(pid, (trial + round) % 2 ? SIGUSR1 : SIGTERM);
@@ -182,7 +206,8 @@ Test(signals, second_sigint_exits_at_once)
 {
     const char *name = "int2";
     pid_t pid = start(name, 0, NULL, NULL, NULL);
-    struct timespec d = {0, 300000000L};
+    wait_started(name, pid);
+    struct timespec d = {0, 200000000L};
     nanosleep(&d, NULL);
     kill(pid, SIGINT);
     kill(pid, SIGINT);
