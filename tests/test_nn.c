@@ -574,8 +574,8 @@ Test(model, narrow_gemm_share_separates_wide_and_narrow_models)
     dpt_model_free(mlp), dpt_model_free(r20), dpt_model_free(cnn);
 }
 
-/* The 2x2 fast paths of max pooling (even sides; odd sides take the general path): outputs
- * and input gradients by hand, written and (two consumers of one input) accumulated. */
+/* The 2x2 fast path of max pooling's forward: outputs and input gradients by hand, written and
+ * (two consumers of one input) accumulated. */
 Test(pool, maxpool_2x2_fast_path_by_hand)
 {
     const float x[16] = {1, 5, 2, 0, 3, 4, 9, 9, 0, 0, 0, 0, 7, 1, 2, 8};

@@ -109,38 +109,10 @@ static void maxpool_forward(const dpt_node_t *n, const dpt_op_io_t *io)
     }
 }
 
-/* 2x2 windows at stride 2 tiling the input exactly (even sides): every input pixel belongs
- * to one window, so dx is written (or added) straight, without zeroing it first. */
-static void maxpool2_backward(const dpt_node_t *n, const dpt_op_io_t *io)
-{
-    const dpt_shape_t in = n->in_shape[0], out = n->out;
-    const size_t plane = in.h * in.w, oplane = out.h * out.w;
-    const uint32_t *arg = (const uint32_t *)io->saved;
-    const bool acc = io->dx_acc[0];
-    for (size_t pl = 0; pl < io->rows * in.c; pl++) {
-        float *dx = io->dx[0] + pl * plane;
-        const float *dy = io->dy + pl * oplane;
-        const uint32_t *am = arg + pl * oplane;
-        for (size_t oy = 0; oy < out.h; oy++)
-            for (size_t ox = 0; ox < out.w; ox++) {
-                const size_t o = oy * out.w + ox, base = 2 * oy * in.w + 2 * ox;
-                const size_t cell[4] = {base, base + 1, base + in.w, base + in.w + 1};
-                for (int k = 0; k < 4; k++) {
-                    float g = am[o] == cell[k] ? dy[o] : 0.0f;
-                    dx[cell[k]] = acc ? dx[cell[k]] + g : g;
-                }
-            }
-    }
-}
-
 static void maxpool_backward(const dpt_node_t *n, const dpt_op_io_t *io)
 {
     if (!io->dx[0]) return;
     const dpt_shape_t in = n->in_shape[0], out = n->out;
-    if (n->a.k == 2 && n->a.stride == 2 && n->a.pad == 0 && in.h % 2 == 0 && in.w % 2 == 0) {
-        maxpool2_backward(n, io);
-        return;
-    }
     const size_t plane = in.h * in.w, oplane = out.h * out.w;
     const uint32_t *arg = (const uint32_t *)io->saved;
     if (!io->dx_acc[0]) memset(io->dx[0], 0, io->rows * in.c * plane * sizeof(float));
