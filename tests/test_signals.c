@@ -80,9 +80,12 @@ static char *params_of(const char *name, size_t *n)
     return copy;
 }
 
+#define STILL_RUNNING (-1000)
+
 /* Waits until the run holds its directory's lock (its signal handlers are in place by then:
- * a signal before the program has started is the shell's business, not dptrain's). */
-static void wait_started(const char *name, pid_t pid)
+ * a signal before the program has started is the shell's business, not dptrain's). Returns
+ * STILL_RUNNING, or the exit code (as wait_exit) of a run that already ended. */
+static int wait_started(const char *name, pid_t pid)
 {
     char lock[4200], want[32];
     snprintf(lock, sizeof lock, "%s/%s/.dptrain.lock", dir, name);
@@ -94,13 +97,15 @@ static void wait_started(const char *name, pid_t pid)
             if (!fgets(text, sizeof text, f)) text[0] = '\0';
             fclose(f);
         }
-        if (!strcmp(text, want)) return;
+        if (!strcmp(text, want)) return STILL_RUNNING;
         int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) cr_assert_fail("%s ended before starting", name);
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
         struct timespec d = {0, 500000};
         nanosleep(&d, NULL);
     }
     cr_assert_fail("%s never took its lock", name);
+    return STILL_RUNNING;
 }
 
 /* After a stop: exit 75 with the message (or 0 if the run had finished). */
@@ -144,11 +149,17 @@ static void assert_same_as_reference(const char *name)
     free(ref), free(got);
 }
 
+static double ref_seconds; /* the uninterrupted run's wall time, to place the signals */
+
 static void setup(void)
 {
     dir = t_make_tmpdir("signals");
     csv = t_write_threshold_table(dir, 1500, 12, 23);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
     cr_assert_eq(wait_exit(start("whole", 0, NULL, NULL, NULL)), 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    ref_seconds = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
 }
 
 TestSuite(signals, .init = setup, .timeout = 300);
@@ -173,7 +184,9 @@ Test(signals, sigterm_during_checkpoint_writes)
     cr_assert_gt(stopped, 6, "the shim's signal stopped only %d runs", stopped);
 }
 
-/* SIGTERM and SIGUSR1 at seeded random moments, several per run. */
+/* SIGTERM and SIGUSR1 at seeded random moments, several per run. The moments are fractions of
+ * the reference run's time; on a shared machine a run may go faster than that run did, so a
+ * run that finishes before its first signal is started again with the moments halved. */
 Test(signals, signals_at_random_moments_then_resume_is_exact)
 {
     dpt_rng_t r;
@@ -182,23 +195,34 @@ Test(signals, signals_at_random_moments_then_resume_is_exact)
     for (int trial = 0; trial < 4; trial++) {
         char name[64];
         snprintf(name, sizeof name, "rand%d", trial);
-        for (int round = 0; round < 12; round++) {
-            pid_t pid = start(name, has_checkpoint(name), NULL, NULL, NULL);
-            wait_started(name, pid);
-            /* 0-380 ms after the start: data loading (before any checkpoint) to mid-training */
-            long ms = (long)dpt_rng_below(&r, 380);
-            struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
-            nanosleep(&d, NULL);
-            kill(pid, (trial + round) % 2 ? SIGUSR1 : SIGTERM);
-            int rc = wait_exit(pid);
+        double scale = 0.6 * ref_seconds;
+        int trial_stops = 0, fresh = 1;
+        for (int round = 0; round < 40; round++) {
+            pid_t pid = start(name, !fresh && has_checkpoint(name), NULL, NULL, NULL);
+            fresh = 0;
+            int rc = wait_started(name, pid);
+            if (rc == STILL_RUNNING) {
+                /* from data loading (before any checkpoint) to late in training */
+                double delay = dpt_rng_uniform(&r) * scale;
+                struct timespec d = {(time_t)delay, (long)((delay - (time_t)delay) * 1e9)};
+                nanosleep(&d, NULL);
+                kill(pid, (trial + round) % 2 ? SIGUSR1 : SIGTERM);
+                rc = wait_exit(pid);
+            }
             check_stopped(name, rc);
-            stops += rc == 75;
-            if (rc == 0) break;
+            trial_stops += rc == 75;
+            if (rc == 0 && trial_stops > 0) break;
+            if (rc == 0) { /* finished before the signal: again, from scratch, sooner */
+                scale /= 2;
+                fresh = 1;
+            }
         }
+        cr_assert_gt(trial_stops, 0, "%s: no run was stopped by a signal", name);
+        stops += trial_stops;
         finish(name);
         assert_same_as_reference(name);
     }
-    cr_assert_gt(stops, 4, "only %d runs were stopped by a signal", stops);
+    cr_assert_geq(stops, 4, "only %d runs were stopped by a signal", stops);
 }
 
 /* Two SIGINTs: the second exits at once with 130; the directory resumes as usual. */
@@ -206,8 +230,9 @@ Test(signals, second_sigint_exits_at_once)
 {
     const char *name = "int2";
     pid_t pid = start(name, 0, NULL, NULL, NULL);
-    wait_started(name, pid);
-    struct timespec d = {0, 200000000L};
+    cr_assert_eq(wait_started(name, pid), STILL_RUNNING);
+    double delay = 0.3 * ref_seconds;
+    struct timespec d = {(time_t)delay, (long)((delay - (time_t)delay) * 1e9)};
     nanosleep(&d, NULL);
     kill(pid, SIGINT);
     kill(pid, SIGINT);
