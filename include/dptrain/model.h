@@ -94,8 +94,12 @@ dpt_shape_t dpt_model_input_shape(const dpt_model_t *m);
 size_t dpt_model_classes(const dpt_model_t *m);
 /* The spec as given (a preset keeps its name). */
 const char *dpt_model_spec(const dpt_model_t *m);
-/* Canonical spec with input shape, e.g. "1x28x28 -> dense:256,relu,dense:128,relu,dense:10". */
+/* Canonical spec with input shape, e.g. "1x28x28 -> dense:256,relu,dense:128,relu,dense:10";
+ * presets are expanded (what config.txt records). */
 const char *dpt_model_describe(const dpt_model_t *m);
+/* One short line for progress output: the spec as given with the input shape, the node count
+ * and the trainable parameters, e.g. "3x32x32 -> resnet20 (70 nodes, 269722 parameters)". */
+const char *dpt_model_brief(const dpt_model_t *m);
 /* Multiply-adds x 2 of one sample's forward pass (for GFLOP/s). */
 double dpt_model_forward_flops(const dpt_model_t *m);
 /* Floating-point operations of one sample's training step: forward, and the backward pass

@@ -216,6 +216,8 @@ dpt_status_t dpt_model_create_shaped(const char *spec, dpt_shape_t in, size_t cl
         return s;
     }
     snprintf(m->describe, sizeof m->describe, "%zux%zux%zu -> %s", in.c, in.h, in.w, expanded);
+    snprintf(m->brief, sizeof m->brief, "%zux%zux%zu -> %s (%zu nodes, %zu parameters)", in.c, in.h,
+             in.w, spec, m->n_nodes, m->n_weights);
     *out = m;
     return DPT_OK;
 }
@@ -324,6 +326,10 @@ const char *dpt_model_spec(const dpt_model_t *m)
 const char *dpt_model_describe(const dpt_model_t *m)
 {
     return m->describe;
+}
+const char *dpt_model_brief(const dpt_model_t *m)
+{
+    return m->brief;
 }
 
 static double node_flops(const dpt_node_t *n)

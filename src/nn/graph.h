@@ -40,6 +40,7 @@ struct dpt_model {
     bool dx_acc[DPT_MAX_NODES][DPT_NODE_MAX_INPUTS];
     char spec[DPT_MAX_SPEC + 1];
     char describe[DPT_MAX_SPEC + 64];
+    char brief[DPT_MAX_SPEC + 96];
 };
 
 #endif

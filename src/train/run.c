@@ -1105,7 +1105,7 @@ dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result
     if (s == DPT_OK && cfg->resume && !r.has_from) s = repair_after_resume(&r);
     if (s == DPT_OK && !cfg->quiet)
         fprintf(stderr, "dptrain: %s | %s | %zu threads | BLIS %s kernels | run dir %s%s\n",
-                dpt_dataset_describe(r.train), dpt_model_describe(r.model),
+                dpt_dataset_describe(r.train), dpt_model_brief(r.model),
                 dpt_trainer_threads(r.trainer), dpt_gemm_kernel_name(), cfg->out_dir,
                 cfg->resume ? " (resumed)" : "");
     if (s == DPT_OK) s = run_epochs(&r, &res);
