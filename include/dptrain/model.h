@@ -142,6 +142,9 @@ void dpt_model_print_summary(const dpt_model_t *m, void *file);
 /* Bytes a worker replica needs for `rows` samples: activations, their gradients, the saved
  * floats and the largest workspace (what dptrain info and the run's config report). */
 size_t dpt_model_replica_bytes(const dpt_model_t *m, size_t rows);
+/* Of that, the workspace shared by the nodes (the convolutions' lowered blocks, bounded
+ * whatever rows is). */
+size_t dpt_model_workspace_bytes(const dpt_model_t *m, size_t rows);
 
 /* Preset names with one line each, for --model help. */
 size_t dpt_model_preset_count(void);

@@ -67,6 +67,9 @@ static int show_model(const char *spec, const char *input, size_t classes, size_
     printf("replica_memory = %.1f MiB for %zu rows (activations, their gradients, saved "
            "values, workspace; one per worker thread)\n",
            (double)dpt_model_replica_bytes(m, rows) / 1048576.0, rows);
+    printf("workspace = %.2f MiB of it (the convolutions' lowered blocks; bounded whatever "
+           "the rows)\n",
+           (double)dpt_model_workspace_bytes(m, rows) / 1048576.0);
     printf("parameter_buffer = %.1f MiB (%zu floats with state and alignment)\n",
            (double)dpt_model_param_count(m) * 4.0 / 1048576.0, dpt_model_param_count(m));
     dpt_model_free(m);

@@ -93,6 +93,17 @@ size_t dpt_model_replica_bytes(const dpt_model_t *m, size_t rows)
     return plan_layout(m, rows, false, needs, NULL, NULL) * sizeof(float);
 }
 
+size_t dpt_model_workspace_bytes(const dpt_model_t *m, size_t rows)
+{
+    size_t ws = 0;
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const dpt_node_t *n = &m->nodes[i];
+        size_t w = n->op->workspace_floats ? n->op->workspace_floats(n, rows) : 0;
+        if (w > ws) ws = w;
+    }
+    return dpt_round_floats(ws) * sizeof(float);
+}
+
 dpt_status_t dpt_plan_create(const dpt_model_t *m, size_t max_rows, bool input_grad,
                              dpt_plan_t **out)
 {

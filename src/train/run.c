@@ -303,6 +303,7 @@ static void describe_config(run_t *r)
              "epochs = %zu\n"
              "batch_size = %zu\n"
              "micro_batch = %zu\n"
+             "replica_memory = %.1f MiB a worker (workspace %.2f MiB)\n"
              "threads = %zu\n"
              "seed = %llu\n"
              "early_stop = %s\n"
@@ -319,6 +320,10 @@ static void describe_config(run_t *r)
              dpt_optimizer_describe(r->opt), r->lr_note, lr_eff, c->trainer.clip_grad_norm,
              c->trainer.clip_grad_norm > 0 ? "" : " (off)", dpt_schedule_describe(r->sched),
              c->epochs, c->trainer.batch_size, dpt_trainer_micro_batch(r->trainer),
+             (double)dpt_model_replica_bytes(r->model, dpt_trainer_micro_batch(r->trainer)) /
+                 1048576.0,
+             (double)dpt_model_workspace_bytes(r->model, dpt_trainer_micro_batch(r->trainer)) /
+                 1048576.0,
              dpt_trainer_threads(r->trainer), (unsigned long long)c->trainer.seed, es, guard,
              c->keep_checkpoints, c->log_every, c->checkpoint_every_steps, dpt_gemm_blis_version(),
              dpt_gemm_kernel_name(), dpt_gemm_kernel_reason(), omp_get_max_threads());
