@@ -135,6 +135,23 @@ Test(run_dir, second_writer_is_refused_and_kill_9_leaves_no_stale_lock)
     snprintf(want, sizeof want, "is in use by another dptrain process (pid %ld)", (long)pid);
     cr_assert(strstr(out, want), "'%s' not in: %s", want, out);
     free(out);
+    /* readers need no lock: once the run has a checkpoint, eval, info and plot work on the
+     * directory while it trains */
+    char *ck = t_path(dir, "checkpoint.dpt"), args[8192];
+    for (int i = 0; i < 20000 && access(ck, F_OK) != 0; i++) {
+        struct timespec d = {0, 1000000};
+        nanosleep(&d, NULL);
+    }
+    snprintf(args, sizeof args,
+             "eval --checkpoint %s --data synthetic:20000 --threads 1 --out %s/cm.csv", ck, base);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "info --checkpoint %s", ck);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "plot %s", dir);
+    cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
+    free(out), free(ck);
     kill(pid, SIGKILL);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
