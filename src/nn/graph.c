@@ -111,17 +111,16 @@ static void add_tensor(dpt_model_t *m, size_t node, const dpt_tensor_decl_t *d)
  * ones, so a node's offset[] follows its declaration order. */
 static void build_layout(dpt_model_t *m)
 {
-    dpt_tensor_decl_t decl[DPT_MAX_NODES][DPT_NODE_MAX_TENSORS];
-    size_t n_decl[DPT_MAX_NODES];
-    for (size_t i = 0; i < m->n_nodes; i++) {
-        const dpt_node_t *n = &m->nodes[i];
-        n_decl[i] = n->op->declare ? n->op->declare(n, decl[i]) : 0;
-    }
+    /* Declarations are pure, so each pass asks again instead of keeping them all (a model
+     * may be built on a thread with a small stack). */
     for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < m->n_nodes; i++)
-            for (size_t k = 0; k < n_decl[i]; k++)
-                if ((decl[i][k].role == DPT_TENSOR_STATE) == (pass == 1))
-                    add_tensor(m, i, &decl[i][k]);
+        for (size_t i = 0; i < m->n_nodes; i++) {
+            const dpt_node_t *n = &m->nodes[i];
+            dpt_tensor_decl_t decl[DPT_NODE_MAX_TENSORS];
+            size_t nd = n->op->declare ? n->op->declare(n, decl) : 0;
+            for (size_t k = 0; k < nd; k++)
+                if ((decl[k].role == DPT_TENSOR_STATE) == (pass == 1)) add_tensor(m, i, &decl[k]);
+        }
         if (pass == 0) m->n_trainable = m->n_params;
     }
     for (size_t i = 0; i < m->n_nodes; i++) {
