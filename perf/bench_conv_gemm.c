@@ -50,10 +50,10 @@ int main(int argc, char **argv)
     dpt_gemm_init();
     /* cols = nb * HoWo with nb = ceil(256 / HoWo) (conv.c's block) */
     const conv_t convs[] = {
-        {"cnn conv0 1->32 28x28", 32, 9, 784},      {"cnn conv1 32->64 14x14", 64, 288, 392},
-        {"r20 conv0 3->16 32x32", 16, 27, 1024},    {"r20 16->16 32x32", 16, 144, 1024},
-        {"r20 16->32 s2 16x16", 32, 144, 256},      {"r20 32->32 16x16", 32, 288, 256},
-        {"r20 32->64 s2 8x8", 64, 288, 256},        {"r20 64->64 8x8", 64, 576, 256},
+        {"cnn conv0 1->32 28x28", 32, 9, 784},   {"cnn conv1 32->64 14x14", 64, 288, 392},
+        {"r20 conv0 3->16 32x32", 16, 27, 1024}, {"r20 16->16 32x32", 16, 144, 1024},
+        {"r20 16->32 s2 16x16", 32, 144, 256},   {"r20 32->32 16x16", 32, 288, 256},
+        {"r20 32->64 s2 8x8", 64, 288, 256},     {"r20 64->64 8x8", 64, 576, 256},
     };
     float *a = filled(1 << 20), *b = filled(1 << 20), *c = filled(1 << 20);
     double *t = calloc(3 * reps, sizeof *t);
@@ -67,9 +67,8 @@ int main(int argc, char **argv)
             t[2 * reps + r] = time_once(true, false, v->ckk, v->cols, v->out, a, b, c);
         }
         const char *names[3] = {"forward W col", "dW^T = col dY^T", "dcol = W^T dY"};
-        const size_t shapes[3][3] = {{v->out, v->cols, v->ckk},
-                                     {v->ckk, v->out, v->cols},
-                                     {v->ckk, v->cols, v->out}};
+        const size_t shapes[3][3] = {
+            {v->out, v->cols, v->ckk}, {v->ckk, v->out, v->cols}, {v->ckk, v->cols, v->out}};
         for (int p = 0; p < 3; p++)
             printf("%s,%s,%s,%zux%zux%zu,%.1f\n", dpt_gemm_kernel_name(), v->layer, names[p],
                    shapes[p][0], shapes[p][1], shapes[p][2], dpt_bench_median(t + p * reps, reps));

@@ -305,8 +305,8 @@ static void check_fold(const char *const *opts, size_t n_opt, double mom)
         double ss = (n1 - 1) * st1[c + k] + (n2 - 1) * st2[c + k] + n1 * (m1 - mean) * (m1 - mean) +
                     n2 * (m2 - mean) * (m2 - mean);
         double var = ss / (n1 + n2 - 1);
-        close_to(params[2 * c + k], (1 - mom) * init[2 * c + k] + mom * mean, 1e-6,
-                 "running mean", k);
+        close_to(params[2 * c + k], (1 - mom) * init[2 * c + k] + mom * mean, 1e-6, "running mean",
+                 k);
         close_to(params[3 * c + k], (1 - mom) * init[3 * c + k] + mom * var, 1e-6, "running var",
                  k);
         cr_assert_neq(params[2 * c + k], init[2 * c + k]);

@@ -518,8 +518,7 @@ Test(run_cli, steps_csv_rows_and_exact_resume, .timeout = 120)
     char *dir = t_make_tmpdir("guards"), *csv = t_write_class_table(dir), *out;
     train_ok(dir, csv, "whole", "--lr 0.05 --epochs 3 --log-every 3");
     char *whole = run_file(dir, "whole", "steps.csv");
-    cr_assert(strncmp(whole, "step,epoch,lr,loss\n3,1,0.05,", 28) == 0, "%s",
-              whole);
+    cr_assert(strncmp(whole, "step,epoch,lr,loss\n3,1,0.05,", 28) == 0, "%s", whole);
     int lines = 0;
     for (char *c = whole; *c; c++)
         lines += *c == '\n';

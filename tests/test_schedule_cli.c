@@ -73,8 +73,7 @@ Test(schedule_cli, momentum_column_and_out_file)
     char *text = t_read_file(csv, &n);
     cr_assert_eq(count_lines(text), 11);
     /* onecycle over 10 steps: step 0 is 1/25 with momentum 0.95; step 2 the peak, 0.85. */
-    cr_assert_not_null(strstr(text, "\n0,0,0.040000000000000036,0.95\n"), "%s",
-                       text);
+    cr_assert_not_null(strstr(text, "\n0,0,0.040000000000000036,0.95\n"), "%s", text);
     cr_assert_not_null(strstr(text, "\n2,0,1,0.85\n"), "%s", text);
     free(text);
     free(csv);

@@ -18,8 +18,8 @@ typedef struct dpt_step_log dpt_step_log_t;
  * with another header is DPT_ERR_FORMAT. The caller owns *out (dpt_step_log_close). */
 dpt_status_t dpt_step_log_open(const char *path, int64_t resume_step, dpt_step_log_t **out);
 
-/* Appends one row (stdio-buffered: no system call per row). lr and loss as their shortest round-trip text (core/fmt.h); a
- * non-finite loss as an empty field, like metrics.csv. */
+/* Appends one row (stdio-buffered: no system call per row). lr and loss as their shortest
+ * round-trip text (core/fmt.h); a non-finite loss as an empty field, like metrics.csv. */
 dpt_status_t dpt_step_log_write(dpt_step_log_t *l, uint64_t step, uint64_t epoch, double lr,
                                 double loss);
 

@@ -300,7 +300,7 @@ dpt_status_t dpt_preset_expand(const char *spec, dpt_shape_t in, size_t classes,
         }
     if (!b.len) put(&b, "%s", spec);
     if (b.overflow)
-        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: '%.40s...' longer than %zu characters", spec,
-                         cap - 1);
+        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: '%.40s...' longer than %zu characters",
+                         spec, cap - 1);
     return DPT_OK;
 }

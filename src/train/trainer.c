@@ -19,13 +19,13 @@ struct dpt_trainer {
     const dpt_model_t *model;
     dpt_optimizer_t *opt;
     dpt_trainer_config_t cfg;
-    size_t n_params;    /* trainable floats: gradient buffers, reduction and update */
-    size_t n_all;       /* the whole parameter buffer (trainable, then state) */
-    size_t n_stats;     /* floats of one shard's batch statistics (0: none) */
-    float *stats_arena; /* max_shards statistics buffers, folded in shard order */
+    size_t n_params;         /* trainable floats: gradient buffers, reduction and update */
+    size_t n_all;            /* the whole parameter buffer (trainable, then state) */
+    size_t n_stats;          /* floats of one shard's batch statistics (0: none) */
+    float *stats_arena;      /* max_shards statistics buffers, folded in shard order */
     float **shard_stats_ptr; /* max_shards: the buffers, for the fold */
     size_t *shard_rows;      /* max_shards: rows of each shard of the step */
-    size_t max_shards;  /* ceil(batch / micro_batch) */
+    size_t max_shards;       /* ceil(batch / micro_batch) */
     float *params;
     float *grad_arena; /* max_shards gradient buffers, parameter layout */
     float **grads;
