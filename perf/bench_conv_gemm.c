@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "core/alloc.h"
+#include "perf_fill.h"
 #include "dptrain/bench.h"
 #include "kernels/gemm.h"
 
@@ -19,14 +20,6 @@ typedef struct {
     const char *layer;
     size_t out, ckk, cols; /* M of the forward, K of the forward, N = columns of one block */
 } conv_t;
-
-static float *filled(size_t n)
-{
-    float *p = dpt_alloc_aligned(n * sizeof *p);
-    for (size_t i = 0; p && i < n; i++)
-        p[i] = (float)(i % 7) * 0.1f;
-    return p;
-}
 
 /* GFLOP/s of about 0.05 GFLOP of one product. */
 static double time_once(bool ta, bool tb, size_t m, size_t n, size_t k, float *a, float *b,
@@ -55,7 +48,8 @@ int main(int argc, char **argv)
         {"r20 16->32 s2 16x16", 32, 144, 256},   {"r20 32->32 16x16", 32, 288, 256},
         {"r20 32->64 s2 8x8", 64, 288, 256},     {"r20 64->64 8x8", 64, 576, 256},
     };
-    float *a = filled(1 << 20), *b = filled(1 << 20), *c = filled(1 << 20);
+    float *a = dpt_perf_filled(1 << 20), *b = dpt_perf_filled(1 << 20),
+          *c = dpt_perf_filled(1 << 20);
     double *t = calloc(3 * reps, sizeof *t);
     if (!a || !b || !c || !t) return 1;
     printf("kernel,layer,product,shape,gflops\n");

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "core/alloc.h"
+#include "perf_fill.h"
 #include "dptrain/bench.h"
 #include "kernels/gemm.h"
 
@@ -18,14 +19,6 @@ typedef struct {
     bool ta, tb;
     size_t m, n, k;
 } product_t;
-
-static float *filled(size_t n)
-{
-    float *p = dpt_alloc_aligned(n * sizeof *p);
-    for (size_t i = 0; p && i < n; i++)
-        p[i] = (float)(i % 7) * 0.1f;
-    return p;
-}
 
 /* GFLOP/s of one timed batch of calls (~0.05 GFLOP) of product p in the given B mode. */
 static double time_once(const product_t *p, dpt_gemm_b_mode_t mode, float *a, float *b, float *c)
@@ -59,7 +52,8 @@ int main(int argc, char **argv)
         {"dx3", false, true, rows, 128, 10},
     };
     const dpt_gemm_b_mode_t plain = DPT_GEMM_B_BLIS_DEFAULT, pack_b = DPT_GEMM_B_PACKED;
-    float *a = filled(rows * 784), *b = filled(784 * 256), *c = filled(784 * 256);
+    float *a = dpt_perf_filled(rows * 784), *b = dpt_perf_filled(784 * 256),
+          *c = dpt_perf_filled(784 * 256);
     double *tp = calloc(reps, sizeof *tp), *tb = calloc(reps, sizeof *tb);
     if (!a || !b || !c || !tp || !tb) {
         fprintf(stderr, "bench_step_gemm: out of memory\n");

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -201,4 +202,31 @@ char *t_write_threshold_table(const char *dir, int rows, int features, uint64_t 
     }
     fclose(f);
     return path;
+}
+
+int t_wait_for_lock(const char *run_dir, pid_t pid)
+{
+    char *lock = t_path(run_dir, ".dptrain.lock"), want[32];
+    snprintf(want, sizeof want, "%ld\n", (long)pid);
+    for (int i = 0; i < 120000; i++) {
+        char text[32] = "";
+        FILE *f = fopen(lock, "r");
+        if (f) {
+            if (!fgets(text, sizeof text, f)) text[0] = '\0';
+            fclose(f);
+        }
+        if (!strcmp(text, want)) {
+            free(lock);
+            return T_STILL_RUNNING;
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            free(lock);
+            return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+        }
+        struct timespec d = {0, 500000};
+        nanosleep(&d, NULL);
+    }
+    cr_assert_fail("%s: pid %ld never took the lock", run_dir, (long)pid);
+    return T_STILL_RUNNING;
 }

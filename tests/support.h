@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "dptrain/status.h"
 
@@ -54,5 +55,12 @@ char *t_write_threshold_table(const char *dir, int rows, int features, uint64_t 
 char *t_write_group_table(const char *dir, int rows, int classes, uint64_t seed);
 /* Path of the built dptrain binary. */
 const char *t_dptrain_bin(void);
+
+/* Waits until the `dptrain train` process pid holds the lock of run_dir (its lock file names
+ * it: the run's signal handlers are in place by then). Returns T_STILL_RUNNING, or the exit
+ * code (negative signal number when killed) of a process that ended first, which it reaps.
+ * Fails the test after about a minute. */
+#define T_STILL_RUNNING (-1000)
+int t_wait_for_lock(const char *run_dir, pid_t pid);
 
 #endif

@@ -103,33 +103,11 @@ static pid_t start_long_run(const char *dir)
     return pid;
 }
 
-/* Waits until the lock file names pid (the run holds the lock). */
-static void wait_for_lock(const char *dir, pid_t pid)
-{
-    char *lock = t_path(dir, ".dptrain.lock"), want[32];
-    snprintf(want, sizeof want, "%ld\n", (long)pid);
-    for (int i = 0; i < 20000; i++) {
-        FILE *f = fopen(lock, "r");
-        char text[32] = "";
-        if (f) {
-            if (!fgets(text, sizeof text, f)) text[0] = '\0';
-            fclose(f);
-        }
-        if (!strcmp(text, want)) {
-            free(lock);
-            return;
-        }
-        struct timespec d = {0, 1000000};
-        nanosleep(&d, NULL);
-    }
-    cr_assert_fail("the run never took the lock");
-}
-
 Test(run_dir, second_writer_is_refused_and_kill_9_leaves_no_stale_lock)
 {
     char *base = t_scratch_dir("lock"), *dir = t_path(base, "r"), *out = NULL;
     pid_t pid = start_long_run(dir);
-    wait_for_lock(dir, pid);
+    cr_assert_eq(t_wait_for_lock(dir, pid), T_STILL_RUNNING);
     cr_assert_eq(train(dir, "--epochs 1 --overwrite", &out), 2, "%s", out);
     char want[128];
     snprintf(want, sizeof want, "is in use by another dptrain process (pid %ld)", (long)pid);

@@ -80,32 +80,14 @@ static char *params_of(const char *name, size_t *n)
     return copy;
 }
 
-#define STILL_RUNNING (-1000)
-
-/* Waits until the run holds its directory's lock (its signal handlers are in place by then:
- * a signal before the program has started is the shell's business, not dptrain's). Returns
- * STILL_RUNNING, or the exit code (as wait_exit) of a run that already ended. */
+/* Waits until the run holds its directory's lock (a signal before the program has started
+ * is the shell's business, not dptrain's); T_STILL_RUNNING or the exit code of a run that
+ * already ended. */
 static int wait_started(const char *name, pid_t pid)
 {
-    char lock[4200], want[32];
-    snprintf(lock, sizeof lock, "%s/%s/.dptrain.lock", dir, name);
-    snprintf(want, sizeof want, "%ld\n", (long)pid);
-    for (int i = 0; i < 60000; i++) {
-        char text[32] = "";
-        FILE *f = fopen(lock, "r");
-        if (f) {
-            if (!fgets(text, sizeof text, f)) text[0] = '\0';
-            fclose(f);
-        }
-        if (!strcmp(text, want)) return STILL_RUNNING;
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-        struct timespec d = {0, 500000};
-        nanosleep(&d, NULL);
-    }
-    cr_assert_fail("%s never took its lock", name);
-    return STILL_RUNNING;
+    char run[4200];
+    snprintf(run, sizeof run, "%s/%s", dir, name);
+    return t_wait_for_lock(run, pid);
 }
 
 /* After a stop: exit 75 with the message (or 0 if the run had finished). */
@@ -201,7 +183,7 @@ Test(signals, signals_at_random_moments_then_resume_is_exact)
             pid_t pid = start(name, !fresh && has_checkpoint(name), NULL, NULL, NULL);
             fresh = 0;
             int rc = wait_started(name, pid);
-            if (rc == STILL_RUNNING) {
+            if (rc == T_STILL_RUNNING) {
                 /* from data loading (before any checkpoint) to late in training */
                 double delay = dpt_rng_uniform(&r) * scale;
                 struct timespec d = {(time_t)delay, (long)((delay - (time_t)delay) * 1e9)};
@@ -230,7 +212,7 @@ Test(signals, second_sigint_exits_at_once)
 {
     const char *name = "int2";
     pid_t pid = start(name, 0, NULL, NULL, NULL);
-    cr_assert_eq(wait_started(name, pid), STILL_RUNNING);
+    cr_assert_eq(wait_started(name, pid), T_STILL_RUNNING);
     double delay = 0.3 * ref_seconds;
     struct timespec d = {(time_t)delay, (long)((delay - (time_t)delay) * 1e9)};
     nanosleep(&d, NULL);

@@ -2,6 +2,8 @@
  * replace an earlier run without --overwrite (src/io/run_dir.h). */
 #include "io/run_dir.h"
 
+#include "dptrain/run.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -4,17 +4,6 @@
 
 #include "nn/op.h"
 
-static dpt_status_t no_args(dpt_node_t *n, dpt_layer_args_t *a)
-{
-    return dpt_args_finish(a, 0, n->op->usage);
-}
-
-static dpt_status_t same_shape(dpt_node_t *n)
-{
-    n->out = n->in_shape[0];
-    return DPT_OK;
-}
-
 static size_t elems(const dpt_node_t *n, const dpt_op_io_t *io)
 {
     return io->rows * dpt_shape_size(n->out);
@@ -79,8 +68,8 @@ ACT_BACKWARD(gelu_backward, dy[i] * gelu_grad(v))
 #define ACTIVATION(sym, nm, fwd, bwd)                                                              \
     const dpt_op_t sym = {.name = nm,                                                              \
                           .usage = nm,                                                             \
-                          .parse = no_args,                                                        \
-                          .infer = same_shape,                                                     \
+                          .parse = dpt_op_parse_none,                                              \
+                          .infer = dpt_op_infer_same,                                              \
                           .forward = fwd,                                                          \
                           .backward = bwd}
 

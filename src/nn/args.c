@@ -81,3 +81,14 @@ dpt_status_t dpt_args_finish(const dpt_layer_args_t *a, size_t max_pos, const ch
     }
     return DPT_OK;
 }
+
+dpt_status_t dpt_op_parse_none(dpt_node_t *n, dpt_layer_args_t *a)
+{
+    return dpt_args_finish(a, 0, n->op->usage);
+}
+
+dpt_status_t dpt_op_infer_same(dpt_node_t *n)
+{
+    n->out = n->in_shape[0];
+    return DPT_OK;
+}

@@ -24,12 +24,6 @@ static dpt_status_t dropout_parse(dpt_node_t *n, dpt_layer_args_t *a)
     return dpt_args_finish(a, 1, USAGE);
 }
 
-static dpt_status_t dropout_infer(dpt_node_t *n)
-{
-    n->out = n->in_shape[0];
-    return DPT_OK;
-}
-
 static inline bool dropout_keep(const dpt_node_t *n, const dpt_step_ctx_t *ctx, size_t row,
                                 size_t unit)
 {
@@ -77,6 +71,6 @@ static void dropout_backward(const dpt_node_t *n, const dpt_op_io_t *io)
 const dpt_op_t dpt_op_dropout = {.name = "dropout",
                                  .usage = USAGE,
                                  .parse = dropout_parse,
-                                 .infer = dropout_infer,
+                                 .infer = dpt_op_infer_same,
                                  .forward = dropout_forward,
                                  .backward = dropout_backward};

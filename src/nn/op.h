@@ -97,6 +97,11 @@ dpt_status_t dpt_args_opt_real(dpt_layer_args_t *a, const char *key, double lo, 
  * positional values were given. */
 dpt_status_t dpt_args_finish(const dpt_layer_args_t *a, size_t max_pos, const char *valid);
 
+/* The vtable entries of ops that take no values (relu, gap, ...) and keep their input's shape
+ * (activations, dropout). */
+dpt_status_t dpt_op_parse_none(dpt_node_t *n, dpt_layer_args_t *a);
+dpt_status_t dpt_op_infer_same(dpt_node_t *n);
+
 /* A tensor an op declares; the graph lays it out in the parameter buffer. */
 typedef enum { DPT_INIT_ZERO, DPT_INIT_ONE, DPT_INIT_XAVIER, DPT_INIT_HE } dpt_init_t;
 typedef struct dpt_tensor_decl {

@@ -187,11 +187,6 @@ const dpt_op_t dpt_op_avgpool = {.name = "avgpool",
                                  .backward = avgpool_backward,
                                  .flops = pool_flops};
 
-static dpt_status_t no_args(dpt_node_t *n, dpt_layer_args_t *a)
-{
-    return dpt_args_finish(a, 0, n->op->usage);
-}
-
 static dpt_status_t gap_infer(dpt_node_t *n)
 {
     n->out = (dpt_shape_t){n->in_shape[0].c, 1, 1};
@@ -235,7 +230,7 @@ static double gap_flops(const dpt_node_t *n)
 
 const dpt_op_t dpt_op_gap = {.name = "gap",
                              .usage = "gap",
-                             .parse = no_args,
+                             .parse = dpt_op_parse_none,
                              .infer = gap_infer,
                              .forward = gap_forward,
                              .backward = gap_backward,
@@ -260,7 +255,7 @@ static void flatten_backward(const dpt_node_t *n, const dpt_op_io_t *io)
 
 const dpt_op_t dpt_op_flatten = {.name = "flatten",
                                  .usage = "flatten",
-                                 .parse = no_args,
+                                 .parse = dpt_op_parse_none,
                                  .infer = flatten_infer,
                                  .forward = flatten_forward,
                                  .backward = flatten_backward};
