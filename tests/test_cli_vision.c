@@ -127,7 +127,7 @@ Test(vision, bad_model_specs_exit_2_before_loading_data)
     expect_exit_2("maxpool:2,maxpool:2,maxpool:2,maxpool:2,maxpool:2,dense:10",
                   "maxpool4: kernel 2 larger than its input 1x1");
     expect_exit_2("conv:8:3,res(conv:16:3),gap,dense:10", "residual add of mismatched shapes");
-    expect_exit_2("dense:0,dense:10", "width must be an integer");
+    expect_exit_2("dense:0,dense:10", "units must be an integer in [1, 65536], got '0'");
     /* 22 maps of 4096 x 28 x 28 (depthwise, so few parameters): 70M floats per sample */
     char deep[1024] = "conv:4096:1";
     for (int i = 0; i < 21; i++)

@@ -357,7 +357,8 @@ static void expect_spec_error(const char *spec, size_t classes, const char *need
 
 Test(model_spec, unknown_layer_lists_valid_ones)
 {
-    expect_spec_error("dense:8,swish,dense:3", 3, "unknown layer 'swish'; valid layers: dense:N");
+    expect_spec_error("dense:8,swish,dense:3", 3,
+                      "model spec: unknown layer 'swish'; valid names: dense, conv, bn, relu");
 }
 Test(model_spec, last_layer_must_match_classes)
 {
@@ -369,18 +370,23 @@ Test(model_spec, last_layer_must_give_the_classes)
 }
 Test(model_spec, bad_width)
 {
-    expect_spec_error("dense:abc,dense:3", 3, "width must be an integer");
-    expect_spec_error("dense:0,dense:3", 3, "width must be an integer");
-    expect_spec_error("dense:-5,dense:3", 3, "width must be an integer");
+    expect_spec_error("dense:abc,dense:3", 3,
+                      "model spec: 'dense:abc': units: malformed number 'abc' (expected an "
+                      "integer in [1, 65536])");
+    expect_spec_error("dense:0,dense:3", 3,
+                      "model spec: 'dense:0': units must be an integer in [1, 65536], got '0'");
+    expect_spec_error("dense:-5,dense:3", 3, "units: malformed number '-5'");
 }
 Test(model_spec, missing_argument)
 {
-    expect_spec_error("dense,dense:3", 3, "'dense': missing width");
-    expect_spec_error("dropout,dense:3", 3, "needs an argument");
+    expect_spec_error("dense,dense:3", 3,
+                      "'dense': missing required key units (usage: dense:UNITS");
+    expect_spec_error("dropout,dense:3", 3, "'dropout': missing required key p (usage: dropout:P)");
 }
 Test(model_spec, bad_dropout)
 {
-    expect_spec_error("dropout:1.5,dense:3", 3, "dropout probability must be in [0, 1)");
+    expect_spec_error("dropout:1.5,dense:3", 3,
+                      "model spec: 'dropout:1.5': p must be a number in [0, 1), got '1.5'");
 }
 Test(model_spec, empty)
 {
@@ -389,16 +395,18 @@ Test(model_spec, empty)
 }
 Test(model_spec, argument_on_activation)
 {
-    expect_spec_error("relu:3,dense:3", 3, "takes no value");
+    expect_spec_error("relu:3,dense:3", 3, "model spec: 'relu:3': relu takes no keys or values");
 }
 Test(model_spec, bad_initialisation)
 {
-    expect_spec_error("dense:8:lecun,dense:3", 3, "initialisation must be he or xavier");
+    expect_spec_error("dense:8:lecun,dense:3", 3,
+                      "model spec: 'dense:8:lecun': init must be one of xavier, he, got 'lecun'");
 }
 Test(model_spec, unknown_option_lists_the_usage)
 {
-    expect_spec_error_shaped("conv:8:3:dilation=2,gap,dense:3", (dpt_shape_t){1, 8, 8}, 3,
-                             "unknown option 'dilation'; usage: conv:OUT:K");
+    expect_spec_error_shaped(
+        "conv:8:3:dilation=2,gap,dense:3", (dpt_shape_t){1, 8, 8}, 3,
+        "unknown key 'dilation'; valid keys: out, k, stride, pad, bias, groups");
 }
 Test(model_spec, kernel_larger_than_input)
 {

@@ -4,10 +4,12 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/op.h"
+#include "nn/spec.h"
 #include "support.h"
 
 /* A small seeded generator of the test's own, so the suite needs nothing but the op. */
@@ -33,12 +35,15 @@ static dpt_node_t make_node(size_t c, size_t h, size_t w, const char *const *opt
     strcpy(n.name, "bn0");
     n.n_in = 1;
     n.in_shape[0] = (dpt_shape_t){c, h, w};
-    dpt_layer_args_t a;
-    memset(&a, 0, sizeof a);
-    a.item = "bn";
-    a.n_opt = n_opt;
+    char item[256];
+    size_t len = (size_t)snprintf(item, sizeof item, "bn");
     for (size_t i = 0; i < n_opt; i++)
-        a.key[i] = opts[2 * i], a.val[i] = opts[2 * i + 1];
+        len += (size_t)snprintf(item + len, sizeof item - len, "%c%s=%s", i ? ',' : ':',
+                                opts[2 * i], opts[2 * i + 1]);
+    const dpt_op_t *op;
+    dpt_spec_part_t a;
+    cr_assert_eq(dpt_op_parse_item(item, len, &op, &a), DPT_OK, "%s", dpt_last_error());
+    cr_assert_eq(op, &dpt_op_bn);
     cr_assert_eq(dpt_op_bn.parse(&n, &a), DPT_OK, "%s", dpt_last_error());
     cr_assert_eq(dpt_op_bn.infer(&n), DPT_OK, "%s", dpt_last_error());
     dpt_tensor_decl_t d[DPT_NODE_MAX_TENSORS];
@@ -509,8 +514,10 @@ Test(bn_node, shapes_and_declarations)
     cr_assert_eq(dpt_op_bn.saved_floats(&n, 7), 12u);
     cr_assert(dpt_op_bn.workspace_floats == NULL);
     cr_assert_eq(dpt_op_bn.flops(&n), 10.0 * 6 * 15);
-    cr_assert_str_eq(dpt_op_bn.name, "bn");
-    cr_assert_str_eq(dpt_op_bn.usage, "bn[:eps=E][:momentum=M]");
+    cr_assert_str_eq(dpt_op_bn.spec.name, "bn");
+    char usage[128];
+    dpt_spec_usage(&dpt_op_bn.spec, usage, sizeof usage);
+    cr_assert_str_eq(usage, "bn[:eps=1e-05][:momentum=0.1]");
 }
 
 Test(bn_node, infer_refuses_two_inputs)
@@ -522,70 +529,66 @@ Test(bn_node, infer_refuses_two_inputs)
 
 /* ---- parse errors ---- */
 
-static dpt_status_t parse_item(const char *item, size_t n_pos, const char *pos0, const char *key,
-                               const char *val)
+/* The item through the layer grammar, then bn's parse. */
+static dpt_status_t parse_item(const char *item)
 {
     dpt_node_t n;
     memset(&n, 0, sizeof n);
     n.op = &dpt_op_bn;
     n.n_in = 1;
     n.in_shape[0] = (dpt_shape_t){3, 1, 1};
-    dpt_layer_args_t a;
-    memset(&a, 0, sizeof a);
-    a.item = item;
-    a.n_pos = n_pos, a.pos[0] = pos0;
-    if (key) a.n_opt = 1, a.key[0] = key, a.val[0] = val;
-    return dpt_op_bn.parse(&n, &a);
+    const dpt_op_t *op;
+    dpt_spec_part_t a;
+    dpt_status_t s = dpt_op_parse_item(item, strlen(item), &op, &a);
+    return s != DPT_OK ? s : dpt_op_bn.parse(&n, &a);
 }
 
 Test(bn_parse, unknown_option)
 {
-    assert_fails(
-        parse_item("bn:gamma=2", 0, NULL, "gamma", "2"), DPT_ERR_INVALID_ARG,
-        "model spec: 'bn:gamma=2': unknown option 'gamma'; usage: bn[:eps=E][:momentum=M]");
+    assert_fails(parse_item("bn:gamma=2"), DPT_ERR_INVALID_ARG,
+                 "model spec: 'bn:gamma=2': unknown key 'gamma'; valid keys: eps, momentum");
 }
 
 Test(bn_parse, eps_one)
 {
-    assert_fails(parse_item("bn:eps=1", 0, NULL, "eps", "1"), DPT_ERR_INVALID_ARG,
-                 "model spec: 'bn:eps=1': eps must be a number in [0, 1)");
+    assert_fails(parse_item("bn:eps=1"), DPT_ERR_INVALID_ARG,
+                 "model spec: 'bn:eps=1': eps must be a number in [0, 1), got '1'");
 }
 
 Test(bn_parse, eps_negative)
 {
-    assert_fails(parse_item("bn:eps=-1e-5", 0, NULL, "eps", "-1e-5"), DPT_ERR_INVALID_ARG,
-                 "eps must be a number in [0, 1)");
+    assert_fails(parse_item("bn:eps=-1e-5"), DPT_ERR_INVALID_ARG, "eps must be a number in [0, 1)");
 }
 
 Test(bn_parse, eps_not_a_number)
 {
-    assert_fails(parse_item("bn:eps=small", 0, NULL, "eps", "small"), DPT_ERR_INVALID_ARG,
-                 "eps must be a number in [0, 1)");
+    assert_fails(parse_item("bn:eps=small"), DPT_ERR_INVALID_ARG,
+                 "model spec: 'bn:eps=small': eps: malformed number 'small' (expected a number "
+                 "in [0, 1))");
 }
 
 Test(bn_parse, momentum_above_one)
 {
-    assert_fails(parse_item("bn:momentum=1.5", 0, NULL, "momentum", "1.5"), DPT_ERR_INVALID_ARG,
-                 "model spec: 'bn:momentum=1.5': momentum must be a number in [0, 1]");
+    assert_fails(parse_item("bn:momentum=1.5"), DPT_ERR_INVALID_ARG,
+                 "model spec: 'bn:momentum=1.5': momentum must be a number in [0, 1], got '1.5'");
 }
 
 Test(bn_parse, momentum_negative)
 {
-    assert_fails(parse_item("bn:momentum=-0.1", 0, NULL, "momentum", "-0.1"), DPT_ERR_INVALID_ARG,
+    assert_fails(parse_item("bn:momentum=-0.1"), DPT_ERR_INVALID_ARG,
                  "momentum must be a number in [0, 1]");
 }
 
 Test(bn_parse, momentum_bounds_accepted)
 {
-    cr_assert_eq(parse_item("bn:momentum=1", 0, NULL, "momentum", "1"), DPT_OK, "%s",
-                 dpt_last_error());
-    cr_assert_eq(parse_item("bn:momentum=0", 0, NULL, "momentum", "0"), DPT_OK, "%s",
-                 dpt_last_error());
-    cr_assert_eq(parse_item("bn:eps=0", 0, NULL, "eps", "0"), DPT_OK, "%s", dpt_last_error());
+    cr_assert_eq(parse_item("bn:momentum=1"), DPT_OK, "%s", dpt_last_error());
+    cr_assert_eq(parse_item("bn:momentum=0"), DPT_OK, "%s", dpt_last_error());
+    cr_assert_eq(parse_item("bn:eps=0"), DPT_OK, "%s", dpt_last_error());
 }
 
 Test(bn_parse, positional_value)
 {
-    assert_fails(parse_item("bn:16", 1, "16", NULL, NULL), DPT_ERR_INVALID_ARG,
-                 "model spec: 'bn:16' takes no value; usage: bn[:eps=E][:momentum=M]");
+    assert_fails(parse_item("bn:16"), DPT_ERR_INVALID_ARG,
+                 "model spec: 'bn:16': expected key=value, got '16' (usage: "
+                 "bn[:eps=1e-05][:momentum=0.1])");
 }

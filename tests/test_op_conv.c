@@ -10,6 +10,7 @@
 
 #include "kernels/gemm.h"
 #include "nn/op.h"
+#include "nn/spec.h"
 #include "support.h"
 
 static void init(void)
@@ -19,34 +20,14 @@ static void init(void)
 
 TestSuite(op_conv, .init = init);
 
-/* A node built as the graph would: the item split at ':' (the first token is the kind),
- * parsed, inferred for input shape `in`, its tensors laid out weight first, then bias. */
+/* A node built as the graph would: the item read by the layer grammar, parsed, inferred for input
+ * shape `in`, its tensors laid out weight first, then bias. */
 typedef struct {
     dpt_node_t n;
-    char buf[128];
-    dpt_layer_args_t args;
+    dpt_spec_part_t args;
     dpt_tensor_decl_t decl[DPT_NODE_MAX_TENSORS];
     size_t n_decl, n_params;
 } node_t;
-
-static void split_item(node_t *t, const char *item)
-{
-    memset(&t->args, 0, sizeof t->args);
-    snprintf(t->buf, sizeof t->buf, "%s", item);
-    t->args.item = item;
-    char *save = NULL, *tok = strtok_r(t->buf, ":", &save); /* the kind */
-    while ((tok = strtok_r(NULL, ":", &save))) {
-        char *eq = strchr(tok, '=');
-        cr_assert_lt(t->args.n_pos + t->args.n_opt, DPT_ARGS_MAX);
-        if (eq) {
-            *eq = 0;
-            t->args.key[t->args.n_opt] = tok;
-            t->args.val[t->args.n_opt++] = eq + 1;
-        } else {
-            t->args.pos[t->args.n_pos++] = tok;
-        }
-    }
-}
 
 /* parse + infer; returns the first failure (the node is then unusable). */
 static dpt_status_t build(node_t *t, const char *item, dpt_shape_t in)
@@ -56,8 +37,10 @@ static dpt_status_t build(node_t *t, const char *item, dpt_shape_t in)
     snprintf(t->n.name, sizeof t->n.name, "conv3");
     t->n.n_in = 1;
     t->n.in_shape[0] = in;
-    split_item(t, item);
-    dpt_status_t s = dpt_op_conv.parse(&t->n, &t->args);
+    const dpt_op_t *op;
+    dpt_status_t s = dpt_op_parse_item(item, strlen(item), &op, &t->args);
+    if (s == DPT_OK && op != &dpt_op_conv) s = DPT_ERR_INTERNAL;
+    if (s == DPT_OK) s = dpt_op_conv.parse(&t->n, &t->args);
     if (s != DPT_OK) return s;
     return dpt_op_conv.infer(&t->n);
 }
@@ -461,19 +444,21 @@ Test(op_conv, bad_arguments)
 {
     node_t t;
     const dpt_shape_t in = SHAPE(3, 8, 8);
-    assert_fails(build(&t, "conv:8", in), DPT_ERR_INVALID_ARG, "'conv:8': missing kernel size");
-    assert_fails(build(&t, "conv", in), DPT_ERR_INVALID_ARG, "missing output channels");
+    assert_fails(build(&t, "conv:8", in), DPT_ERR_INVALID_ARG, "'conv:8': missing required key k");
+    assert_fails(build(&t, "conv", in), DPT_ERR_INVALID_ARG,
+                 "'conv': missing required key out (usage: conv:OUT:K[:stride=1]");
     assert_fails(build(&t, "conv:8:3:dilation=2", in), DPT_ERR_INVALID_ARG,
-                 "unknown option 'dilation'; usage: conv:OUT:K[:stride=S][:pad=P][:bias=0|1]");
-    assert_fails(build(&t, "conv:8:3:3", in), DPT_ERR_INVALID_ARG, "too many values");
+                 "unknown key 'dilation'; valid keys: out, k, stride, pad, bias, groups");
+    assert_fails(build(&t, "conv:8:3:3", in), DPT_ERR_INVALID_ARG,
+                 "'conv:8:3:3': expected key=value, got '3'");
     assert_fails(build(&t, "conv:8:0", in), DPT_ERR_INVALID_ARG,
-                 "kernel size must be an integer in [1, 64]");
+                 "k must be an integer in [1, 64], got '0'");
     assert_fails(build(&t, "conv:0:3", in), DPT_ERR_INVALID_ARG,
-                 "output channels must be an integer in [1, 65536]");
+                 "out must be an integer in [1, 65536], got '0'");
     assert_fails(build(&t, "conv:8:3:stride=0", in), DPT_ERR_INVALID_ARG,
                  "stride must be an integer in [1, 64]");
     assert_fails(build(&t, "conv:8:3:bias=2", in), DPT_ERR_INVALID_ARG,
-                 "bias must be an integer in [0, 1]");
+                 "bias must be 0 or 1, got '2'");
     assert_fails(build(&t, "conv:8:3:pad=65", in), DPT_ERR_INVALID_ARG,
                  "pad must be an integer in [0, 64]");
     assert_fails(build(&t, "conv:8:3:groups=0", in), DPT_ERR_INVALID_ARG,

@@ -84,7 +84,7 @@ static void expect_error(const char *spec, const char *needle)
 
 Test(sgd, unknown_name_lists_valid)
 {
-    expect_error("adamx:lr=1", "unknown optimizer 'adamx'; valid optimizers: sgd, adam, adamw, "
+    expect_error("adamx:lr=1", "unknown optimizer 'adamx'; valid names: sgd, adam, adamw, "
                                "rmsprop, adagrad, lars, lamb");
 }
 Test(sgd, unknown_key_lists_valid)
@@ -93,11 +93,13 @@ Test(sgd, unknown_key_lists_valid)
 }
 Test(sgd, malformed_number)
 {
-    expect_error("sgd:momentum=abc", "momentum='abc' is not a number");
+    expect_error("sgd:momentum=abc",
+                 "optimizer sgd: momentum: malformed number 'abc' (expected a number in [0, 1])");
 }
 Test(sgd, out_of_range)
 {
-    expect_error("sgd:momentum=1.5", "momentum=1.5 outside [0, 1]");
+    expect_error("sgd:momentum=1.5",
+                 "optimizer sgd: momentum must be a number in [0, 1], got '1.5'");
 }
 Test(sgd, nesterov_needs_momentum)
 {

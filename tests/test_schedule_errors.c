@@ -70,12 +70,12 @@ Test(schedule_errors, zero_steps_per_epoch)
 
 Test(schedule_errors, pct_start_zero)
 {
-    expect_bad("onecycle:pct_start=0", "onecycle: pct_start must be in (0, 1), got '0'");
+    expect_bad("onecycle:pct_start=0", "onecycle: pct_start must be a number in (0, 1), got '0'");
 }
 
 Test(schedule_errors, pct_start_one)
 {
-    expect_bad("onecycle:pct_start=1", "pct_start must be in (0, 1), got '1'");
+    expect_bad("onecycle:pct_start=1", "pct_start must be a number in (0, 1), got '1'");
 }
 
 Test(schedule_errors, milestones_repeat)
@@ -111,12 +111,12 @@ Test(schedule_errors, max_lr_below_default_base_lr)
 
 Test(schedule_errors, gamma_zero)
 {
-    expect_bad("step:step_size=1,gamma=0", "step: gamma must be > 0, got '0'");
+    expect_bad("step:step_size=1,gamma=0", "step: gamma must be a number > 0, got '0'");
 }
 
 Test(schedule_errors, gamma_negative)
 {
-    expect_bad("exponential:gamma=-0.5", "exponential: gamma must be > 0, got '-0.5'");
+    expect_bad("exponential:gamma=-0.5", "exponential: gamma must be a number > 0, got '-0.5'");
 }
 
 Test(schedule_errors, cosine_needs_t_max)
@@ -223,12 +223,12 @@ Test(schedule_errors, two_plateaus)
 
 Test(schedule_errors, three_parts)
 {
-    expect_bad("step:step_size=1+plateau+plateau", "more than two parts");
+    expect_bad("step:step_size=1+plateau+plateau", "joins more than 2 parts with '+'");
 }
 
 Test(schedule_errors, plateau_factor_one)
 {
-    expect_bad("plateau:factor=1", "plateau: factor must be in (0, 1), got '1'");
+    expect_bad("plateau:factor=1", "plateau: factor must be a number in (0, 1), got '1'");
 }
 
 Test(schedule_errors, plateau_rel_threshold_one)
@@ -257,5 +257,5 @@ Test(schedule_errors, warmup_unknown_key_lists_keys)
 Test(schedule_errors, warmup_start_factor_zero)
 {
     expect_bad_run(NULL, "linear:steps=3,start_factor=0", 0.1, 1, 1,
-                   "warmup linear: start_factor must be in (0, 1], got '0'");
+                   "warmup linear: start_factor must be a number in (0, 1], got '0'");
 }

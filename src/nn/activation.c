@@ -66,12 +66,8 @@ ACT_FORWARD(gelu_forward, 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_C * v * v 
 ACT_BACKWARD(gelu_backward, dy[i] * gelu_grad(v))
 
 #define ACTIVATION(sym, nm, fwd, bwd)                                                              \
-    const dpt_op_t sym = {.name = nm,                                                              \
-                          .usage = nm,                                                             \
-                          .parse = dpt_op_parse_none,                                              \
-                          .infer = dpt_op_infer_same,                                              \
-                          .forward = fwd,                                                          \
-                          .backward = bwd}
+    const dpt_op_t sym = {                                                                         \
+        .spec = {nm, NULL}, .infer = dpt_op_infer_same, .forward = fwd, .backward = bwd}
 
 ACTIVATION(dpt_op_relu, "relu", relu_forward, relu_backward);
 ACTIVATION(dpt_op_tanh, "tanh", tanh_forward, tanh_backward);

@@ -22,25 +22,19 @@
 
 #include "nn/op.h"
 
-#define USAGE "bn[:eps=E][:momentum=M]"
-
 enum { BLK = 64, LANES = 8 };
 
 /* ---- parse, shapes, declarations ---- */
 
-static dpt_status_t bn_parse(dpt_node_t *n, dpt_layer_args_t *a)
+static const dpt_spec_key_t bn_keys[] = {DPT_SPEC_R("eps", "1e-05", 0, 1, DPT_SPEC_HI_OPEN),
+                                         DPT_SPEC_R("momentum", "0.1", 0, 1, 0), DPT_SPEC_END};
+
+static dpt_status_t bn_parse(dpt_node_t *n, const dpt_spec_part_t *p)
 {
-    n->a.eps = 1e-5;
-    n->a.momentum = 0.1;
-    dpt_status_t s = dpt_args_opt_real(a, "eps", 0.0, 1.0, &n->a.eps);
-    if (s != DPT_OK) return s;
-    /* momentum 1 is valid (running statistics = the last shard's), but opt_real's range is
-     * half-open: ask for [0, next float above 1) and say [0, 1] in the message. */
-    s = dpt_args_opt_real(a, "momentum", 0.0, nextafter(1.0, 2.0), &n->a.momentum);
-    if (s != DPT_OK)
-        return dpt_error(DPT_ERR_INVALID_ARG,
-                         "model spec: '%s': momentum must be a number in [0, 1]", a->item);
-    return dpt_args_finish(a, 0, USAGE);
+    n->a.eps = dpt_spec_real(p, "eps");
+    /* momentum 1 is valid: the running statistics are then the last step's */
+    n->a.momentum = dpt_spec_real(p, "momentum");
+    return DPT_OK;
 }
 
 static dpt_status_t bn_infer(dpt_node_t *n)
@@ -402,8 +396,7 @@ static void bn_fold_stats(const dpt_node_t *n, float *params, const float *const
 }
 
 const dpt_op_t dpt_op_bn = {
-    .name = "bn",
-    .usage = USAGE,
+    .spec = {"bn", bn_keys},
     .parse = bn_parse,
     .infer = bn_infer,
     .declare = bn_declare,

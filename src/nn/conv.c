@@ -72,21 +72,23 @@ static size_t block_of(const conv_dims_t *d, size_t rows)
     return nb ? nb : 1;
 }
 
-static dpt_status_t conv_parse(dpt_node_t *n, dpt_layer_args_t *a)
+static const dpt_spec_key_t conv_keys[] = {DPT_SPEC_I("out", NULL, 1, 65536, DPT_SPEC_POS),
+                                           DPT_SPEC_I("k", NULL, 1, 64, DPT_SPEC_POS),
+                                           DPT_SPEC_I("stride", "1", 1, 64, 0),
+                                           DPT_SPEC_I("pad", "@(k-1)/2: same", 0, 64, 0),
+                                           DPT_SPEC_B("bias", "1"),
+                                           DPT_SPEC_I("groups", "1", 1, 65536, 0),
+                                           DPT_SPEC_END};
+
+static dpt_status_t conv_parse(dpt_node_t *n, const dpt_spec_part_t *p)
 {
-    size_t out, k, stride = 1, pad, bias = 1, groups = 1;
-    dpt_status_t s;
-    if ((s = dpt_args_pos_size(a, 0, "output channels", 1, 65536, &out)) != DPT_OK) return s;
-    if ((s = dpt_args_pos_size(a, 1, "kernel size", 1, 64, &k)) != DPT_OK) return s;
-    pad = (k - 1) / 2; /* "same" for odd k at stride 1 */
-    if ((s = dpt_args_opt_size(a, "stride", 1, 64, &stride)) != DPT_OK ||
-        (s = dpt_args_opt_size(a, "pad", 0, 64, &pad)) != DPT_OK ||
-        (s = dpt_args_opt_size(a, "bias", 0, 1, &bias)) != DPT_OK ||
-        (s = dpt_args_opt_size(a, "groups", 1, 65536, &groups)) != DPT_OK)
-        return s;
-    if ((s = dpt_args_finish(a, 2, dpt_op_conv.usage)) != DPT_OK) return s;
-    n->a.out = out, n->a.k = k, n->a.stride = stride, n->a.pad = pad;
-    n->a.bias = bias != 0, n->a.groups = groups;
+    n->a.out = dpt_spec_size(p, "out");
+    n->a.k = dpt_spec_size(p, "k");
+    n->a.stride = dpt_spec_size(p, "stride");
+    /* "same" for odd k at stride 1, as the default */
+    n->a.pad = dpt_spec_is_set(p, "pad") ? dpt_spec_size(p, "pad") : (n->a.k - 1) / 2;
+    n->a.bias = dpt_spec_int(p, "bias") != 0;
+    n->a.groups = dpt_spec_size(p, "groups");
     return DPT_OK;
 }
 
@@ -462,8 +464,7 @@ static void conv_gemm_shape(const dpt_node_t *n, size_t rows, size_t mnk[3])
 }
 
 const dpt_op_t dpt_op_conv = {
-    .name = "conv",
-    .usage = "conv:OUT:K[:stride=S][:pad=P][:bias=0|1][:groups=G]",
+    .spec = {"conv", conv_keys},
     .parse = conv_parse,
     .infer = conv_infer,
     .declare = conv_declare,

@@ -5,23 +5,18 @@
 #include "kernels/gemm.h"
 #include "nn/op.h"
 
-#define USAGE "dense:N[:he|:xavier][:bias=0|1]"
+static const dpt_spec_key_t dense_keys[] = {
+    DPT_SPEC_I("units", NULL, 1, 65536, DPT_SPEC_POS),
+    {"init", DPT_SPEC_ENUM, "xavier", 0, 0, DPT_SPEC_POS, "xavier|he"}, /* dense:10:he */
+    DPT_SPEC_B("bias", "1"),
+    DPT_SPEC_END};
 
-static dpt_status_t dense_parse(dpt_node_t *n, dpt_layer_args_t *a)
+static dpt_status_t dense_parse(dpt_node_t *n, const dpt_spec_part_t *p)
 {
-    dpt_status_t s = dpt_args_pos_size(a, 0, "width", 1, 65536, &n->a.out);
-    if (s != DPT_OK) return s;
-    if (a->n_pos > 1) {
-        if (strcmp(a->pos[1], "he") == 0)
-            n->a.init_he = true;
-        else if (strcmp(a->pos[1], "xavier") != 0)
-            return dpt_error(DPT_ERR_INVALID_ARG,
-                             "model spec: '%s': initialisation must be he or xavier", a->item);
-    }
-    size_t bias = 1;
-    s = dpt_args_opt_size(a, "bias", 0, 1, &bias);
-    n->a.bias = bias != 0;
-    return s == DPT_OK ? dpt_args_finish(a, 2, USAGE) : s;
+    n->a.out = dpt_spec_size(p, "units");
+    n->a.init_he = dpt_spec_int(p, "init") == 1;
+    n->a.bias = dpt_spec_int(p, "bias") != 0;
+    return DPT_OK;
 }
 
 static dpt_status_t dense_infer(dpt_node_t *n)
@@ -89,8 +84,7 @@ static void dense_gemm_shape(const dpt_node_t *n, size_t rows, size_t mnk[3])
     mnk[0] = rows, mnk[1] = n->a.out, mnk[2] = dpt_shape_size(n->in_shape[0]);
 }
 
-const dpt_op_t dpt_op_dense = {.name = "dense",
-                               .usage = USAGE,
+const dpt_op_t dpt_op_dense = {.spec = {"dense", dense_keys},
                                .parse = dense_parse,
                                .infer = dense_infer,
                                .declare = dense_declare,

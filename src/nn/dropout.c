@@ -8,20 +8,13 @@
 #include "core/rng.h"
 #include "nn/op.h"
 
-#define USAGE "dropout:P"
+static const dpt_spec_key_t dropout_keys[] = {
+    DPT_SPEC_R("p", NULL, 0, 1, DPT_SPEC_HI_OPEN | DPT_SPEC_POS), DPT_SPEC_END};
 
-static dpt_status_t dropout_parse(dpt_node_t *n, dpt_layer_args_t *a)
+static dpt_status_t dropout_parse(dpt_node_t *n, const dpt_spec_part_t *p)
 {
-    if (a->n_pos < 1)
-        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: '%s' needs an argument (%s)", a->item,
-                         USAGE);
-    char *end;
-    double v = strtod(a->pos[0], &end);
-    if (*end || end == a->pos[0] || !(v >= 0.0 && v < 1.0))
-        return dpt_error(DPT_ERR_INVALID_ARG,
-                         "model spec: '%s': dropout probability must be in [0, 1)", a->item);
-    n->a.p = (float)v;
-    return dpt_args_finish(a, 1, USAGE);
+    n->a.p = (float)dpt_spec_real(p, "p");
+    return DPT_OK;
 }
 
 static inline bool dropout_keep(const dpt_node_t *n, const dpt_step_ctx_t *ctx, size_t row,
@@ -68,8 +61,7 @@ static void dropout_backward(const dpt_node_t *n, const dpt_op_io_t *io)
         apply_mask(n, io, io->dy, io->dx[0], io->dx_acc[0]);
 }
 
-const dpt_op_t dpt_op_dropout = {.name = "dropout",
-                                 .usage = USAGE,
+const dpt_op_t dpt_op_dropout = {.spec = {"dropout", dropout_keys},
                                  .parse = dropout_parse,
                                  .infer = dpt_op_infer_same,
                                  .forward = dropout_forward,

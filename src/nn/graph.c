@@ -13,24 +13,34 @@
 #include "nn/graph.h"
 #include "nn/spec.h"
 
-/* The node kinds the parser knows, in the order `--model help` lists them. */
-static const dpt_op_t *const all_ops[] = {
+/* The node kinds a spec may name, in the order `--model help` lists them (add comes only from
+ * res(...)), and their spec kinds in the same order. */
+static const dpt_op_t *const spec_ops[] = {
     &dpt_op_dense,   &dpt_op_conv,    &dpt_op_bn,      &dpt_op_relu,    &dpt_op_tanh,
     &dpt_op_sigmoid, &dpt_op_gelu,    &dpt_op_dropout, &dpt_op_maxpool, &dpt_op_avgpool,
-    &dpt_op_gap,     &dpt_op_flatten, &dpt_op_zpad,    &dpt_op_add,
+    &dpt_op_gap,     &dpt_op_flatten, &dpt_op_zpad,
 };
+static const dpt_spec_kind_t *const spec_kinds[] = {
+    &dpt_op_dense.spec,   &dpt_op_conv.spec,    &dpt_op_bn.spec,   &dpt_op_relu.spec,
+    &dpt_op_tanh.spec,    &dpt_op_sigmoid.spec, &dpt_op_gelu.spec, &dpt_op_dropout.spec,
+    &dpt_op_maxpool.spec, &dpt_op_avgpool.spec, &dpt_op_gap.spec,  &dpt_op_flatten.spec,
+    &dpt_op_zpad.spec,
+};
+static const dpt_spec_grammar_t layer_grammar = {
+    "layer", spec_kinds, sizeof spec_kinds / sizeof spec_kinds[0], NULL, 1, "model spec"};
 
-const dpt_op_t *dpt_op_find(const char *name)
+dpt_status_t dpt_op_parse_item(const char *item, size_t len, const dpt_op_t **op,
+                               dpt_spec_part_t *part)
 {
-    for (size_t i = 0; i < sizeof all_ops / sizeof all_ops[0]; i++)
-        if (strcmp(all_ops[i]->name, name) == 0 && all_ops[i] != &dpt_op_add) return all_ops[i];
-    return NULL;
+    dpt_status_t s = dpt_spec_parse_part(&layer_grammar, item, len, part);
+    *op = s == DPT_OK ? spec_ops[part->kind_index] : NULL;
+    return s;
 }
 
-const char *dpt_op_names(void)
+dpt_status_t dpt_op_infer_same(dpt_node_t *n)
 {
-    return "dense:N, conv:OUT:K, bn, relu, tanh, sigmoid, gelu, dropout:P, maxpool:K, "
-           "avgpool:K, gap, flatten, zpad:C, res(MAIN[|SHORTCUT])";
+    n->out = n->in_shape[0];
+    return DPT_OK;
 }
 
 static dpt_shape_t input_shape(const dpt_model_t *m, int in)
@@ -38,7 +48,7 @@ static dpt_shape_t input_shape(const dpt_model_t *m, int in)
     return in == DPT_NODE_INPUT ? m->in : m->nodes[in].out;
 }
 
-dpt_status_t dpt_graph_add(dpt_model_t *m, const dpt_op_t *op, dpt_layer_args_t *args,
+dpt_status_t dpt_graph_add(dpt_model_t *m, const dpt_op_t *op, const dpt_spec_part_t *args,
                            const int *in, size_t n_in, int *out)
 {
     if (m->n_nodes == DPT_MAX_NODES)
@@ -50,19 +60,18 @@ dpt_status_t dpt_graph_add(dpt_model_t *m, const dpt_op_t *op, dpt_layer_args_t 
     size_t same = 0;
     for (size_t i = 0; i < m->n_nodes; i++)
         same += m->nodes[i].op == op;
-    snprintf(n->name, sizeof n->name, "%s%zu", op->name, same);
+    snprintf(n->name, sizeof n->name, "%s%zu", op->spec.name, same);
     n->n_in = n_in;
     for (size_t k = 0; k < n_in; k++) {
         n->in[k] = in[k];
         n->in_shape[k] = input_shape(m, in[k]);
     }
-    dpt_status_t s = op->parse(n, args);
+    dpt_status_t s = op->parse ? op->parse(n, args) : DPT_OK;
     if (s == DPT_OK) s = op->infer(n);
     if (s != DPT_OK) return s;
     if (dpt_shape_size(n->out) == 0)
-        return dpt_error(DPT_ERR_INVALID_ARG,
-                         "model spec: %s ('%s'): the output shape reaches zero", n->name,
-                         args->item);
+        return dpt_error(DPT_ERR_INVALID_ARG, "%s: %s: the output shape reaches zero",
+                         args ? args->label : "model spec: 'res(...)'", n->name);
     if (n->out.c > DPT_MAX_WIDTH * 16 || dpt_shape_size(n->out) > DPT_MAX_ACT_PER_SAMPLE)
         return dpt_error(DPT_ERR_INVALID_ARG, "model spec: %s: output %zux%zux%zu is too large",
                          n->name, n->out.c, n->out.h, n->out.w);
@@ -407,7 +416,7 @@ void dpt_model_node_info(const dpt_model_t *m, size_t i, size_t rows, dpt_node_i
     const dpt_node_t *n = &m->nodes[i];
     memset(out, 0, sizeof *out);
     out->name = n->name;
-    out->kind = n->op->name;
+    out->kind = n->op->spec.name;
     out->out = n->out;
     for (size_t k = 0; k < n->n_tensors; k++) {
         const dpt_tensor_info_t *t = &m->tensors[n->tensor[k]];
@@ -471,8 +480,8 @@ void dpt_model_print_summary(const dpt_model_t *m, void *file)
             const dpt_tensor_info_t *t = &m->tensors[n->tensor[k]];
             if (t->trainable) np += t->rows * t->cols;
         }
-        fprintf(f, "%-10s %-8s %-14s %-12s %10zu %10.3f\n", n->name, n->op->name, ins, shape, np,
-                node_flops(n) / 1e6);
+        fprintf(f, "%-10s %-8s %-14s %-12s %10zu %10.3f\n", n->name, n->op->spec.name, ins, shape,
+                np, node_flops(n) / 1e6);
     }
     fprintf(f,
             "total: %zu nodes, %zu trainable parameters, %.2f MFLOP forward and %.2f MFLOP "

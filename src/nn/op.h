@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/spec.h"
 #include "dptrain/model.h"
 #include "dptrain/status.h"
 
@@ -71,35 +72,7 @@ typedef struct dpt_node {
 
 #define DPT_NODE_INPUT (-1)
 
-/* A layer item of the spec, split at ':' into positional values and key=value options.
- * The helpers below read them with range checks; any option not read is an error that
- * lists the op's valid keys. */
-#define DPT_ARGS_MAX 8
-typedef struct dpt_layer_args {
-    const char *item; /* the whole item, for messages */
-    size_t n_pos;
-    const char *pos[DPT_ARGS_MAX];
-    size_t n_opt;
-    const char *key[DPT_ARGS_MAX], *val[DPT_ARGS_MAX];
-    bool used[DPT_ARGS_MAX];
-} dpt_layer_args_t;
-
-/* Positional argument i as an integer in [lo, hi] (required). */
-dpt_status_t dpt_args_pos_size(const dpt_layer_args_t *a, size_t i, const char *what, size_t lo,
-                               size_t hi, size_t *out);
-/* Option key as an integer in [lo, hi]; *out keeps its default when absent. */
-dpt_status_t dpt_args_opt_size(dpt_layer_args_t *a, const char *key, size_t lo, size_t hi,
-                               size_t *out);
-/* Option key as a real in [lo, hi); *out keeps its default when absent. */
-dpt_status_t dpt_args_opt_real(dpt_layer_args_t *a, const char *key, double lo, double hi,
-                               double *out);
-/* Fails naming the first option nobody read, listing `valid`; and when more than max_pos
- * positional values were given. */
-dpt_status_t dpt_args_finish(const dpt_layer_args_t *a, size_t max_pos, const char *valid);
-
-/* The vtable entries of ops that take no values (relu, gap, ...) and keep their input's shape
- * (activations, dropout). */
-dpt_status_t dpt_op_parse_none(dpt_node_t *n, dpt_layer_args_t *a);
+/* The vtable entry of ops that keep their input's shape (activations, dropout, bn). */
 dpt_status_t dpt_op_infer_same(dpt_node_t *n);
 
 /* A tensor an op declares; the graph lays it out in the parameter buffer. */
@@ -135,10 +108,11 @@ typedef struct dpt_op_io {
 } dpt_op_io_t;
 
 typedef struct dpt_op {
-    const char *name;  /* the spec keyword */
-    const char *usage; /* e.g. "conv:OUT:K[:stride=S][:pad=P][:bias=0][:groups=G]" */
-    /* Reads the attributes from args (into n->a). */
-    dpt_status_t (*parse)(dpt_node_t *n, dpt_layer_args_t *args);
+    /* The spec keyword and its typed keys in the one spec grammar (core/spec.h), which
+     * checks names, types and ranges before parse runs. */
+    dpt_spec_kind_t spec;
+    /* Reads the parsed values into n->a and checks what spans keys (NULL: no keys). */
+    dpt_status_t (*parse)(dpt_node_t *n, const dpt_spec_part_t *p);
     /* Sets n->out from n->in_shape; refuses shapes it cannot take (one line naming the node
      * and why). */
     dpt_status_t (*infer)(dpt_node_t *n);

@@ -8,15 +8,16 @@
 
 #include "nn/op.h"
 
-#define POOL_USAGE(kind) kind ":K[:stride=S][:pad=P]"
+static const dpt_spec_key_t pool_keys[] = {DPT_SPEC_I("k", NULL, 1, 64, DPT_SPEC_POS),
+                                           DPT_SPEC_I("stride", "@k", 1, 64, 0),
+                                           DPT_SPEC_I("pad", "0", 0, 64, 0), DPT_SPEC_END};
 
-static dpt_status_t pool_parse(dpt_node_t *n, dpt_layer_args_t *a)
+static dpt_status_t pool_parse(dpt_node_t *n, const dpt_spec_part_t *p)
 {
-    dpt_status_t s = dpt_args_pos_size(a, 0, "kernel size", 1, 64, &n->a.k);
-    n->a.stride = n->a.k;
-    if (s == DPT_OK) s = dpt_args_opt_size(a, "stride", 1, 64, &n->a.stride);
-    if (s == DPT_OK) s = dpt_args_opt_size(a, "pad", 0, 64, &n->a.pad);
-    return s == DPT_OK ? dpt_args_finish(a, 1, n->op->usage) : s;
+    n->a.k = dpt_spec_size(p, "k");
+    n->a.stride = dpt_spec_is_set(p, "stride") ? dpt_spec_size(p, "stride") : n->a.k;
+    n->a.pad = dpt_spec_size(p, "pad");
+    return DPT_OK;
 }
 
 static dpt_status_t pool_infer(dpt_node_t *n)
@@ -170,8 +171,7 @@ static double pool_flops(const dpt_node_t *n)
     return (double)dpt_shape_size(n->out) * (double)(n->a.k * n->a.k);
 }
 
-const dpt_op_t dpt_op_maxpool = {.name = "maxpool",
-                                 .usage = POOL_USAGE("maxpool"),
+const dpt_op_t dpt_op_maxpool = {.spec = {"maxpool", pool_keys},
                                  .parse = pool_parse,
                                  .infer = pool_infer,
                                  .saved_floats = maxpool_saved,
@@ -179,8 +179,7 @@ const dpt_op_t dpt_op_maxpool = {.name = "maxpool",
                                  .backward = maxpool_backward,
                                  .flops = pool_flops};
 
-const dpt_op_t dpt_op_avgpool = {.name = "avgpool",
-                                 .usage = POOL_USAGE("avgpool"),
+const dpt_op_t dpt_op_avgpool = {.spec = {"avgpool", pool_keys},
                                  .parse = pool_parse,
                                  .infer = pool_infer,
                                  .forward = avgpool_forward,
@@ -228,9 +227,7 @@ static double gap_flops(const dpt_node_t *n)
     return (double)dpt_shape_size(n->in_shape[0]);
 }
 
-const dpt_op_t dpt_op_gap = {.name = "gap",
-                             .usage = "gap",
-                             .parse = dpt_op_parse_none,
+const dpt_op_t dpt_op_gap = {.spec = {"gap", NULL},
                              .infer = gap_infer,
                              .forward = gap_forward,
                              .backward = gap_backward,
@@ -253,9 +250,7 @@ static void flatten_backward(const dpt_node_t *n, const dpt_op_io_t *io)
         dpt_store_grad(io->dx[0], io->dy, io->rows * dpt_shape_size(n->out), io->dx_acc[0]);
 }
 
-const dpt_op_t dpt_op_flatten = {.name = "flatten",
-                                 .usage = "flatten",
-                                 .parse = dpt_op_parse_none,
+const dpt_op_t dpt_op_flatten = {.spec = {"flatten", NULL},
                                  .infer = flatten_infer,
                                  .forward = flatten_forward,
                                  .backward = flatten_backward};

@@ -6,11 +6,6 @@
 
 #include "nn/op.h"
 
-static dpt_status_t add_parse(dpt_node_t *n, dpt_layer_args_t *a)
-{
-    return dpt_args_finish(a, 0, "add (made by a res(...) group)");
-}
-
 static dpt_status_t add_infer(dpt_node_t *n)
 {
     const dpt_shape_t a = n->in_shape[0], b = n->in_shape[1];
@@ -45,22 +40,20 @@ static double add_flops(const dpt_node_t *n)
     return (double)dpt_shape_size(n->out);
 }
 
-const dpt_op_t dpt_op_add = {.name = "add",
-                             .usage = "add",
-                             .parse = add_parse,
+const dpt_op_t dpt_op_add = {.spec = {"add", NULL},
                              .infer = add_infer,
                              .forward = add_forward,
                              .backward = add_backward,
                              .flops = add_flops};
 
-#define ZPAD_USAGE "zpad:C[:stride=S]"
+static const dpt_spec_key_t zpad_keys[] = {DPT_SPEC_I("channels", NULL, 1, 65536, DPT_SPEC_POS),
+                                           DPT_SPEC_I("stride", "1", 1, 64, 0), DPT_SPEC_END};
 
-static dpt_status_t zpad_parse(dpt_node_t *n, dpt_layer_args_t *a)
+static dpt_status_t zpad_parse(dpt_node_t *n, const dpt_spec_part_t *p)
 {
-    dpt_status_t s = dpt_args_pos_size(a, 0, "channels", 1, 65536, &n->a.out);
-    n->a.stride = 1;
-    if (s == DPT_OK) s = dpt_args_opt_size(a, "stride", 1, 64, &n->a.stride);
-    return s == DPT_OK ? dpt_args_finish(a, 1, ZPAD_USAGE) : s;
+    n->a.out = dpt_spec_size(p, "channels");
+    n->a.stride = dpt_spec_size(p, "stride");
+    return DPT_OK;
 }
 
 static dpt_status_t zpad_infer(dpt_node_t *n)
@@ -107,8 +100,7 @@ static void zpad_backward(const dpt_node_t *n, const dpt_op_io_t *io)
     }
 }
 
-const dpt_op_t dpt_op_zpad = {.name = "zpad",
-                              .usage = ZPAD_USAGE,
+const dpt_op_t dpt_op_zpad = {.spec = {"zpad", zpad_keys},
                               .parse = zpad_parse,
                               .infer = zpad_infer,
                               .forward = zpad_forward,

@@ -44,31 +44,6 @@ static dpt_status_t next_piece(char **p, char sep, char **piece)
     return DPT_OK;
 }
 
-/* Splits a layer item at ':' into its kind, positional values and key=value options. */
-static dpt_status_t split_item(char *item, const char *whole, dpt_layer_args_t *a, char **kind)
-{
-    memset(a, 0, sizeof *a);
-    a->item = whole;
-    char *save = NULL;
-    *kind = strtok_r(item, ":", &save);
-    for (char *part = strtok_r(NULL, ":", &save); part; part = strtok_r(NULL, ":", &save)) {
-        char *eq = strchr(part, '=');
-        if (!eq) {
-            if (a->n_pos == DPT_ARGS_MAX) goto too_many;
-            a->pos[a->n_pos++] = part;
-            continue;
-        }
-        if (a->n_opt == DPT_ARGS_MAX) goto too_many;
-        *eq = '\0';
-        a->key[a->n_opt] = part;
-        a->val[a->n_opt++] = eq + 1;
-    }
-    return DPT_OK;
-too_many:
-    return dpt_error(DPT_ERR_INVALID_ARG, "model spec: '%s': more than %d values", whole,
-                     DPT_ARGS_MAX);
-}
-
 static dpt_status_t build_list(dpt_model_t *m, char *text, int from, int *end, int depth);
 
 /* res(MAIN[|SHORTCUT]) at the node `from`: both branches, then their add. */
@@ -100,9 +75,8 @@ static dpt_status_t build_res(dpt_model_t *m, char *item, int from, int *end, in
         s = build_list(m, shortcut, from, &b, depth + 1);
     }
     if (s != DPT_OK) return s;
-    dpt_layer_args_t args = {.item = "res(...)"};
     const int in[2] = {a, b};
-    return dpt_graph_add(m, &dpt_op_add, &args, in, 2, end);
+    return dpt_graph_add(m, &dpt_op_add, NULL, in, 2, end);
 }
 
 static dpt_status_t build_item(dpt_model_t *m, char *item, int from, int *end, int depth)
@@ -113,18 +87,10 @@ static dpt_status_t build_item(dpt_model_t *m, char *item, int from, int *end, i
         return dpt_error(DPT_ERR_INVALID_ARG,
                          "model spec: '%s': parentheses and '|' only go in res(MAIN|SHORTCUT)",
                          item);
-    char whole[256], *kind;
-    snprintf(whole, sizeof whole, "%s", item);
-    dpt_layer_args_t args;
-    dpt_status_t s = split_item(item, whole, &args, &kind);
-    if (s != DPT_OK) return s;
-    const dpt_op_t *op = kind ? dpt_op_find(kind) : NULL;
-    if (!op)
-        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: unknown layer '%s'; valid layers: %s",
-                         kind ? kind : whole, dpt_op_names());
-    if (strchr(whole, ':') && !args.n_pos && !args.n_opt)
-        return dpt_error(DPT_ERR_INVALID_ARG, "model spec: '%s': empty argument", whole);
-    return dpt_graph_add(m, op, &args, &from, 1, end);
+    const dpt_op_t *op;
+    dpt_spec_part_t args;
+    dpt_status_t s = dpt_op_parse_item(item, strlen(item), &op, &args);
+    return s == DPT_OK ? dpt_graph_add(m, op, &args, &from, 1, end) : s;
 }
 
 static dpt_status_t build_list(dpt_model_t *m, char *text, int from, int *end, int depth)

@@ -12,12 +12,12 @@ dpt_status_t dpt_spec_build(dpt_model_t *m, const char *spec);
 dpt_status_t dpt_preset_expand(const char *spec, dpt_shape_t in, size_t classes, char *out,
                                size_t cap);
 
-/* Used by the parser (graph.c): the op of a spec keyword (NULL when unknown), the list of
- * valid keywords for messages, and appending one node with inputs in[0..n_in); *out gets
- * its index. */
-const dpt_op_t *dpt_op_find(const char *name);
-const char *dpt_op_names(void);
-dpt_status_t dpt_graph_add(dpt_model_t *m, const dpt_op_t *op, dpt_layer_args_t *args,
+/* Used by the parser (graph.c): one layer item (len characters, "conv:16:3:stride=2") read
+ * through the one spec grammar into its op and parsed values; and appending one node with
+ * inputs in[0..n_in) (args NULL for ops without keys); *out gets its index. */
+dpt_status_t dpt_op_parse_item(const char *item, size_t len, const dpt_op_t **op,
+                               dpt_spec_part_t *part);
+dpt_status_t dpt_graph_add(dpt_model_t *m, const dpt_op_t *op, const dpt_spec_part_t *args,
                            const int *in, size_t n_in, int *out);
 /* Whether node i's output needs a gradient, given the answers for earlier nodes. */
 bool dpt_graph_needs_grad(const dpt_model_t *m, const bool *needs, size_t i, bool input_grad);

@@ -9,11 +9,12 @@
 #include "optim/optimizer_internal.h"
 
 enum { K_LR_DECAY, K_INIT, K_EPS, K_WEIGHT_DECAY };
-static const dpt_opt_key_t keys[] = {
-    {"lr_decay", 0, 0, 1e6, 0, 0},
-    {"initial_accumulator_value", 0, 0, 1e6, 0, 0},
-    {"eps", 1e-10, 0, 1e3, 0, 0},
-    {"weight_decay", 0, 0, 1e3, 0, 0},
+static const dpt_spec_key_t keys[] = {
+    DPT_SPEC_R("lr_decay", "0", 0, 1e6, 0),
+    DPT_SPEC_R("initial_accumulator_value", "0", 0, 1e6, 0),
+    DPT_SPEC_R("eps", "1e-10", 0, 1e3, 0),
+    DPT_SPEC_R("weight_decay", "0", 0, 1e3, 0),
+    DPT_SPEC_END,
 };
 
 static size_t buffers(const dpt_optimizer_t *o)
@@ -43,9 +44,8 @@ static void update(dpt_optimizer_t *o, float *restrict p, const float *restrict 
 }
 
 const dpt_opt_rule_t dpt_opt_adagrad = {
-    .name = "adagrad",
-    .keys = keys,
-    .n_keys = sizeof keys / sizeof keys[0],
+    .spec = {"adagrad", keys},
+    .n_keys = sizeof keys / sizeof keys[0] - 1,
     .momentum_key = -1,
     .norms = DPT_OPTIM_NORMS_NONE,
     .buffers = buffers,

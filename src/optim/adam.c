@@ -11,13 +11,21 @@
 #include "optim/optimizer_internal.h"
 
 enum { K_BETA1, K_BETA2, K_EPS, K_WEIGHT_DECAY, K_AMSGRAD };
-static const dpt_opt_key_t adam_keys[] = {
-    {"beta1", 0.9, 0, 1, 1, 0},        {"beta2", 0.999, 0, 1, 1, 0}, {"eps", 1e-8, 0, 1e3, 0, 0},
-    {"weight_decay", 0, 0, 1e3, 0, 0}, {"amsgrad", 0, 0, 1, 0, 1},
+static const dpt_spec_key_t adam_keys[] = {
+    DPT_SPEC_R("beta1", "0.9", 0, 1, DPT_SPEC_HI_OPEN),
+    DPT_SPEC_R("beta2", "0.999", 0, 1, DPT_SPEC_HI_OPEN),
+    DPT_SPEC_R("eps", "1e-8", 0, 1e3, 0),
+    DPT_SPEC_R("weight_decay", "0", 0, 1e3, 0),
+    DPT_SPEC_B("amsgrad", "0"),
+    DPT_SPEC_END,
 };
-static const dpt_opt_key_t adamw_keys[] = {
-    {"beta1", 0.9, 0, 1, 1, 0},           {"beta2", 0.999, 0, 1, 1, 0}, {"eps", 1e-8, 0, 1e3, 0, 0},
-    {"weight_decay", 1e-2, 0, 1e3, 0, 0}, {"amsgrad", 0, 0, 1, 0, 1},
+static const dpt_spec_key_t adamw_keys[] = {
+    DPT_SPEC_R("beta1", "0.9", 0, 1, DPT_SPEC_HI_OPEN),
+    DPT_SPEC_R("beta2", "0.999", 0, 1, DPT_SPEC_HI_OPEN),
+    DPT_SPEC_R("eps", "1e-8", 0, 1e3, 0),
+    DPT_SPEC_R("weight_decay", "1e-2", 0, 1e3, 0),
+    DPT_SPEC_B("amsgrad", "0"),
+    DPT_SPEC_END,
 };
 
 static size_t buffers(const dpt_optimizer_t *o)
@@ -68,9 +76,8 @@ static void adamw_update(dpt_optimizer_t *o, float *restrict p, const float *res
 }
 
 const dpt_opt_rule_t dpt_opt_adam = {
-    .name = "adam",
-    .keys = adam_keys,
-    .n_keys = sizeof adam_keys / sizeof adam_keys[0],
+    .spec = {"adam", adam_keys},
+    .n_keys = sizeof adam_keys / sizeof adam_keys[0] - 1,
     .momentum_key = K_BETA1,
     .norms = DPT_OPTIM_NORMS_NONE,
     .buffers = buffers,
@@ -78,9 +85,8 @@ const dpt_opt_rule_t dpt_opt_adam = {
 };
 
 const dpt_opt_rule_t dpt_opt_adamw = {
-    .name = "adamw",
-    .keys = adamw_keys,
-    .n_keys = sizeof adamw_keys / sizeof adamw_keys[0],
+    .spec = {"adamw", adamw_keys},
+    .n_keys = sizeof adamw_keys / sizeof adamw_keys[0] - 1,
     .momentum_key = K_BETA1,
     .norms = DPT_OPTIM_NORMS_NONE,
     .buffers = buffers,

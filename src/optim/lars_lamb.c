@@ -27,17 +27,23 @@
 #include "optim/optimizer_internal.h"
 
 enum { L_MOMENTUM, L_DAMPENING, L_WEIGHT_DECAY, L_TRUST, L_EXCLUDE };
-static const dpt_opt_key_t lars_keys[] = {
-    {"momentum", 0.9, 0, 1, 0, 0},     {"dampening", 0, 0, 1, 0, 0},
-    {"weight_decay", 0, 0, 1e3, 0, 0}, {"trust_coefficient", 0.001, 0, 1e3, 0, 0},
-    {"exclude_bias", 0, 0, 1, 0, 1},
+static const dpt_spec_key_t lars_keys[] = {
+    DPT_SPEC_R("momentum", "0.9", 0, 1, 0),
+    DPT_SPEC_R("dampening", "0", 0, 1, 0),
+    DPT_SPEC_R("weight_decay", "0", 0, 1e3, 0),
+    DPT_SPEC_R("trust_coefficient", "0.001", 0, 1e3, 0),
+    DPT_SPEC_B("exclude_bias", "0"),
+    DPT_SPEC_END,
 };
 
 enum { B_BETA1, B_BETA2, B_EPS, B_WEIGHT_DECAY, B_EXCLUDE };
-static const dpt_opt_key_t lamb_keys[] = {
-    {"beta1", 0.9, 0, 1, 1, 0},      {"beta2", 0.999, 0, 1, 1, 0},
-    {"eps", 1e-6, 0, 1e3, 0, 0},     {"weight_decay", 0.01, 0, 1e3, 0, 0},
-    {"exclude_bias", 0, 0, 1, 0, 1},
+static const dpt_spec_key_t lamb_keys[] = {
+    DPT_SPEC_R("beta1", "0.9", 0, 1, DPT_SPEC_HI_OPEN),
+    DPT_SPEC_R("beta2", "0.999", 0, 1, DPT_SPEC_HI_OPEN),
+    DPT_SPEC_R("eps", "1e-6", 0, 1e3, 0),
+    DPT_SPEC_R("weight_decay", "0.01", 0, 1e3, 0),
+    DPT_SPEC_B("exclude_bias", "0"),
+    DPT_SPEC_END,
 };
 
 static size_t one_buffer(const dpt_optimizer_t *o)
@@ -138,9 +144,8 @@ static void lamb_update(dpt_optimizer_t *o, float *restrict p, const float *rest
 }
 
 const dpt_opt_rule_t dpt_opt_lars = {
-    .name = "lars",
-    .keys = lars_keys,
-    .n_keys = sizeof lars_keys / sizeof lars_keys[0],
+    .spec = {"lars", lars_keys},
+    .n_keys = sizeof lars_keys / sizeof lars_keys[0] - 1,
     .momentum_key = L_MOMENTUM,
     .norms = DPT_OPTIM_NORMS_GRAD,
     .buffers = one_buffer,
@@ -149,9 +154,8 @@ const dpt_opt_rule_t dpt_opt_lars = {
 };
 
 const dpt_opt_rule_t dpt_opt_lamb = {
-    .name = "lamb",
-    .keys = lamb_keys,
-    .n_keys = sizeof lamb_keys / sizeof lamb_keys[0],
+    .spec = {"lamb", lamb_keys},
+    .n_keys = sizeof lamb_keys / sizeof lamb_keys[0] - 1,
     .momentum_key = B_BETA1,
     .norms = DPT_OPTIM_NORMS_DIRECTION,
     .buffers = two_buffers,

@@ -1,7 +1,6 @@
 /* Owns the optimizer handle: spec parsing and validation, the one-block state, the
  * canonical description, and dispatch to the update rules (sgd.c, adam.c, rmsprop.c,
  * adagrad.c, lars_lamb.c). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,97 +9,33 @@
 #include "core/alloc.h"
 #include "optim/optimizer_internal.h"
 #include "core/fmt.h"
+#include "core/spec.h"
 
 static const dpt_opt_rule_t *const rules[] = {&dpt_opt_sgd,     &dpt_opt_adam,    &dpt_opt_adamw,
                                               &dpt_opt_rmsprop, &dpt_opt_adagrad, &dpt_opt_lars,
                                               &dpt_opt_lamb};
 #define N_RULES (sizeof rules / sizeof rules[0])
 
+static const dpt_spec_kind_t *const kinds[] = {
+    &dpt_opt_sgd.spec,     &dpt_opt_adam.spec, &dpt_opt_adamw.spec, &dpt_opt_rmsprop.spec,
+    &dpt_opt_adagrad.spec, &dpt_opt_lars.spec, &dpt_opt_lamb.spec};
+static const dpt_spec_grammar_t grammar = {"optimizer", kinds, N_RULES, NULL, 1, 0};
+
 const char *dpt_optimizer_names(void)
 {
     return "sgd, adam, adamw, rmsprop, adagrad, lars, lamb";
 }
 
-/* "k1, k2, ..." for error messages. */
-static void key_list(const dpt_opt_rule_t *r, char *buf, size_t cap)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t k = 0; k < r->n_keys && used < cap; k++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%s", k ? ", " : "", r->keys[k].name);
-}
-
-/* Shortest form that reads back to the same double (core/fmt.h), so describe() round-trips. */
-static void put_number(char *buf, size_t cap, double v)
-{
-    dpt_fmt_double(buf, cap, v);
-}
-
-static dpt_status_t parse_value(const dpt_opt_rule_t *r, size_t k, const char *text, double *out)
-{
-    const dpt_opt_key_t *key = &r->keys[k];
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || *end || end == text || !isfinite(v))
-        return dpt_error(DPT_ERR_INVALID_ARG, "optimizer %s: %s='%s' is not a number", r->name,
-                         key->name, text);
-    if (key->is_flag && v != 0 && v != 1)
-        return dpt_error(DPT_ERR_INVALID_ARG, "optimizer %s: %s=%g must be 0 or 1", r->name,
-                         key->name, v);
-    if (v < key->min || v > key->max || (key->max_open && v == key->max))
-        return dpt_error(DPT_ERR_INVALID_ARG, "optimizer %s: %s=%g outside [%g, %g%c", r->name,
-                         key->name, v, key->min, key->max, key->max_open ? ')' : ']');
-    *out = v;
-    return DPT_OK;
-}
-
-static dpt_status_t parse_keys(dpt_optimizer_t *o, const char *args)
-{
-    const dpt_opt_rule_t *r = o->rule;
-    char buf[512], valid[256];
-    if (strlen(args) >= sizeof buf)
-        return dpt_error(DPT_ERR_INVALID_ARG, "optimizer spec too long (over %zu bytes)",
-                         sizeof buf - 1);
-    snprintf(buf, sizeof buf, "%s", args);
-    char *save = NULL;
-    for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        if (!eq)
-            return dpt_error(DPT_ERR_INVALID_ARG, "optimizer %s: '%s' is not key=value", r->name,
-                             kv);
-        *eq = '\0';
-        size_t k = 0;
-        while (k < r->n_keys && strcmp(r->keys[k].name, kv) != 0)
-            k++;
-        if (k == r->n_keys) {
-            key_list(r, valid, sizeof valid);
-            return dpt_error(DPT_ERR_INVALID_ARG, "optimizer %s: unknown key '%s'; valid keys: %s",
-                             r->name, kv, valid);
-        }
-        dpt_status_t s = parse_value(r, k, eq + 1, &o->hp[k]);
-        if (s != DPT_OK) return s;
-    }
-    return DPT_OK;
-}
-
+/* The canonical "name:k=v,..." with every key, from the resolved values. */
 static void describe(dpt_optimizer_t *o)
 {
-    size_t used = (size_t)snprintf(o->describe, sizeof o->describe, "%s", o->rule->name);
+    size_t used = (size_t)snprintf(o->describe, sizeof o->describe, "%s", o->rule->spec.name);
     for (size_t k = 0; k < o->rule->n_keys && used < sizeof o->describe; k++) {
         char num[32];
-        put_number(num, sizeof num, o->hp[k]);
+        dpt_fmt_double(num, sizeof num, o->hp[k]);
         used += (size_t)snprintf(o->describe + used, sizeof o->describe - used, "%c%s=%s",
-                                 k ? ',' : ':', o->rule->keys[k].name, num);
+                                 k ? ',' : ':', o->rule->spec.keys[k].name, num);
     }
-}
-
-static const dpt_opt_rule_t *find_rule(const char *name, size_t len)
-{
-    for (size_t i = 0; i < N_RULES; i++)
-        if (strlen(rules[i]->name) == len && strncmp(rules[i]->name, name, len) == 0)
-            return rules[i];
-    return NULL;
 }
 
 /* The state block and the tensor spans; sized once here so no step allocates. */
@@ -137,19 +72,21 @@ static dpt_status_t alloc_state(dpt_optimizer_t *o, const dpt_model_t *model)
 dpt_status_t dpt_optimizer_create(const char *spec, const dpt_model_t *model, dpt_optimizer_t **out)
 {
     if (!spec || !*spec) spec = "sgd";
-    const char *colon = strchr(spec, ':');
-    size_t name_len = colon ? (size_t)(colon - spec) : strlen(spec);
-    const dpt_opt_rule_t *rule = find_rule(spec, name_len);
-    if (!rule)
-        return dpt_error(DPT_ERR_INVALID_ARG, "unknown optimizer '%.*s'; valid optimizers: %s",
-                         (int)(name_len > 64 ? 64 : name_len), spec, dpt_optimizer_names());
+    dpt_spec_t *parsed = malloc(sizeof *parsed);
     dpt_optimizer_t *o = calloc(1, sizeof *o);
-    if (!o) return dpt_error(DPT_ERR_NOMEM, "out of memory creating the optimizer");
-    o->rule = rule;
-    for (size_t k = 0; k < rule->n_keys; k++)
-        o->hp[k] = rule->keys[k].def;
-    dpt_status_t s = colon ? parse_keys(o, colon + 1) : DPT_OK;
-    if (s == DPT_OK && rule->check) s = rule->check(o);
+    if (!o || !parsed) {
+        free(o);
+        free(parsed);
+        return dpt_error(DPT_ERR_NOMEM, "out of memory creating the optimizer");
+    }
+    dpt_status_t s = dpt_spec_parse(&grammar, spec, parsed);
+    if (s == DPT_OK) {
+        o->rule = rules[parsed->part[0].kind_index];
+        for (size_t k = 0; k < o->rule->n_keys; k++)
+            o->hp[k] = dpt_spec_real_at(&parsed->part[0], k);
+    }
+    free(parsed);
+    if (s == DPT_OK && o->rule->check) s = o->rule->check(o);
     if (s == DPT_OK) s = alloc_state(o, model);
     if (s != DPT_OK) {
         dpt_optimizer_free(o);
@@ -216,29 +153,29 @@ void dpt_optimizer_update(dpt_optimizer_t *o, float *params, const float *grad, 
     if (pos < hi) o->rule->update(o, params, grad, pos, hi, &piece);
 }
 
+/* --no-decay: "none", or tensor groups joined by '+'. */
+static const dpt_spec_kind_t no_decay_none = {"none", NULL}, no_decay_bias = {"bias", NULL},
+                             no_decay_bn = {"bn", NULL};
+static const dpt_spec_kind_t *const no_decay_kinds[] = {&no_decay_none, &no_decay_bias,
+                                                        &no_decay_bn};
+static const dpt_spec_grammar_t no_decay_grammar = {"--no-decay", no_decay_kinds, 3, NULL, 2, 0};
+
 dpt_status_t dpt_optimizer_exclude_decay(dpt_optimizer_t *o, const char *list)
 {
-    if (!list || !*list)
-        return dpt_error(DPT_ERR_INVALID_ARG, "--no-decay needs a list: bias, bn, or none");
-    int bias = 0, bn = 0;
-    if (strcmp(list, "none") != 0) {
-        char buf[64];
-        if (strlen(list) >= sizeof buf)
-            return dpt_error(DPT_ERR_INVALID_ARG, "--no-decay '%.20s...': too long", list);
-        snprintf(buf, sizeof buf, "%s", list);
-        char *save = NULL;
-        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            if (!strcmp(t, "bias"))
-                bias = 1;
-            else if (!strcmp(t, "bn"))
-                bn = 1;
-            else
-                return dpt_error(DPT_ERR_INVALID_ARG,
-                                 "--no-decay: unknown '%s'; valid: bias, bn (comma-separated), "
-                                 "or none",
-                                 t);
-        }
+    dpt_spec_t *parsed = malloc(sizeof *parsed);
+    if (!parsed) return dpt_error(DPT_ERR_NOMEM, "out of memory parsing --no-decay");
+    dpt_status_t s = dpt_spec_parse(&no_decay_grammar, list, parsed);
+    int bias = 0, bn = 0, none = 0;
+    for (size_t i = 0; s == DPT_OK && i < parsed->n; i++) {
+        const dpt_spec_kind_t *k = parsed->part[i].kind;
+        none |= k == &no_decay_none;
+        bias |= k == &no_decay_bias;
+        bn |= k == &no_decay_bn;
     }
+    free(parsed);
+    if (s != DPT_OK) return s;
+    if (none && (bias || bn))
+        return dpt_error(DPT_ERR_INVALID_ARG, "--no-decay: 'none' goes alone, got '%s'", list);
     o->any_no_decay = 0;
     for (size_t i = 0; i < o->n_tensors; i++) {
         dpt_opt_span_t *sp = &o->spans[i];
@@ -249,7 +186,7 @@ dpt_status_t dpt_optimizer_exclude_decay(dpt_optimizer_t *o, const char *list)
     if (bias || bn) {
         size_t used = strlen(o->describe);
         snprintf(o->describe + used, sizeof o->describe - used, ",no_decay=%s%s%s",
-                 bias ? "bias" : "", bias && bn ? "/" : "", bn ? "bn" : "");
+                 bias ? "bias" : "", bias && bn ? "+" : "", bn ? "bn" : "");
     }
     return DPT_OK;
 }

@@ -5,20 +5,13 @@
 
 #include <stddef.h>
 
+#include "core/spec.h"
 #include "dptrain/optimizer.h"
 
 /* Most keys any rule has, and most state buffers (adam with amsgrad, centered rmsprop with
  * momentum: three). */
 #define DPT_OPT_MAX_KEYS 8
 #define DPT_OPT_MAX_BUFS 3
-
-/* One hyper-parameter: accepted range [min, max] or [min, max) when max_open. */
-typedef struct dpt_opt_key {
-    const char *name;
-    double def, min, max;
-    int max_open; /* max itself is outside the range */
-    int is_flag;  /* 0 or 1 only */
-} dpt_opt_key_t;
 
 typedef struct dpt_optimizer dpt_optimizer_t;
 
@@ -28,10 +21,10 @@ typedef void (*dpt_opt_update_fn)(dpt_optimizer_t *o, float *restrict params,
                                   const float *restrict grad, size_t lo, size_t hi,
                                   const dpt_optim_step_t *st);
 
-/* A family member: name, keys in canonical order (o->hp[i] holds key i), and behaviour. */
+/* A family member: its name and typed keys in the one spec grammar (core/spec.h), in
+ * canonical order (o->hp[i] holds key i), and its behaviour. */
 typedef struct dpt_opt_rule {
-    const char *name;
-    const dpt_opt_key_t *keys;
+    dpt_spec_kind_t spec;
     size_t n_keys;
     int momentum_key; /* key a schedule's momentum overrides (momentum/beta1), -1 */
     dpt_optim_norms_t norms;

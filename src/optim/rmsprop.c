@@ -12,9 +12,10 @@
 #include "optim/optimizer_internal.h"
 
 enum { K_ALPHA, K_EPS, K_MOMENTUM, K_CENTERED, K_WEIGHT_DECAY };
-static const dpt_opt_key_t keys[] = {
-    {"alpha", 0.99, 0, 1, 0, 0}, {"eps", 1e-8, 0, 1e3, 0, 0},       {"momentum", 0, 0, 1, 0, 0},
-    {"centered", 0, 0, 1, 0, 1}, {"weight_decay", 0, 0, 1e3, 0, 0},
+static const dpt_spec_key_t keys[] = {
+    DPT_SPEC_R("alpha", "0.99", 0, 1, 0),       DPT_SPEC_R("eps", "1e-8", 0, 1e3, 0),
+    DPT_SPEC_R("momentum", "0", 0, 1, 0),       DPT_SPEC_B("centered", "0"),
+    DPT_SPEC_R("weight_decay", "0", 0, 1e3, 0), DPT_SPEC_END,
 };
 
 static size_t buffers(const dpt_optimizer_t *o)
@@ -46,9 +47,8 @@ static void update(dpt_optimizer_t *o, float *restrict p, const float *restrict 
 }
 
 const dpt_opt_rule_t dpt_opt_rmsprop = {
-    .name = "rmsprop",
-    .keys = keys,
-    .n_keys = sizeof keys / sizeof keys[0],
+    .spec = {"rmsprop", keys},
+    .n_keys = sizeof keys / sizeof keys[0] - 1,
     .momentum_key = K_MOMENTUM,
     .norms = DPT_OPTIM_NORMS_NONE,
     .buffers = buffers,

@@ -10,11 +10,12 @@
 #include "optim/optimizer_internal.h"
 
 enum { K_MOMENTUM, K_DAMPENING, K_WEIGHT_DECAY, K_NESTEROV };
-static const dpt_opt_key_t keys[] = {
-    {"momentum", 0, 0, 1, 0, 0},
-    {"dampening", 0, 0, 1, 0, 0},
-    {"weight_decay", 0, 0, 1e3, 0, 0},
-    {"nesterov", 0, 0, 1, 0, 1},
+static const dpt_spec_key_t keys[] = {
+    DPT_SPEC_R("momentum", "0", 0, 1, 0),
+    DPT_SPEC_R("dampening", "0", 0, 1, 0),
+    DPT_SPEC_R("weight_decay", "0", 0, 1e3, 0),
+    DPT_SPEC_B("nesterov", "0"),
+    DPT_SPEC_END,
 };
 
 static dpt_status_t check(const dpt_optimizer_t *o)
@@ -53,9 +54,8 @@ static void update(dpt_optimizer_t *o, float *restrict params, const float *rest
 }
 
 const dpt_opt_rule_t dpt_opt_sgd = {
-    .name = "sgd",
-    .keys = keys,
-    .n_keys = sizeof keys / sizeof keys[0],
+    .spec = {"sgd", keys},
+    .n_keys = sizeof keys / sizeof keys[0] - 1,
     .momentum_key = K_MOMENTUM,
     .norms = DPT_OPTIM_NORMS_NONE,
     .check = check,

@@ -1,149 +1,66 @@
 /* Owns the run's early-stopping and divergence-guard specs and decisions (see guards.h). */
 #include "train/guards.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/fmt.h"
+#include "core/spec.h"
 
-#define ES_FLAG "--early-stop"
-#define ES_KEYS "monitor, mode, patience, min_delta, restore_best"
-#define GUARD_FLAG "--divergence-guard"
-#define GUARD_KEYS "factor, retries, spike"
-
-/* Splits "key=value,..." one pair at a time: copies the next pair's key and value into the
- * buffers and advances *p; 0 at the end, -1 for a pair without '=' or too long. */
-static int next_pair(const char **p, char *key, size_t kn, char *val, size_t vn)
-{
-    if (!**p) return 0;
-    const char *end = strchr(*p, ','), *eq = strchr(*p, '=');
-    size_t len = end ? (size_t)(end - *p) : strlen(*p);
-    if (!eq || eq >= *p + len) return -1;
-    size_t klen = (size_t)(eq - *p), vlen = len - klen - 1;
-    if (klen >= kn || vlen >= vn) return -1;
-    memcpy(key, *p, klen), key[klen] = '\0';
-    memcpy(val, eq + 1, vlen), val[vlen] = '\0';
-    *p += len + (end ? 1 : 0);
-    return 1;
-}
-
-static int parse_real(const char *text, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (!*text || *end || errno || !(v >= lo && v <= hi)) return 0;
-    *out = v;
-    return 1;
-}
-
-static int parse_count(const char *text, size_t hi, size_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!*text || *text == '-') return 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (*end || errno || v > hi) return 0;
-    *out = (size_t)v;
-    return 1;
-}
-
-static dpt_status_t bad_pair(const char *flag, const char *key, const char *val, const char *want)
-{
-    return dpt_error(DPT_ERR_INVALID_ARG, "%s: %s='%s': expected %s", flag, key, val, want);
-}
-
-static dpt_status_t bad_spec(const char *flag, const char *spec, const char *keys)
-{
-    return dpt_error(DPT_ERR_INVALID_ARG, "%s: '%s' is not 'off', 'on' or key=value,... (keys: %s)",
-                     flag, spec, keys);
-}
-
-/* One early-stop key; mode_set tells whether mode was given (else it follows the monitor). */
-static dpt_status_t es_key(dpt_early_stop_config_t *c, const char *k, const char *v, int *mode_set)
-{
-    if (!strcmp(k, "monitor")) {
-        if (!strcmp(v, "val_loss"))
-            c->monitor_accuracy = 0;
-        else if (!strcmp(v, "val_accuracy"))
-            c->monitor_accuracy = 1;
-        else
-            return bad_pair(ES_FLAG, k, v, "val_loss or val_accuracy");
-    } else if (!strcmp(k, "mode")) {
-        if (!strcmp(v, "auto"))
-            *mode_set = 0;
-        else if (!strcmp(v, "min") || !strcmp(v, "max")) {
-            c->mode_max = !strcmp(v, "max");
-            *mode_set = 1;
-        } else
-            return bad_pair(ES_FLAG, k, v, "min, max or auto");
-    } else if (!strcmp(k, "patience")) {
-        if (!parse_count(v, 1000000, &c->patience))
-            return bad_pair(ES_FLAG, k, v, "an integer in [0, 1000000]");
-    } else if (!strcmp(k, "min_delta")) {
-        if (!parse_real(v, 0, 1e300, &c->min_delta))
-            return bad_pair(ES_FLAG, k, v, "a finite number >= 0");
-    } else if (!strcmp(k, "restore_best")) {
-        if (strcmp(v, "0") && strcmp(v, "1")) return bad_pair(ES_FLAG, k, v, "0 or 1");
-        c->restore_best = v[0] == '1';
-    } else
-        return dpt_error(DPT_ERR_INVALID_ARG, "%s: unknown key '%s'; valid keys: %s", ES_FLAG, k,
-                         ES_KEYS);
-    return DPT_OK;
-}
+/* Both flags: "off", "on", or "on"'s keys (the name may be left out: "patience=3"). */
+static const dpt_spec_key_t es_keys[] = {DPT_SPEC_E("monitor", "val_loss", "val_loss|val_accuracy"),
+                                         DPT_SPEC_E("mode", "auto", "auto|min|max"),
+                                         DPT_SPEC_I("patience", "0", 0, 1000000, 0),
+                                         DPT_SPEC_R("min_delta", "0", 0, INFINITY, 0),
+                                         DPT_SPEC_B("restore_best", "0"),
+                                         DPT_SPEC_END};
+static const dpt_spec_key_t guard_keys[] = {
+    DPT_SPEC_R("factor", "0.5", 0, 1, DPT_SPEC_LO_OPEN | DPT_SPEC_HI_OPEN),
+    DPT_SPEC_I("retries", "3", 0, 100, 0), DPT_SPEC_R("spike", "10", 0, INFINITY, 0), DPT_SPEC_END};
+static const dpt_spec_kind_t off_kind = {"off", NULL}, es_on = {"on", es_keys},
+                             guard_on = {"on", guard_keys};
+static const dpt_spec_kind_t *const es_kinds[] = {&es_on, &off_kind};
+static const dpt_spec_kind_t *const guard_kinds[] = {&guard_on, &off_kind};
+static const dpt_spec_grammar_t es_grammar = {"--early-stop", es_kinds, 2, "on", 1, 0};
+static const dpt_spec_grammar_t guard_grammar = {"--divergence-guard", guard_kinds, 2, "on", 1, 0};
 
 dpt_status_t dpt_early_stop_parse(const char *spec, dpt_early_stop_config_t *out)
 {
     /* Keras EarlyStopping's defaults: val_loss, patience 0, min_delta 0, no restore. */
-    dpt_early_stop_config_t c = {0};
-    *out = c;
-    if (!spec || !*spec || !strcmp(spec, "off")) return DPT_OK;
-    c.enabled = 1;
-    int mode_set = 0;
-    if (strcmp(spec, "on") != 0) {
-        const char *p = spec;
-        char k[32], v[64];
-        int got;
-        while ((got = next_pair(&p, k, sizeof k, v, sizeof v)) == 1) {
-            dpt_status_t s = es_key(&c, k, v, &mode_set);
-            if (s != DPT_OK) return s;
-        }
-        if (got < 0) return bad_spec(ES_FLAG, spec, ES_KEYS);
-    }
-    if (!mode_set) c.mode_max = c.monitor_accuracy;
+    *out = (dpt_early_stop_config_t){0};
+    if (!spec || !*spec) return DPT_OK;
+    dpt_spec_part_t p;
+    dpt_status_t s = dpt_spec_parse_part(&es_grammar, spec, strlen(spec), &p);
+    if (s != DPT_OK || p.kind == &off_kind) return s;
+    dpt_early_stop_config_t c = {.enabled = 1};
+    c.monitor_accuracy = dpt_spec_int(&p, "monitor");
+    int mode = dpt_spec_int(&p, "mode"); /* auto: an accuracy improves upwards */
+    c.mode_max = mode == 0 ? c.monitor_accuracy : mode == 2;
+    c.patience = dpt_spec_size(&p, "patience");
+    c.min_delta = dpt_spec_real(&p, "min_delta");
+    c.restore_best = dpt_spec_int(&p, "restore_best");
     *out = c;
     return DPT_OK;
 }
 
 dpt_status_t dpt_guard_parse(const char *spec, dpt_guard_config_t *out)
 {
-    dpt_guard_config_t c = {.enabled = 1, .factor = 0.5, .retries = 3, .spike = 10};
-    *out = c;
-    if (spec && !strcmp(spec, "off")) {
-        out->enabled = 0;
+    dpt_spec_part_t p;
+    dpt_status_t s = dpt_spec_parse_part(&guard_grammar, spec && *spec ? spec : "on",
+                                         spec && *spec ? strlen(spec) : 2, &p);
+    if (s != DPT_OK) return s;
+    if (p.kind == &off_kind) {
+        *out = (dpt_guard_config_t){.enabled = 0, .factor = 0.5, .retries = 3, .spike = 10};
         return DPT_OK;
     }
-    if (!spec || !*spec || !strcmp(spec, "on")) return DPT_OK;
-    const char *p = spec;
-    char k[32], v[64];
-    int got;
-    while ((got = next_pair(&p, k, sizeof k, v, sizeof v)) == 1) {
-        if (!strcmp(k, "factor")) {
-            if (!parse_real(v, 0, 1, &c.factor) || c.factor <= 0 || c.factor >= 1)
-                return bad_pair(GUARD_FLAG, k, v, "a number with 0 < factor < 1");
-        } else if (!strcmp(k, "retries")) {
-            if (!parse_count(v, 100, &c.retries))
-                return bad_pair(GUARD_FLAG, k, v, "an integer in [0, 100]");
-        } else if (!strcmp(k, "spike")) {
-            if (!parse_real(v, 0, 1e300, &c.spike) || (c.spike > 0 && c.spike <= 1))
-                return bad_pair(GUARD_FLAG, k, v, "a number > 1, or 0 to test only for NaN/inf");
-        } else
-            return dpt_error(DPT_ERR_INVALID_ARG, "%s: unknown key '%s'; valid keys: %s",
-                             GUARD_FLAG, k, GUARD_KEYS);
-    }
-    if (got < 0) return bad_spec(GUARD_FLAG, spec, GUARD_KEYS);
+    dpt_guard_config_t c = {.enabled = 1};
+    c.factor = dpt_spec_real(&p, "factor");
+    c.retries = dpt_spec_size(&p, "retries");
+    c.spike = dpt_spec_real(&p, "spike");
+    if (c.spike > 0 && c.spike <= 1)
+        return dpt_spec_error(&p, "spike must be > 1, or 0 to test only for NaN/inf, got %g",
+                              c.spike);
     *out = c;
     return DPT_OK;
 }

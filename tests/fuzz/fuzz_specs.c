@@ -1,9 +1,11 @@
-/* libFuzzer target: the spec-string parsers: dpt_model_create_shaped, dpt_optimizer_create
- * and dpt_schedule_create (schedule and warmup).
+/* libFuzzer target: the one spec grammar (core/spec.c) through every flag that speaks it:
+ * dpt_model_create_shaped, dpt_optimizer_create (and --no-decay), dpt_schedule_create
+ * (schedule and warmup), --early-stop, --divergence-guard and --lr-scaling.
  *
- * Input: 4 bytes of numbers (input shape, classes, steps per epoch, epochs), then up to four
- * strings separated by '\n': model spec, optimizer spec, schedule spec, warmup spec (a missing
- * one is NULL). The first byte picks the input: below 128, a table of 1 + b % 64 features;
+ * Input: 4 bytes of numbers (input shape, classes, steps per epoch, epochs), then up to five
+ * strings separated by '\n': model spec, optimizer spec, schedule spec, warmup spec, and a
+ * spec given to --no-decay, --early-stop, --divergence-guard and --lr-scaling (a missing one
+ * is NULL). The first byte picks the input: below 128, a table of 1 + b % 64 features;
  * from 128, an image of 1 + b % 4 channels and side 1 + (b / 4) % 16. A small model that
  * builds runs one training forward and backward pass over two rows (every op's code under the
  * sanitizers). A schedule that parses is evaluated at a few steps, its plateau state driven,
@@ -16,6 +18,7 @@
 #include "dptrain/optimizer.h"
 #include "dptrain/schedule.h"
 #include "fuzz_common.h"
+#include "train/guards.h"
 
 /* Copies the text after key (up to the next space) of desc into out; NULL when absent. */
 static const char *desc_part(const char *desc, const char *key, char *out, size_t cap)
@@ -87,6 +90,29 @@ static void check_schedule(const char *sched, const char *warm, size_t spe, size
     dpt_schedule_free(s);
 }
 
+/* The small flags. An early-stop spec that parses describes itself in a form that parses
+ * back to the same configuration. */
+static void check_small_flags(const char *spec)
+{
+    dpt_early_stop_config_t es, es2;
+    dpt_status_t st = dpt_early_stop_parse(spec, &es);
+    fz_check_status(st);
+    if (st == DPT_OK && es.enabled) {
+        char desc[512];
+        dpt_early_stop_describe(&es, desc, sizeof desc);
+        if (dpt_early_stop_parse(desc, &es2) != DPT_OK || memcmp(&es, &es2, sizeof es)) {
+            fprintf(stderr, "early-stop round trip failed: %s -> %s\n", spec, desc);
+            abort();
+        }
+    }
+    dpt_guard_config_t g;
+    fz_check_status(dpt_guard_parse(spec, &g));
+    double lr = 0;
+    st = dpt_lr_scaling_apply(spec, 0.1, 256, &lr);
+    fz_check_status(st);
+    if (st == DPT_OK && !(lr > 0 && isfinite(lr))) abort();
+}
+
 /* One training forward and backward pass of a small model over two rows of zeros. */
 static void run_two_rows(const dpt_model_t *m, const float *params)
 {
@@ -118,9 +144,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!text) abort();
     memcpy(text, data + 4, size - 4);
     text[size - 4] = '\0';
-    char *part[4] = {NULL, NULL, NULL, NULL};
+    char *part[5] = {NULL, NULL, NULL, NULL, NULL};
     char *p = text;
-    for (int i = 0; i < 4 && p; i++) {
+    for (int i = 0; i < 5 && p; i++) {
         part[i] = p;
         p = strchr(p, '\n');
         if (p) *p++ = '\0';
@@ -148,6 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             s = dpt_optimizer_create(part[1], m, &o);
             fz_check_status(s);
             if (s == DPT_OK) {
+                if (part[4]) fz_check_status(dpt_optimizer_exclude_decay(o, part[4]));
                 (void)dpt_optimizer_describe(o);
                 size_t nf = 0;
                 (void)dpt_optimizer_state(o, &nf);
@@ -157,6 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dpt_model_free(m);
     }
     check_schedule(part[2], part[3], spe, epochs);
+    check_small_flags(part[4]);
     free(text);
     return 0;
 }

@@ -92,7 +92,7 @@ put("checkpoint", "empty", bytes([0]) + checkpoint([]))
 put("checkpoint", "empty_section", bytes([1]) + checkpoint([(b"x", b"")], False))
 put("checkpoint", "bad_hash", bytes([0]) + checkpoint(secs)[:-1] + b"\0")
 
-# ---- specs: 4 number bytes, then model \n optimizer \n schedule \n warmup -------------------
+# ---- specs: 4 number bytes, then model \n optimizer \n schedule \n warmup \n small flag ------
 specs = [
     "dense:16,relu,dense:3\nsgd:momentum=0.9,nesterov=1\nstep:step_size=2,gamma=0.5\n"
     "linear:steps=5,start_factor=0.1",
@@ -106,6 +106,11 @@ specs = [
     "dense:3\nsgd\npolynomial:total_iters=4,power=2\nlinear:steps=3",
     "dense:3\nsgd\nlinear:start_factor=0.5,end_factor=1,total_iters=3\n",
     "dense:3\nsgd\nplateau:monitor=val_accuracy,patience=0,cooldown=1,min_lr=0.001\n",
+    "dense:3\nsgd:weight_decay=0.1\nconstant\n\nbias+bn",
+    "dense:3\nadam\nconstant\n\nmonitor=val_accuracy,mode=max,patience=2,min_delta=0.01",
+    "dense:3\nsgd\nconstant\n\non:factor=0.25,retries=2,spike=4",
+    "dense:3\nsgd\nconstant\n\nsqrt:ref_batch=512",
+    "dense:3\nsgd\nconstant\n\noff",
 ]
 for i, s in enumerate(specs):
     put("specs", "spec%02d" % i, bytes([7, 1, 9, 4]) + s.encode())
