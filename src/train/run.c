@@ -114,8 +114,9 @@ typedef struct run_progress {
 } run_progress_t;
 _Static_assert(sizeof(run_progress_t) == 1072, "epoch_progress layout (docs/formats.md)");
 
-/* Model section: "spec\nin_features\nclasses\n"; normalisation section: the dataset's saved
- * normaliser (dpt_dataset_normalization_save). */
+/* The model, the optimizer and the guards write and read their own sections
+ * (dpt_model_checkpoint_section, dpt_optimizer_checkpoint_section, dpt_guards_section_t);
+ * normalisation section: the dataset's saved normaliser (dpt_dataset_normalization_save). */
 
 /* Checkpointed scalars. Fixed-width fields: the file is read back by the same layout. */
 typedef struct run_state {
@@ -123,13 +124,6 @@ typedef struct run_state {
     double best_val_loss;
     dpt_plateau_state_t plateau;
 } run_state_t;
-
-/* The "guards" section (optional on resume: older checkpoints start from fresh state). */
-typedef struct run_guards {
-    dpt_guard_state_t guard;
-    dpt_early_stop_state_t early_stop;
-    uint64_t has_best_params; /* an "early_stop_params" section follows */
-} run_guards_t;
 
 static const char *run_path(run_t *r, const char *name)
 {
@@ -344,19 +338,18 @@ static dpt_status_t write_text_file(const char *path, const char *text)
 static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *restored,
                                     const run_progress_t *progress)
 {
-    size_t n_params = dpt_model_param_count(r->model), n_opt;
-    float *opt_state = dpt_optimizer_state(r->opt, &n_opt);
+    size_t n_params = dpt_model_param_count(r->model);
     run_state_t st = {.epochs_done = r->epochs_done,
                       .steps = dpt_trainer_step_count(r->trainer),
                       .n_params = n_params,
                       .best_val_loss = r->best_val_loss,
                       .plateau = r->plateau};
-    run_guards_t gs = {.guard = r->guard_state,
-                       .early_stop = r->es_state,
-                       .has_best_params = r->best_params && r->has_best_params};
-    char model[DPT_MODEL_TEXT_MAX];
-    if (dpt_model_save_text(r->model, model, sizeof model) >= sizeof model)
-        return dpt_error(DPT_ERR_LIMIT, "model spec too long for a checkpoint");
+    dpt_guards_section_t gs = dpt_guards_section_make(&r->guard_state, &r->es_state,
+                                                      r->best_params && r->has_best_params);
+    char model_text[DPT_MODEL_TEXT_MAX];
+    dpt_ckpt_section_t model;
+    dpt_status_t s = dpt_model_checkpoint_section(r->model, model_text, sizeof model_text, &model);
+    if (s != DPT_OK) return s;
     size_t norm_bytes = dpt_dataset_normalization_save(r->train, NULL, 0);
     void *norm = malloc(norm_bytes);
     if (!norm) return dpt_error(DPT_ERR_NOMEM, "out of memory saving the normalisation");
@@ -364,13 +357,13 @@ static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *res
     const float *trained = dpt_trainer_params(r->trainer);
     dpt_ckpt_section_t sec[12] = {
         {"config", r->config_text, strlen(r->config_text)},
-        {"model", model, strlen(model)},
+        model,
         {"normalization", norm, norm_bytes},
         {"argv", r->cfg->argv_blob, r->cfg->argv_blob ? r->cfg->argv_blob_len : 0},
         {"state", &st, sizeof st},
         {"params", restored ? restored : trained, n_params * sizeof(float)},
-        {"optimizer", opt_state, n_opt * sizeof(float)},
-        {"guards", &gs, sizeof gs},
+        dpt_optimizer_checkpoint_section(r->opt),
+        {DPT_GUARDS_SECTION, &gs, sizeof gs},
     };
     size_t n_sec = 8;
     if (gs.has_best_params)
@@ -381,40 +374,16 @@ static dpt_status_t save_checkpoint(run_t *r, const char *name, const float *res
     if (progress) sec[n_sec++] = (dpt_ckpt_section_t){"epoch_progress", progress, sizeof *progress};
     if (r->row && !progress)
         sec[n_sec++] = (dpt_ckpt_section_t){"epoch_row", r->row, sizeof *r->row};
-    dpt_status_t s = dpt_checkpoint_write(run_path(r, name), sec, n_sec);
+    s = dpt_checkpoint_write(run_path(r, name), sec, n_sec);
     free(norm);
     return s;
 }
 
-static dpt_status_t section_exact(const dpt_checkpoint_t *ck, const char *path, const char *name,
-                                  size_t want, const void **data)
-{
-    size_t bytes;
-    *data = dpt_checkpoint_section(ck, name, &bytes);
-    if (!*data || bytes != want)
-        return dpt_error(DPT_ERR_FORMAT,
-                         "%s: section '%s' missing or of %zu bytes where this run needs %zu "
-                         "(checkpoint from a different model or optimizer?)",
-                         path, name, *data ? bytes : 0, want);
-    return DPT_OK;
-}
-
-/* Optional sections: absent is fine (older checkpoints, features turned on at resume); present
- * with another size is the same error as a required one. */
-static dpt_status_t section_optional(const dpt_checkpoint_t *ck, const char *path, const char *name,
-                                     size_t want, const void **data)
-{
-    *data = dpt_checkpoint_section(ck, name, NULL);
-    return *data ? section_exact(ck, path, name, want, data) : DPT_OK;
-}
-
 /* Early stopping and guard state; an early-stop state kept for another monitor or mode
  * starts over (its best value means nothing for the new one). */
-static void restore_guards(run_t *r, const run_guards_t *g, const void *best)
+static void restore_guards(run_t *r, const dpt_guards_section_t *g, const void *best)
 {
-    r->guard_state = g->guard;
-    if (r->es.enabled && g->early_stop.monitor_key == dpt_early_stop_key(&r->es))
-        r->es_state = g->early_stop;
+    dpt_guards_section_restore(g, &r->es, &r->guard_state, &r->es_state);
     if (r->best_params && best && r->es_state.best_epoch) {
         memcpy(r->best_params, best, dpt_model_param_count(r->model) * sizeof(float));
         r->has_best_params = 1;
@@ -445,19 +414,24 @@ static dpt_status_t restore_checkpoint(run_t *r)
     dpt_checkpoint_t *ck;
     dpt_status_t s = dpt_checkpoint_read(path, &ck);
     if (s != DPT_OK) return s;
-    size_t n_params = dpt_model_param_count(r->model), n_opt, pbytes = n_params * sizeof(float);
-    float *opt_state = dpt_optimizer_state(r->opt, &n_opt);
-    const void *st_p, *params, *opt, *guards, *best, *trained, *progress, *row;
-    s = section_exact(ck, path, "state", sizeof(run_state_t), &st_p);
-    if (s == DPT_OK) s = section_exact(ck, path, "params", pbytes, &params);
-    if (s == DPT_OK) s = section_exact(ck, path, "optimizer", n_opt * sizeof(float), &opt);
-    if (s == DPT_OK) s = section_optional(ck, path, "guards", sizeof(run_guards_t), &guards);
-    if (s == DPT_OK) s = section_optional(ck, path, "early_stop_params", pbytes, &best);
-    if (s == DPT_OK) s = section_optional(ck, path, "trained_params", pbytes, &trained);
+    size_t pbytes = dpt_model_param_count(r->model) * sizeof(float);
+    const void *st_p, *params, *guards, *best, *trained, *progress, *row;
+    s = dpt_checkpoint_section_exact(ck, path, "state", sizeof(run_state_t), &st_p);
+    if (s == DPT_OK) s = dpt_checkpoint_section_exact(ck, path, "params", pbytes, &params);
+    if (s == DPT_OK) s = dpt_optimizer_checkpoint_load(r->opt, ck, path);
     if (s == DPT_OK)
-        s = section_optional(ck, path, "epoch_progress", sizeof(run_progress_t), &progress);
+        s = dpt_checkpoint_section_optional(ck, path, DPT_GUARDS_SECTION,
+                                            sizeof(dpt_guards_section_t), &guards);
+    if (s == DPT_OK)
+        s = dpt_checkpoint_section_optional(ck, path, "early_stop_params", pbytes, &best);
+    if (s == DPT_OK)
+        s = dpt_checkpoint_section_optional(ck, path, "trained_params", pbytes, &trained);
+    if (s == DPT_OK)
+        s = dpt_checkpoint_section_optional(ck, path, "epoch_progress", sizeof(run_progress_t),
+                                            &progress);
     if (s == DPT_OK && progress) s = restore_progress(r, path, progress);
-    if (s == DPT_OK) s = section_optional(ck, path, "epoch_row", sizeof(run_row_t), &row);
+    if (s == DPT_OK)
+        s = dpt_checkpoint_section_optional(ck, path, "epoch_row", sizeof(run_row_t), &row);
     if (s == DPT_OK && row) {
         memcpy(&r->saved_row, row, sizeof r->saved_row);
         r->saved_row.events[sizeof r->saved_row.events - 1] = '\0';
@@ -470,13 +444,12 @@ static dpt_status_t restore_checkpoint(run_t *r)
          * parameters it had actually reached. */
         memcpy(dpt_trainer_params(r->trainer), trained ? trained : params, pbytes);
         r->resumed_restored = trained != NULL;
-        memcpy(opt_state, opt, n_opt * sizeof(float));
         dpt_trainer_set_step_count(r->trainer, st.steps);
         r->epochs_done = st.epochs_done;
         r->best_val_loss = st.best_val_loss;
         r->plateau = st.plateau;
         if (guards) {
-            run_guards_t g;
+            dpt_guards_section_t g;
             memcpy(&g, guards, sizeof g);
             restore_guards(r, &g, best);
         }
