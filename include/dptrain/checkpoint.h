@@ -49,6 +49,15 @@ dpt_status_t dpt_checkpoint_read(const char *path, dpt_checkpoint_t **out);
 /* Section data by name, NULL when absent (*bytes untouched then; bytes may be NULL). The data
  * is 64-byte aligned in memory and valid until dpt_checkpoint_free. */
 const void *dpt_checkpoint_section(const dpt_checkpoint_t *c, const char *name, size_t *bytes);
+/* Section `name` of exactly `want` bytes, for the modules that read their own section: anything
+ * else is DPT_ERR_FORMAT "<path>: section 'NAME' missing or of N bytes where this run needs M
+ * (checkpoint from a different model or optimizer?)". */
+dpt_status_t dpt_checkpoint_section_exact(const dpt_checkpoint_t *c, const char *path,
+                                          const char *name, size_t want, const void **data);
+/* The same for an optional section: absent is fine (*data NULL: older checkpoints, features
+ * turned on at resume); present with another size is the error above. */
+dpt_status_t dpt_checkpoint_section_optional(const dpt_checkpoint_t *c, const char *path,
+                                             const char *name, size_t want, const void **data);
 size_t dpt_checkpoint_section_count(const dpt_checkpoint_t *c);
 /* Name and size of section i (i < count), in file order. */
 const char *dpt_checkpoint_section_name(const dpt_checkpoint_t *c, size_t i);

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dptrain/checkpoint.h"
 #include "dptrain/status.h"
 
 #ifdef __cplusplus
@@ -78,6 +79,16 @@ void dpt_model_free(dpt_model_t *m);
 #define DPT_MODEL_TEXT_MAX 4300
 size_t dpt_model_save_text(const dpt_model_t *m, char *buf, size_t cap);
 dpt_status_t dpt_model_load_text(const char *text, size_t n, dpt_model_t **out);
+/* The same as a checkpoint section named DPT_MODEL_SECTION, written and read by the model
+ * (src/nn/model_checkpoint.c): section fills *out with the text in buf (cap >=
+ * DPT_MODEL_TEXT_MAX; DPT_ERR_LIMIT when the spec does not fit), pointing into buf; load
+ * rebuilds the model from checkpoint ck read from path (DPT_ERR_FORMAT naming path when the
+ * section is missing or malformed). */
+#define DPT_MODEL_SECTION "model"
+dpt_status_t dpt_model_checkpoint_section(const dpt_model_t *m, char *buf, size_t cap,
+                                          dpt_ckpt_section_t *out);
+dpt_status_t dpt_model_checkpoint_load(const dpt_checkpoint_t *ck, const char *path,
+                                       dpt_model_t **out);
 
 /* Floats of the whole parameter buffer: trainable tensors, then state, with alignment. */
 size_t dpt_model_param_count(const dpt_model_t *m);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dptrain/checkpoint.h"
 #include "dptrain/model.h"
 #include "dptrain/status.h"
 
@@ -79,6 +80,15 @@ const char *dpt_optimizer_names(void);
  * checkpoints: save it as one section, restore by copying into it. The step count is the
  * trainer's. Owned by o. */
 float *dpt_optimizer_state(dpt_optimizer_t *o, size_t *n_floats);
+
+/* The state above as the checkpoint section DPT_OPTIMIZER_SECTION, written and read by the
+ * optimizer (src/optim/optimizer_checkpoint.c): section describes it in place (valid while o
+ * lives); load copies it back from checkpoint ck read from path, which must hold exactly this
+ * optimizer's state (else DPT_ERR_FORMAT, dpt_checkpoint_section_exact's message). */
+#define DPT_OPTIMIZER_SECTION "optimizer"
+dpt_ckpt_section_t dpt_optimizer_checkpoint_section(dpt_optimizer_t *o);
+dpt_status_t dpt_optimizer_checkpoint_load(dpt_optimizer_t *o, const dpt_checkpoint_t *ck,
+                                           const char *path);
 
 /* Which whole-tensor norms the update needs (see dpt_optim_norms_t). */
 dpt_optim_norms_t dpt_optimizer_norms(const dpt_optimizer_t *o);

@@ -3,6 +3,7 @@
 #ifndef DPTRAIN_PLOT_H
 #define DPTRAIN_PLOT_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "dptrain/status.h"
@@ -20,6 +21,19 @@ extern "C" {
  * gnuplot is not on PATH ("gnuplot not found: install it with apt-get install gnuplot-nox").
  * Runs gnuplot as a child process (no shell); safe to call from any one thread at a time. */
 dpt_status_t dpt_plot_metrics(const char *metrics_csv, const char *png_path);
+
+/* A loss curve against the learning rate with suggested learning rates marked: what the LR
+ * range test draws (dpt_lr_find_plot hands its result over in this form). */
+typedef struct dpt_plot_lr_curve {
+    size_t n;                           /* points */
+    const double *lr, *loss, *smoothed; /* n each; non-finite losses are gaps */
+    double valley, steepest, min_div10; /* marked when finite and > 0 */
+} dpt_plot_lr_curve_t;
+
+/* Draws loss and smoothed loss against LR (log axis) with the marks, by gnuplot into png_path
+ * (replaced atomically). DPT_ERR_INVALID_ARG without points; DPT_ERR_UNSUPPORTED when gnuplot
+ * is not on PATH. */
+dpt_status_t dpt_plot_lr_curve(const dpt_plot_lr_curve_t *c, const char *png_path);
 
 /* Writes the body of a gnuplot script (data blocks, settings, plot commands) to f; the
  * terminal and output lines are already written and `unset output` follows. */

@@ -1,12 +1,13 @@
-/* Owns the layout shared by the dataset loaders: the reference-counted sample storage that
- * every view points into, and the loader entry points dataset.c dispatches to. */
+/* Owns the loader entry points dataset.c dispatches to (idx.c, cifar10.c, synthetic.c,
+ * csv.c) and their shared caps. The loaders fill a store (data/store.h) and know nothing of
+ * datasets: the dependency runs one way, dataset.c -> loaders -> store. */
 #ifndef DPT_DATA_INTERNAL_H
 #define DPT_DATA_INTERNAL_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "data/store.h"
 #include "dptrain/dataset.h"
 
 /* Classes of the fixed 10-class sets (MNIST, Fashion-MNIST, CIFAR-10). */
@@ -16,30 +17,6 @@
 #define DPT_CSV_MAX_COLUMNS ((size_t)1 << 20)
 #define DPT_CSV_MAX_FIELD ((size_t)1 << 20)
 #define DPT_CSV_MAX_LINE ((size_t)16 << 20)
-
-/* Immutable once loaded; shared by every view cut from it. Exactly one of u8 / f32 holds the
- * samples, row-major [count x features]. */
-typedef struct dpt_store {
-    atomic_size_t refs;
-    size_t count;    /* rows */
-    size_t features; /* values per row = c * h * w */
-    size_t c, h, w;
-    size_t classes;
-    uint8_t *u8; /* images: raw pixels */
-    float *f32;  /* tables: raw values */
-    int32_t *labels;
-    char name[128]; /* "fashion-mnist", "mnist:DIR", "csv:FILE", ... */
-} dpt_store_t;
-
-/* A zeroed store with one reference; NULL when out of memory. */
-dpt_store_t *dpt_store_new(const char *name);
-void dpt_store_retain(dpt_store_t *st);
-/* Drops one reference; frees the storage with the last one. NULL is a no-op. */
-void dpt_store_release(dpt_store_t *st);
-/* Bytes needed for the samples, labels and one full index array of `count` rows of
- * `row_bytes` each; false on overflow. Loaders compare it with opt->max_bytes before
- * allocating. */
-int dpt_store_bytes_needed(size_t count, size_t row_bytes, size_t *out);
 
 /* Loads one IDX image file and its label file (raw or gzip). classes == 0 means "max label
  * + 1"; otherwise labels must be below it. On success *out owns the storage. */

@@ -1,14 +1,15 @@
-/* Owns the public dataset API: spec parsing and dispatch to the loaders, reference-counted
- * storage, views (index arrays), the train/validation split, normalisation and gather. */
+/* Owns the public dataset API: spec parsing and dispatch to the loaders, views (index arrays)
+ * over the reference-counted storage (store.c), the train/validation split, normalisation and
+ * gather. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/checked.h"
 #include "core/rng.h"
 #include "data/data_internal.h"
+#include "data/store.h"
 
 /* RNG stream reserved for the train/validation split, so it never shares draws with the
  * shuffles and augmentations that use the same seed. */
@@ -33,39 +34,6 @@ dpt_data_options_t dpt_data_options_default(void)
                                 .csv_header = 0,
                                 .csv_delimiter = ',',
                                 .max_bytes = DPT_DEFAULT_MAX_BYTES};
-}
-
-/* ---- storage ---------------------------------------------------------------------------- */
-
-dpt_store_t *dpt_store_new(const char *name)
-{
-    dpt_store_t *st = calloc(1, sizeof *st);
-    if (!st) return NULL;
-    atomic_init(&st->refs, 1);
-    snprintf(st->name, sizeof st->name, "%s", name);
-    return st;
-}
-
-void dpt_store_retain(dpt_store_t *st)
-{
-    atomic_fetch_add(&st->refs, 1);
-}
-
-void dpt_store_release(dpt_store_t *st)
-{
-    if (!st || atomic_fetch_sub(&st->refs, 1) != 1) return;
-    free(st->u8);
-    free(st->f32);
-    free(st->labels);
-    free(st);
-}
-
-int dpt_store_bytes_needed(size_t count, size_t row_bytes, size_t *out)
-{
-    size_t data, extra;
-    /* an int32 label and a uint32 index entry per row */
-    return dpt_mul_size(count, row_bytes, &data) && dpt_mul_size(count, 8, &extra) &&
-           dpt_add_size(data, extra, out);
 }
 
 /* ---- views ------------------------------------------------------------------------------ */

@@ -501,3 +501,23 @@ void dpt_checkpoint_print_summary(FILE *f, const char *path, const dpt_checkpoin
     }
     if (n && cfg[n - 1] != '\n') fputc('\n', f);
 }
+
+dpt_status_t dpt_checkpoint_section_exact(const dpt_checkpoint_t *c, const char *path,
+                                          const char *name, size_t want, const void **data)
+{
+    size_t bytes;
+    *data = dpt_checkpoint_section(c, name, &bytes);
+    if (!*data || bytes != want)
+        return dpt_error(DPT_ERR_FORMAT,
+                         "%s: section '%s' missing or of %zu bytes where this run needs %zu "
+                         "(checkpoint from a different model or optimizer?)",
+                         path, name, *data ? bytes : 0, want);
+    return DPT_OK;
+}
+
+dpt_status_t dpt_checkpoint_section_optional(const dpt_checkpoint_t *c, const char *path,
+                                             const char *name, size_t want, const void **data)
+{
+    *data = dpt_checkpoint_section(c, name, NULL);
+    return *data ? dpt_checkpoint_section_exact(c, path, name, want, data) : DPT_OK;
+}

@@ -1,9 +1,9 @@
-/* Owns the LR range test plot: loss and smoothed loss against learning rate (log axis) with
- * the suggestions marked, drawn through dpt_gnuplot_draw (src/io/plot.c). */
+/* Owns the learning-rate curve plot (the LR range test's): loss and smoothed loss against
+ * learning rate (log axis) with the suggestions marked, drawn through dpt_gnuplot_draw
+ * (src/io/plot.c). It takes plain arrays: io draws, train (lr_find.c) computes. */
 #include <math.h>
 #include <stdio.h>
 
-#include "dptrain/lr_find.h"
 #include "dptrain/plot.h"
 
 static void put_marker(FILE *f, int id, double lr, const char *what)
@@ -17,7 +17,7 @@ static void put_marker(FILE *f, int id, double lr, const char *what)
 
 static void put_script(FILE *f, void *user)
 {
-    const dpt_lr_find_result_t *r = user;
+    const dpt_plot_lr_curve_t *r = user;
     fprintf(f, "$curve << EOD\n");
     double lo = INFINITY, hi = -INFINITY;
     for (size_t i = 0; i < r->n; i++) {
@@ -42,8 +42,8 @@ static void put_script(FILE *f, void *user)
                "$curve using 1:3 with lines linewidth 2 title 'smoothed loss'\n");
 }
 
-dpt_status_t dpt_lr_find_plot(const dpt_lr_find_result_t *r, const char *png_path)
+dpt_status_t dpt_plot_lr_curve(const dpt_plot_lr_curve_t *c, const char *png_path)
 {
-    if (r->n == 0) return dpt_error(DPT_ERR_INVALID_ARG, "lr-find plot: no points to draw");
-    return dpt_gnuplot_draw(png_path, 600, put_script, (void *)r);
+    if (c->n == 0) return dpt_error(DPT_ERR_INVALID_ARG, "lr-find plot: no points to draw");
+    return dpt_gnuplot_draw(png_path, 600, put_script, (void *)c);
 }

@@ -1,4 +1,5 @@
-/* Owns the run's early-stopping and divergence-guard specs and decisions (see guards.h). */
+/* Owns the run's early-stopping and divergence-guard specs, decisions and their checkpoint
+ * section (see guards.h). */
 #include "train/guards.h"
 
 #include <math.h>
@@ -145,4 +146,20 @@ int dpt_guard_check(const dpt_guard_config_t *c, dpt_guard_state_t *st, double l
                        : loss;
     st->ema_steps++;
     return 1;
+}
+
+dpt_guards_section_t dpt_guards_section_make(const dpt_guard_state_t *guard,
+                                             const dpt_early_stop_state_t *early_stop,
+                                             int has_best_params)
+{
+    return (dpt_guards_section_t){
+        .guard = *guard, .early_stop = *early_stop, .has_best_params = has_best_params != 0};
+}
+
+void dpt_guards_section_restore(const dpt_guards_section_t *sec, const dpt_early_stop_config_t *c,
+                                dpt_guard_state_t *guard, dpt_early_stop_state_t *early_stop)
+{
+    *guard = sec->guard;
+    if (c->enabled && sec->early_stop.monitor_key == dpt_early_stop_key(c))
+        *early_stop = sec->early_stop;
 }

@@ -77,4 +77,23 @@ void dpt_guard_init(dpt_guard_state_t *st);
 int dpt_guard_check(const dpt_guard_config_t *c, dpt_guard_state_t *st, double loss,
                     double chance_loss, char *why, size_t n);
 
+/* The "guards" section of a run checkpoint (optional on resume: older checkpoints start from
+ * fresh state). Fixed-width fields: the file is read back by the same layout
+ * (docs/formats.md). */
+#define DPT_GUARDS_SECTION "guards"
+typedef struct dpt_guards_section {
+    dpt_guard_state_t guard;
+    dpt_early_stop_state_t early_stop;
+    uint64_t has_best_params; /* an "early_stop_params" section follows */
+} dpt_guards_section_t;
+_Static_assert(sizeof(dpt_guards_section_t) == 72, "guards layout (docs/formats.md)");
+
+dpt_guards_section_t dpt_guards_section_make(const dpt_guard_state_t *guard,
+                                             const dpt_early_stop_state_t *early_stop,
+                                             int has_best_params);
+/* Restores the guard's state, and early stopping's when it was kept for the same monitor and
+ * mode as c's (a best value of another one means nothing for this one: it starts over). */
+void dpt_guards_section_restore(const dpt_guards_section_t *sec, const dpt_early_stop_config_t *c,
+                                dpt_guard_state_t *guard, dpt_early_stop_state_t *early_stop);
+
 #endif

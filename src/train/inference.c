@@ -25,29 +25,13 @@ struct dpt_inference {
     dpt_replica_t **replicas;
 };
 
-static dpt_status_t parse_model_section(const char *path, const char *text, size_t n,
-                                        dpt_model_t **out)
-{
-    dpt_status_t s = dpt_model_load_text(text, n, out);
-    if (s != DPT_OK) {
-        char why[512]; /* dpt_error formats into the buffer dpt_last_error returns */
-        snprintf(why, sizeof why, "%s", dpt_last_error());
-        return dpt_error(DPT_ERR_FORMAT, "%s: model in checkpoint: %s", path, why);
-    }
-    return DPT_OK;
-}
-
 static dpt_status_t load_sections(dpt_inference_t *inf, const char *path,
                                   const dpt_checkpoint_t *ck)
 {
-    size_t n;
-    const char *model = dpt_checkpoint_section(ck, "model", &n);
-    if (!model)
-        return dpt_error(DPT_ERR_FORMAT, "%s: no 'model' section (not a dptrain run checkpoint?)",
-                         path);
-    dpt_status_t s = parse_model_section(path, model, n, &inf->model);
+    /* The model reads its own section; the parameters and the normaliser follow it. */
+    dpt_status_t s = dpt_model_checkpoint_load(ck, path, &inf->model);
     if (s != DPT_OK) return s;
-    size_t want = dpt_model_param_count(inf->model) * sizeof(float);
+    size_t n, want = dpt_model_param_count(inf->model) * sizeof(float);
     const void *params = dpt_checkpoint_section(ck, "params", &n);
     if (!params || n != want)
         return dpt_error(DPT_ERR_FORMAT, "%s: 'params' section of %zu bytes, the model needs %zu",

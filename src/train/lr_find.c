@@ -1,5 +1,6 @@
 /* Owns the learning-rate range test: the exponential sweep on a fresh trainer, the debiased
- * EMA of the loss with early stop at divergence, the suggestions and the CSV. */
+ * EMA of the loss with early stop at divergence, the suggestions, the CSV, and handing the
+ * curve to the plot (src/io/plot_lr.c draws it). */
 #include "dptrain/lr_find.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "dptrain/optimizer.h"
+#include "dptrain/plot.h"
 #include "core/fmt.h"
 
 dpt_lr_find_config_t dpt_lr_find_config_default(void)
@@ -190,4 +192,16 @@ dpt_status_t dpt_lr_find_write_csv(const dpt_lr_find_result_t *r, const char *pa
     if (s != DPT_OK) unlink(tmp);
     free(tmp);
     return s;
+}
+
+dpt_status_t dpt_lr_find_plot(const dpt_lr_find_result_t *r, const char *png_path)
+{
+    dpt_plot_lr_curve_t c = {.n = r->n,
+                             .lr = r->lr,
+                             .loss = r->loss,
+                             .smoothed = r->smoothed,
+                             .valley = r->valley,
+                             .steepest = r->steepest,
+                             .min_div10 = r->min_div10};
+    return dpt_plot_lr_curve(&c, png_path);
 }
