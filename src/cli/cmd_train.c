@@ -74,6 +74,8 @@ static const char *const usage =
     "                        already holds a run is refused unless --resume or --overwrite\n"
     "  --overwrite           replace the run already in --out (its files; says so)\n"
     "  --resume DIR          continue the run in DIR from its checkpoint, exactly\n"
+    "  --pause-after-epoch E end this process after epoch E with its checkpoint; --resume\n"
+    "                        continues with the same --epochs and schedule\n"
     "  --plot                draw DIR/metrics.png with gnuplot at the end\n"
     "  --quiet               no progress display or per-epoch lines\n"
     "  --help                this text\n";
@@ -140,6 +142,8 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
             ok = dpt_cli_parse_size("train", f, v, 0, 1000000, &c->keep_checkpoints);
         else if (!strcmp(f, "--checkpoint-every-steps"))
             ok = dpt_cli_parse_size("train", f, v, 0, 1000000000, &c->checkpoint_every_steps);
+        else if (!strcmp(f, "--pause-after-epoch"))
+            ok = dpt_cli_parse_size("train", f, v, 0, 1000000, &c->pause_after_epoch);
         else if (!strcmp(f, "--log-every"))
             ok = dpt_cli_parse_size("train", f, v, 0, 1000000000, &c->log_every);
         else if (!strcmp(f, "--lr") && !strcmp(v, "auto"))
@@ -169,11 +173,12 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
     return -1;
 }
 
-/* Joins argv (minus --resume and its value) as a NUL-separated blob appended to *blob. */
+/* Joins argv (minus --resume, --pause-after-epoch and their values: they steer this process,
+ * not the run) as a NUL-separated blob appended to *blob. */
 static int append_blob(char **blob, size_t *len, int argc, char **argv, int start)
 {
     for (int i = start; i < argc; i++) {
-        if (!strcmp(argv[i], "--resume")) {
+        if (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--pause-after-epoch")) {
             i++;
             continue;
         }
@@ -265,7 +270,10 @@ int dpt_cmd_train(int argc, char **argv)
     if (!a.cfg.quiet)
         printf("done: %zu epochs%s, val loss %.4f, val accuracy %.4f, %.0f samples/s on %zu "
                "threads; metrics in %s/metrics.csv\n",
-               res.epochs_done, res.early_stopped ? " (stopped early)" : "", res.val_loss,
-               res.val_accuracy, res.samples_per_second, res.threads, a.cfg.out_dir);
+               res.epochs_done,
+               res.early_stopped ? " (stopped early)"
+               : res.paused      ? " (paused)"
+                                 : "",
+               res.val_loss, res.val_accuracy, res.samples_per_second, res.threads, a.cfg.out_dir);
     return 0;
 }
