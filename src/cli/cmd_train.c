@@ -173,6 +173,15 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
     return -1;
 }
 
+int dpt_cli_train_flags(int argc, char **argv, int start, dpt_run_config_t *cfg)
+{
+    train_args_t a = {.cfg = *cfg};
+    int rc = parse_flags(&a, argc, argv, start);
+    if (rc < 0 && a.resume_dir) rc = dpt_cli_usage_error("train", "--resume is not a trial flag");
+    *cfg = a.cfg;
+    return rc;
+}
+
 /* Joins argv (minus --resume, --pause-after-epoch and their values: they steer this process,
  * not the run) as a NUL-separated blob appended to *blob. */
 static int append_blob(char **blob, size_t *len, int argc, char **argv, int start)
