@@ -77,6 +77,19 @@ static char *trained(const fixture_t *f, const char *rel)
     return s;
 }
 
+/* Trials 0..n-1 (of seed `seed`) of sweeps a and b trained the same bits. */
+static void assert_same_trials(const fixture_t *f, const char *a, const char *b, int n, int seed)
+{
+    for (int c = 0; c < n; c++) {
+        char pa[64], pb[64];
+        snprintf(pa, sizeof pa, "%s/t%03d-s%d/metrics.csv", a, c, seed);
+        snprintf(pb, sizeof pb, "%s/t%03d-s%d/metrics.csv", b, c, seed);
+        char *x = trained(f, pa), *y = trained(f, pb);
+        cr_assert_str_eq(x, y, "trial %d differs between %s and %s", c, a, b);
+        free(x), free(y);
+    }
+}
+
 Test(sweep, grid_trials_csv_and_ranking)
 {
     fixture_t f = fixture();
@@ -124,14 +137,7 @@ Test(sweep, parallel_trials_equal_serial_ones)
     snprintf(args, sizeof args, "%s --parallel 1 --threads 1", g);
     cr_assert_eq(sweep(&f, "ser", args, &out), 0, "%s", out);
     free(out);
-    for (int c = 0; c < 2; c++) {
-        char a[64], b[64];
-        snprintf(a, sizeof a, "par/t%03d-s3/metrics.csv", c);
-        snprintf(b, sizeof b, "ser/t%03d-s3/metrics.csv", c);
-        char *x = trained(&f, a), *y = trained(&f, b);
-        cr_assert_str_eq(x, y, "trial %d differs with --parallel", c);
-        free(x), free(y);
-    }
+    assert_same_trials(&f, "par", "ser", 2, 3);
 }
 
 Test(sweep, halving_keeps_the_best_third_and_records_the_rest)
@@ -252,14 +258,7 @@ Test(sweep, restart_reruns_nothing_and_interrupt_resumes_exactly)
     snprintf(cmd, sizeof cmd, "%s", g);
     cr_assert_eq(sweep(&f, "int", cmd, &out), 0, "%s", out);
     free(out);
-    for (int c = 0; c < 2; c++) {
-        char a[64], b[64];
-        snprintf(a, sizeof a, "ref/t%03d-s1/metrics.csv", c);
-        snprintf(b, sizeof b, "int/t%03d-s1/metrics.csv", c);
-        char *x = trained(&f, a), *y = trained(&f, b);
-        cr_assert_str_eq(x, y, "trial %d differs after the interruption", c);
-        free(x), free(y);
-    }
+    assert_same_trials(&f, "ref", "int", 2, 1);
 }
 
 static void refused(const fixture_t *f, const char *name, const char *args, const char *want)
