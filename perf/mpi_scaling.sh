@@ -9,7 +9,7 @@
 #   CONFIGS="1x16 2x8 4x4 8x2 16x1" BATCH=2048 MODELS=mlp perf/mpi_scaling.sh
 #                                             a 16-core machine (efficiency vs 1x16)
 # Environment: CONFIGS, MODELS (mlp cnn), BATCH (256), REPS (5), SAMPLES_MLP (30000),
-# SAMPLES_CNN (3072), OUT (mpi-scaling-out).
+# SAMPLES_CNN (3072), OUT ($TMPDIR/dpt-mpi-scaling).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=build/dptrain
@@ -17,7 +17,7 @@ CONFIGS=${CONFIGS:-"1x2 2x1"}
 MODELS=${MODELS:-"mlp cnn"}
 BATCH=${BATCH:-256}
 REPS=${REPS:-5}
-OUT=${OUT:-mpi-scaling-out}
+OUT=${OUT:-${TMPDIR:-/tmp}/dpt-mpi-scaling}
 mkdir -p "$OUT"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 CNN="conv:32:3,bn,relu,maxpool:2,conv:64:3,bn,relu,maxpool:2,dense:128,relu,dropout:0.3,dense:10"
