@@ -304,8 +304,13 @@ Test(mpi, a_killed_rank_ends_every_rank_within_seconds, .timeout = 90)
     int rc = wait_up_to(job, 10.0);
     cr_assert_neq(rc, T_STILL_RUNNING, "the job still runs 10 s after a rank was killed");
     cr_assert_neq(rc, 0, "the job exited 0 after a rank was killed");
-    for (size_t i = 0; i < n; i++)
-        cr_assert(!alive(ranks[i]), "rank pid %d still alive", (int)ranks[i]);
+    /* mpirun may return while it still reaps the other ranks: give them 5 s more. */
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < 500 && alive(ranks[i]); k++)
+            nap_10ms();
+        cr_assert(!alive(ranks[i]), "rank pid %d still alive 5 s after mpirun ended",
+                  (int)ranks[i]);
+    }
     dpt_checkpoint_t *c;
     cr_assert_eq(dpt_checkpoint_read(ckpt, &c), DPT_OK, "last checkpoint: %s", dpt_last_error());
     dpt_checkpoint_free(c);
@@ -324,7 +329,7 @@ Test(mpi, sigterm_to_one_rank_stops_all_with_a_checkpoint_and_resumes_exactly, .
     cr_assert_eq(n, 2, "found %zu ranks", n);
     /* Not necessarily rank 0: the rank that is signalled tells the others at the next step. */
     cr_assert_eq(kill(ranks[n - 1], SIGTERM), 0);
-    int rc = wait_up_to(job, 20.0);
+    int rc = wait_up_to(job, 60.0);
     size_t len;
     char *text = t_read_file(log, &len);
     cr_assert_eq(rc, 75, "exit %d:\n%s", rc, text);

@@ -473,6 +473,19 @@ static double train_step_world(dpt_trainer_t *t, const dpt_dataset_t *ds, const 
                                size_t rows, uint64_t epoch, const dpt_optim_step_t *st,
                                size_t *correct, step_timing_t *timing);
 
+/* Micro-shard s of the step's rows ids[0..rows): forward, loss, backward into its buffer. */
+static void train_shard(dpt_trainer_t *t, dpt_replica_t *rep, const dpt_dataset_t *ds,
+                        const uint32_t *ids, size_t rows, size_t s, uint64_t epoch, float scale)
+{
+    const size_t micro = t->cfg.micro_batch;
+    size_t lo = s * micro, n = rows - lo < micro ? rows - lo : micro;
+    dpt_step_ctx_t ctx = {
+        .training = true, .seed = t->cfg.seed, .epoch = epoch, .sample_ids = ids + lo};
+    t->shard_loss[s] =
+        dpt_replica_train_shard(rep, t->model, t->params, ds, ids + lo, n, scale, t->grads[s],
+                                shard_stats(t, s), &ctx, &t->shard_correct[s]);
+}
+
 /* One optimizer step on rows ids[0..rows). Returns the summed loss; *correct the hits. */
 static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32_t *ids,
                          size_t rows, uint64_t epoch, const dpt_optim_step_t *st, size_t *correct,
@@ -481,7 +494,6 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
     const size_t micro = t->cfg.micro_batch;
     const size_t shards = (rows + micro - 1) / micro;
     const float scale = 1.0f / (float)rows;
-    const dpt_model_t *m = t->model;
     if (t->ranks > 1) return train_step_world(t, ds, ids, rows, epoch, st, correct, timing);
     double t0 = omp_get_wtime(), t1 = t0;
 #pragma omp parallel num_threads((int)t->cfg.threads)
@@ -492,14 +504,8 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
         /* Shards go to whichever thread is free (a shard's gradient is the same whoever
          * computes it): on a shared machine a thread that was held back takes fewer. */
 #pragma omp for schedule(dynamic, 1) nowait
-        for (size_t s = 0; s < shards; s++) {
-            size_t lo = s * micro, n = rows - lo < micro ? rows - lo : micro;
-            dpt_step_ctx_t ctx = {
-                .training = true, .seed = t->cfg.seed, .epoch = epoch, .sample_ids = ids + lo};
-            t->shard_loss[s] =
-                dpt_replica_train_shard(rep, m, t->params, ds, ids + lo, n, scale, t->grads[s],
-                                        shard_stats(t, s), &ctx, &t->shard_correct[s]);
-        }
+        for (size_t s = 0; s < shards; s++)
+            train_shard(t, rep, ds, ids, rows, s, epoch, scale);
 #pragma omp barrier
         if (tid == 0) {
             t->team_size = nt;
@@ -536,7 +542,6 @@ static double train_step_world(dpt_trainer_t *t, const dpt_dataset_t *ds, const 
     const size_t micro = t->cfg.micro_batch;
     const size_t shards = (rows + micro - 1) / micro;
     const float scale = 1.0f / (float)rows;
-    const dpt_model_t *m = t->model;
     size_t *bounds = t->shard_bounds, *chunk = t->chunk_bounds;
     dpt_world_shard_bounds(shards, t->ranks, bounds);
     const size_t s_lo = bounds[t->rank], s_hi = bounds[t->rank + 1];
@@ -549,14 +554,8 @@ static double train_step_world(dpt_trainer_t *t, const dpt_dataset_t *ds, const 
         const size_t tid = (size_t)omp_get_thread_num();
         dpt_replica_t *rep = t->replicas[tid];
 #pragma omp for schedule(dynamic, 1) nowait
-        for (size_t s = s_lo; s < s_hi; s++) {
-            size_t lo = s * micro, n = rows - lo < micro ? rows - lo : micro;
-            dpt_step_ctx_t ctx = {
-                .training = true, .seed = t->cfg.seed, .epoch = epoch, .sample_ids = ids + lo};
-            t->shard_loss[s] =
-                dpt_replica_train_shard(rep, m, t->params, ds, ids + lo, n, scale, t->grads[s],
-                                        shard_stats(t, s), &ctx, &t->shard_correct[s]);
-        }
+        for (size_t s = s_lo; s < s_hi; s++)
+            train_shard(t, rep, ds, ids, rows, s, epoch, scale);
 #pragma omp barrier
         if (tid == 0) {
             t->team_size = (size_t)omp_get_num_threads();
