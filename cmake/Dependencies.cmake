@@ -30,3 +30,13 @@ if(DPT_BUILD_TESTS)
   dpt_require(CRITERION_INCLUDE_DIR "Criterion headers" libcriterion-dev)
   dpt_require(CRITERION_LIBRARY "Criterion" libcriterion-dev)
 endif()
+
+# Open MPI for runs across processes (src/parallel/world.c, the only file that includes
+# mpi.h). DPT_MPI=ON (the default, and what CI builds) requires it; OFF builds a dptrain that
+# always runs as one process and refuses to start under a launcher.
+if(DPT_MPI)
+  find_package(MPI COMPONENTS C)
+  dpt_require(MPI_C_FOUND "Open MPI" "libopenmpi-dev openmpi-bin")
+  find_program(MPIEXEC_EXECUTABLE NAMES mpirun mpiexec)
+  dpt_require(MPIEXEC_EXECUTABLE "mpirun" openmpi-bin)
+endif()

@@ -102,7 +102,13 @@ run_asan() {
   build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDPT_SANITIZE=ON
   local common=halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1
   export UBSAN_OPTIONS=abort_on_error=1:halt_on_error=1:print_stacktrace=1
-  ASAN_OPTIONS=$common:detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$JOBS"
+  ASAN_OPTIONS=$common:detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$JOBS" \
+    -E test_mpi
+  # The MPI suite under ASan + UBSan without leak detection: Open MPI's allocations that outlive
+  # MPI_Finalize are reported unsymbolised (through its dlopen'd components), so LSan cannot
+  # tell them from dptrain's; memory errors still stop it. dptrain's own leaks are checked by
+  # every other suite and the CLI runs.
+  ASAN_OPTIONS=$common:detect_leaks=0 ctest --test-dir build-asan --output-on-failure -R test_mpi
   ASAN_OPTIONS=$common:detect_leaks=1 cli_runs "" build-asan/dptrain
   unset UBSAN_OPTIONS
   report "ASan+UBSan suite and CLI leak check" "$t0"

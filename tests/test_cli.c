@@ -135,8 +135,9 @@ Test(cli, train_writes_run_directory, .timeout = 120)
     train_csv(dir, csv, "run", "--epochs 3");
     char *p = t_path(dir, "run/metrics.csv");
     char *metrics = t_read_file(p, NULL);
-    const char *header = "epoch,step,lr,momentum,train_loss,train_accuracy,val_loss,"
-                         "val_accuracy,epoch_seconds,samples_per_second,threads,grad_norm,event\n";
+    const char *header =
+        "epoch,step,lr,momentum,train_loss,train_accuracy,val_loss,"
+        "val_accuracy,epoch_seconds,samples_per_second,threads,ranks,grad_norm,event\n";
     cr_assert(strncmp(metrics, header, strlen(header)) == 0, "%s", metrics);
     int lines = 0;
     for (char *c = metrics; *c; c++)
@@ -248,7 +249,7 @@ Test(cli, grad_norm_column_when_the_step_measures_it, .timeout = 60)
     char *csv = t_write_class_table(dir);
     train_csv(dir, csv, "plain", "--epochs 1");
     train_csv(dir, csv, "clipped", "--epochs 1 --clip-grad-norm 1e9");
-    char *plain = last_row_field(dir, "plain", 11), *clipped = last_row_field(dir, "clipped", 11);
+    char *plain = last_row_field(dir, "plain", 12), *clipped = last_row_field(dir, "clipped", 12);
     cr_assert_str_eq(plain, "", "the fused step does not measure the norm: empty, not nan");
     double norm = strtod(clipped, NULL);
     cr_assert(norm > 0 && norm < 1e6, "grad_norm '%s'", clipped);

@@ -63,6 +63,10 @@ typedef struct dpt_epoch_stats {
     size_t steps, samples;
     double forward_backward_seconds; /* per-phase split of the steps, driving thread's view */
     double update_seconds;           /* fused reduce + optimizer */
+    /* Across processes (a part of update_seconds): the gradient exchange between ranks,
+     * point-to-point reduce-scatter + allgather with the per-shard results; 0 alone. */
+    double exchange_seconds;
+    size_t ranks; /* processes that trained (1: alone) */
     /* 2-norm of the whole batch-mean gradient of the last step, before clipping; NaN when the
      * step did not compute it (only clipping and lars/lamb need it: the fused path skips it). */
     double grad_norm;

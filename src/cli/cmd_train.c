@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "dptrain/run.h"
+#include "parallel/world.h"
 
 static const char *const usage =
     "usage: dptrain train [FLAGS]\n"
@@ -69,7 +70,9 @@ static const char *const usage =
     "                        epoch; --resume continues that epoch exactly (default 0 = epoch\n"
     "                        ends only)\n"
     "execution and output:\n"
-    "  --threads N           worker threads (default 0 = all cores)\n"
+    "  --threads N           worker threads (default 0 = all cores); under mpirun or srun:\n"
+    "                        threads per rank (docs/distributed.md). Any ranks x threads give\n"
+    "                        the same bits as one process at the same batch and micro-batch\n"
     "  --out DIR             run directory (default runs/YYYYmmdd-HHMMSS); a directory that\n"
     "                        already holds a run is refused unless --resume or --overwrite\n"
     "  --overwrite           replace the run already in --out (its files; says so)\n"
@@ -272,6 +275,8 @@ int dpt_cmd_train(int argc, char **argv)
     a.cfg.argv_blob = blob;
     a.cfg.argv_blob_len = len;
     install_stop_handlers();
+    /* Across processes rank 0 speaks for the run (progress, epoch lines, the summary). */
+    if (dpt_world_rank() != 0) a.cfg.quiet = 1;
     dpt_run_result_t res;
     dpt_status_t s = dpt_run_train(&a.cfg, &res);
     free(stored), free(blob);

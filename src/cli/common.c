@@ -8,11 +8,19 @@
 
 #include "cli/cli.h"
 #include "dptrain/model.h"
+#include "parallel/world.h"
 
 int dpt_cli_fail(dpt_status_t s)
 {
     const char *msg = dpt_last_error();
-    fprintf(stderr, "dptrain: error: %s\n", msg[0] ? msg : dpt_status_str(s));
+    /* Across processes: an error every rank shares is said once, by rank 0; one rank's own
+     * error names the rank. */
+    if (dpt_world_size() > 1 && dpt_world_shared_error() && dpt_world_rank() != 0)
+        return dpt_status_exit_code(s);
+    char who[32] = "";
+    if (dpt_world_size() > 1 && !dpt_world_shared_error())
+        snprintf(who, sizeof who, "rank %zu: ", dpt_world_rank());
+    fprintf(stderr, "dptrain: error: %s%s\n", who, msg[0] ? msg : dpt_status_str(s));
     return dpt_status_exit_code(s);
 }
 

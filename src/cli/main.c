@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "kernels/gemm.h"
+#include "parallel/world.h"
 
 typedef struct {
     const char *name;
@@ -36,6 +37,28 @@ static void print_help(FILE *f)
                "diverged (docs/errors.md)\n");
 }
 
+/* `train` joins the job when an MPI launcher started it (src/parallel/world.h). Every rank
+ * ends together: on success, or on a collective end (a stop agreed by all, a refusal all
+ * ranks share) each leaves MPI normally with the same code; any other failure is this rank's
+ * alone, and the whole job is aborted with its exit code rather than left waiting. */
+static int run_in_world(const subcommand_t *sub, int argc, char **argv)
+{
+    dpt_status_t s = dpt_world_init(&argc, &argv);
+    if (s != DPT_OK) {
+        int rc = dpt_cli_fail(s);
+        dpt_world_abort(rc);
+        return rc;
+    }
+    int rc = sub->run(argc - 1, argv + 1);
+    if (dpt_world_size() > 1 && rc != 0 && !dpt_world_shared_error()) {
+        fflush(stdout);
+        fflush(stderr);
+        dpt_world_abort(rc);
+    }
+    dpt_world_finalize();
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     /* The BLIS probe forks: do it before anything is allocated (src/kernels/gemm.h). */
@@ -53,7 +76,9 @@ int main(int argc, char **argv)
         return 0;
     }
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        if (!strcmp(argv[1], subcommands[i].name)) return subcommands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], subcommands[i].name))
+            return subcommands[i].run == dpt_cmd_train ? run_in_world(&subcommands[i], argc, argv)
+                                                       : subcommands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "dptrain: unknown command '%s'; valid commands:", argv[1]);
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
         fprintf(stderr, " %s", subcommands[i].name);

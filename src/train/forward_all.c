@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel/world.h"
+
 /* Adds this chunk's (true, predicted) pairs to the confusion matrix. */
 static void count_confusion(const dpt_replica_t *rep, const dpt_model_t *m, size_t cnt,
                             size_t classes, uint64_t *confusion)
@@ -37,17 +39,30 @@ dpt_status_t dpt_forward_all(dpt_replica_t *const *replicas, size_t threads, con
     for (size_t i = 0; i < n; i++)
         ids[i] = (uint32_t)i;
     if (confusion) memset(confusion, 0, classes * classes * sizeof *confusion);
+    /* Across processes (not for probabilities, which stay in one process): each rank runs a
+     * contiguous block of the chunks, then every rank gets every chunk's sums and adds them
+     * in chunk order, as one process does. */
+    const size_t ranks = probs ? 1 : dpt_world_size(), rank = ranks > 1 ? dpt_world_rank() : 0;
+    size_t bounds[DPT_WORLD_MAX_RANKS + 1];
+    dpt_world_shard_bounds(chunks, ranks, bounds);
+    const size_t c_lo = bounds[rank], c_hi = bounds[rank + 1];
 #pragma omp parallel num_threads((int)threads)
     {
         const size_t tid = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
         dpt_replica_t *rep = replicas[tid];
-        for (size_t c = tid; c < chunks; c += nt) {
+        for (size_t c = c_lo + tid; c < c_hi; c += nt) {
             size_t lo = c * rows, cnt = n - lo < rows ? n - lo : rows;
             chunk_loss[c] =
                 dpt_replica_eval_shard(rep, m, params, ds, ids + lo, cnt,
                                        probs ? probs + lo * classes : NULL, &chunk_hits[c]);
             if (confusion) count_confusion(rep, m, cnt, classes, confusion);
         }
+    }
+    dpt_status_t s = DPT_OK;
+    if (ranks > 1) {
+        s = dpt_world_allgather_blocks(chunk_loss, sizeof *chunk_loss, bounds);
+        if (s == DPT_OK) s = dpt_world_allgather_blocks(chunk_hits, sizeof *chunk_hits, bounds);
+        if (s == DPT_OK && confusion) s = dpt_world_sum_u64(confusion, classes * classes);
     }
     double total = 0;
     size_t hits = 0;
@@ -56,5 +71,5 @@ dpt_status_t dpt_forward_all(dpt_replica_t *const *replicas, size_t threads, con
     if (loss) *loss = total / (double)n;
     if (accuracy) *accuracy = (double)hits / (double)n;
     free(chunk_loss), free(chunk_hits), free(ids);
-    return DPT_OK;
+    return s;
 }

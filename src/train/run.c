@@ -15,6 +15,7 @@
 
 #include "dptrain/plot.h"
 #include "kernels/gemm.h"
+#include "parallel/world.h"
 #include "train/run_internal.h"
 
 dpt_run_config_t dpt_run_config_default(void)
@@ -45,6 +46,21 @@ void dpt_run_request_stop(int signo)
 {
     stop_signal = signo;
     stop_requested = 1;
+}
+
+/* Whether to stop, agreed by every rank at the same point of the same step: the largest
+ * signal any rank has seen (a signal may reach one rank only, e.g. Slurm's --signal or a kill
+ * of one process). Every decision to stop reads this, never the local flag, so all ranks
+ * stop after the same step. One tiny allreduce a step across processes; alone, the flag. */
+static int stop_agreed(void)
+{
+    int mine = stop_requested ? (stop_signal ? (int)stop_signal : 1) : 0;
+    int all = dpt_world_max_int(mine);
+    if (all && !stop_requested) {
+        stop_signal = all > 1 ? all : 0;
+        stop_requested = 1;
+    }
+    return all != 0;
 }
 
 static double scheduled_lr(void *user, uint64_t step, double *momentum)
@@ -83,7 +99,7 @@ int run_on_step(void *user, uint64_t steps_done, double lr, double loss)
             return 0;
         }
     }
-    if (stop_requested) {
+    if (stop_agreed()) {
         /* Inside an epoch: stop after this step (run_epochs checkpoints it). On its last
          * step: let the epoch finish, with its metrics row and checkpoint, and stop after. */
         dpt_epoch_partial_t p;
@@ -116,6 +132,8 @@ static dpt_status_t interrupted(const run_t *r)
                  (unsigned long long)dpt_trainer_step_count(r->trainer));
     /* The directory held no other run's checkpoint (refused or --overwrite'd at start). */
     run_path_t ckpt = run_path(r, DPT_RUN_CHECKPOINT);
+    /* Every rank stops at the same step and returns this; rank 0 says it. */
+    dpt_world_set_shared_error(true);
     if (access(ckpt.s, F_OK) != 0)
         return dpt_error(DPT_ERR_INTERRUPTED,
                          "interrupted%s before the first checkpoint (%s): nothing to resume; "
@@ -194,12 +212,14 @@ static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch
     char stop_line[512] = "";
     const float *restored = run_early_stop_update(r, vloss, vacc, stop_line, sizeof stop_line);
     dpt_status_t s = save_epoch_end(r, es, vloss, vacc, restored);
-    char line[1600];
+    char line[1600], ranks_note[48] = "";
+    if (run_world_ranks() > 1)
+        snprintf(ranks_note, sizeof ranks_note, "%zu ranks x ", run_world_ranks());
     snprintf(line, sizeof line,
              "epoch %llu/%zu  lr %.4g  train loss %.4f acc %.4f  val loss %.4f acc %.4f  "
-             "%.2fs  %.0f samples/s  %zu threads%s%s",
+             "%.2fs  %.0f samples/s  %s%zu threads%s%s",
              (unsigned long long)r->epochs_done, r->cfg->epochs, es->lr_last, es->loss,
-             es->accuracy, vloss, vacc, es->seconds, es->samples_per_second,
+             es->accuracy, vloss, vacc, es->seconds, es->samples_per_second, ranks_note,
              dpt_trainer_team_size(r->trainer), r->epoch.events[0] ? "  " : "", r->epoch.events);
     dpt_progress_epoch_end(prog, line);
     if (stop_line[0]) run_say(prog, "%s", stop_line);
@@ -237,7 +257,7 @@ static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
     int first = 1;
     while (s == DPT_OK && r->epochs_done < r->cfg->epochs && !run_stopped_early(r) &&
            !run_paused(r)) {
-        if (stop_requested) {
+        if (stop_agreed()) {
             s = interrupted(r);
             break;
         }
@@ -291,28 +311,34 @@ static void run_free(run_t *r)
 
 dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result)
 {
-    run_t r = {.cfg = cfg};
+    run_t r = {.cfg = cfg, .writer = dpt_world_rank() == 0};
     dpt_run_result_t res = {.val_loss = NAN, .val_accuracy = NAN};
     if (!cfg->out_dir || !*cfg->out_dir)
         return dpt_error(DPT_ERR_INVALID_ARG, "a run needs an output directory");
     /* Bad flags are refused before the run directory or the data are touched. */
     dpt_status_t s = dpt_run_check(cfg);
-    if (s == DPT_OK)
+    /* Across processes rank 0 alone owns (locks and writes) the run directory; the others
+     * read the checkpoint they resume from and write nothing. */
+    if (s == DPT_OK && r.writer)
         s = dpt_run_dir_open(cfg->out_dir, cfg->resume, cfg->overwrite, cfg->quiet, &r.files.dir);
-    if (s == DPT_OK) s = run_remove_stale_temps(&r);
+    if (s == DPT_OK && r.writer) s = run_remove_stale_temps(&r);
     if (s == DPT_OK) s = run_setup(&r);
     if (s == DPT_OK && cfg->resume) s = run_checkpoint_restore(&r);
-    if (s == DPT_OK) s = run_write_config(&r);
-    if (s == DPT_OK) s = run_metrics_open(&r);
+    if (s == DPT_OK) s = run_world_check(&r);
+    if (s == DPT_OK && r.writer) s = run_write_config(&r);
+    if (s == DPT_OK && r.writer) s = run_metrics_open(&r);
     /* A kill (or a full disk) after the checkpoint and before what derives from it: redo it. */
-    if (s == DPT_OK && cfg->resume && !r.epoch.has_from) s = run_repair_after_resume(&r);
+    if (s == DPT_OK && r.writer && cfg->resume && !r.epoch.has_from)
+        s = run_repair_after_resume(&r);
+    char world[64] = "";
+    if (run_world_ranks() > 1) snprintf(world, sizeof world, "%zu ranks x ", run_world_ranks());
     if (s == DPT_OK && !cfg->quiet)
-        fprintf(stderr, "dptrain: %s | %s | %zu threads | BLIS %s kernels | run dir %s%s\n",
-                dpt_dataset_describe(r.data.train), dpt_model_brief(r.model),
+        fprintf(stderr, "dptrain: %s | %s | %s%zu threads | BLIS %s kernels | run dir %s%s\n",
+                dpt_dataset_describe(r.data.train), dpt_model_brief(r.model), world,
                 dpt_trainer_threads(r.trainer), dpt_gemm_kernel_name(), cfg->out_dir,
                 cfg->resume ? " (resumed)" : "");
     if (s == DPT_OK) s = run_epochs(&r, &res);
-    if (s == DPT_OK && cfg->plot) {
+    if (s == DPT_OK && cfg->plot && r.writer) {
         run_path_t csv = run_path(&r, "metrics.csv"), png = run_path(&r, "metrics.png");
         s = dpt_plot_metrics(csv.s, png.s);
     }

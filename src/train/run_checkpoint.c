@@ -35,6 +35,7 @@ typedef struct run_state {
 static dpt_status_t save(const run_t *r, const char *name, const float *restored,
                          const run_progress_t *progress, const run_row_t *row)
 {
+    if (!r->writer) return DPT_OK; /* rank 0 writes the run's checkpoints */
     size_t n_params = dpt_model_param_count(r->model);
     run_state_t st = {.epochs_done = r->epochs_done,
                       .steps = dpt_trainer_step_count(r->trainer),

@@ -7,7 +7,9 @@
  *   run_metrics.c    metrics.csv rows, steps.csv, the epoch's events, lines on stderr
  *   run_checkpoint.c the run's own checkpoint sections, saving and exact resume
  *   run_retention.c  best.dpt, the kept per-epoch copies, stale temporaries, and the repair
- *                    of what derives from a checkpoint after a resume */
+ *                    of what derives from a checkpoint after a resume
+ *   run_world.c      the run across processes: every rank runs the same config on the same
+ *                    data (checked at start), rank 0 alone writes the run directory */
 #ifndef DPT_TRAIN_RUN_INTERNAL_H
 #define DPT_TRAIN_RUN_INTERNAL_H
 
@@ -28,6 +30,8 @@
  * the checkpoint can be written before the row: a resume whose metrics.csv lacks the row of
  * the epoch it starts after writes it from here. Fixed-width fields. */
 typedef struct run_row {
+    /* threads: the team size per rank in the low 32 bits, the ranks in the high 32 (0: 1,
+     * as in checkpoints from before runs across processes). */
     uint64_t epoch, step, threads;
     double lr, momentum, train_loss, train_acc, val_loss, val_acc, seconds, rate, grad_norm;
     char events[1024]; /* NUL-terminated */
@@ -98,6 +102,7 @@ typedef struct run_files {
 /* Everything a run holds; freed in one place (run.c). */
 typedef struct run {
     const dpt_run_config_t *cfg;
+    int writer; /* this process writes the run directory: rank 0 (or the only process) */
     run_data_t data;
     dpt_model_t *model;
     dpt_optimizer_t *opt;
@@ -130,7 +135,19 @@ int run_on_step(void *user, uint64_t steps_done, double lr, double loss);
 /* run_setup.c: opens and splits the data, builds model, optimizer, LR, schedule, trainer
  * and guards; then config.txt. */
 dpt_status_t run_setup(run_t *r);
+/* Builds config_text (every rank: run_world_check compares it); run_write_config writes it. */
+void run_describe_config(run_t *r);
 dpt_status_t run_write_config(run_t *r);
+
+/* run_world.c: every rank has the same resolved config (config_text, built), the same data and
+ * the same starting parameters, or all refuse with one line naming the first differing rank
+ * and field. A no-op alone. */
+dpt_status_t run_world_check(run_t *r);
+/* The number of ranks (1 alone) and a row's team size and ranks. */
+size_t run_world_ranks(void);
+uint64_t run_row_pack_threads(size_t threads, size_t ranks);
+size_t run_row_threads(const run_row_t *row);
+size_t run_row_ranks(const run_row_t *row);
 
 /* run_guard.c */
 dpt_status_t run_guard_build(run_t *r);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel/world.h"
 #include "train/run_internal.h"
 
 enum {
@@ -20,14 +21,15 @@ enum {
     COL_SECONDS,
     COL_RATE,
     COL_THREADS,
+    COL_RANKS,
     COL_GRAD_NORM,
     COL_EVENT,
     N_COLS
 };
 static const char *const metric_columns[N_COLS] = {
-    "epoch",          "step",      "lr",           "momentum",      "train_loss",
-    "train_accuracy", "val_loss",  "val_accuracy", "epoch_seconds", "samples_per_second",
-    "threads",        "grad_norm", "event"};
+    "epoch",          "step",     "lr",           "momentum",      "train_loss",
+    "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "samples_per_second",
+    "threads",        "ranks",    "grad_norm",    "event"};
 
 static dpt_metric_value_t mv_real(double v)
 {
@@ -59,7 +61,8 @@ run_row_t run_row_make(const run_t *r, const dpt_epoch_stats_t *es, uint64_t epo
 {
     run_row_t row = {.epoch = epoch,
                      .step = step,
-                     .threads = dpt_trainer_team_size(r->trainer),
+                     .threads =
+                         run_row_pack_threads(dpt_trainer_team_size(r->trainer), run_world_ranks()),
                      .lr = es->lr_last,
                      .momentum = es->momentum_last,
                      .train_loss = es->loss,
@@ -76,6 +79,7 @@ run_row_t run_row_make(const run_t *r, const dpt_epoch_stats_t *es, uint64_t epo
 
 dpt_status_t run_row_write(run_t *r, const run_row_t *w)
 {
+    if (!r->writer) return DPT_OK;
     dpt_metric_value_t row[N_COLS] = {
         [COL_EPOCH] = mv_int((int64_t)w->epoch),
         [COL_STEP] = mv_int((int64_t)w->step),
@@ -87,7 +91,8 @@ dpt_status_t run_row_write(run_t *r, const run_row_t *w)
         [COL_VAL_ACC] = mv_real(w->val_acc),
         [COL_SECONDS] = mv_real(w->seconds),
         [COL_RATE] = mv_real(w->rate),
-        [COL_THREADS] = mv_int((int64_t)w->threads),
+        [COL_THREADS] = mv_int((int64_t)run_row_threads(w)),
+        [COL_RANKS] = mv_int((int64_t)run_row_ranks(w)),
         [COL_GRAD_NORM] = mv_real(w->grad_norm),
         [COL_EVENT] = {.kind = DPT_MV_TEXT, .text = w->events},
     };
@@ -121,6 +126,7 @@ void run_event(run_t *r, const char *fmt, ...)
 
 void run_say(const dpt_progress_t *prog, const char *fmt, ...)
 {
+    if (dpt_world_rank() != 0) return; /* across processes rank 0 speaks for the run */
     if (prog->tty && !prog->quiet) fputs("\r\033[K", prog->out);
     va_list ap;
     va_start(ap, fmt);

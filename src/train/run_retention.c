@@ -76,6 +76,7 @@ static dpt_status_t prune_checkpoints(const run_t *r)
  * older than the last K go. */
 dpt_status_t run_retain_checkpoint(const run_t *r, const float *restored)
 {
+    if (!r->writer) return DPT_OK;
     if (!r->cfg->keep_checkpoints || !r->epochs_done) return DPT_OK;
     char name[64], tmp[4200];
     snprintf(name, sizeof name, DPT_RUN_EPOCH_CHECKPOINT, (unsigned long long)r->epochs_done);

@@ -10,6 +10,7 @@
 #include "dptrain/lr_find.h"
 #include "core/fmt.h"
 #include "kernels/gemm.h"
+#include "parallel/world.h"
 #include "train/run_internal.h"
 
 static dpt_status_t load_data(run_t *r)
@@ -119,7 +120,7 @@ dpt_status_t run_setup(run_t *r)
     return s == DPT_OK ? build(r) : s;
 }
 
-static void describe_config(run_t *r)
+void run_describe_config(run_t *r)
 {
     const dpt_run_config_t *c = r->cfg;
     double mean, std;
@@ -147,6 +148,7 @@ static void describe_config(run_t *r)
              "batch_size = %zu\n"
              "micro_batch = %zu\n"
              "replica_memory = %.1f MiB a worker (workspace %.2f MiB)\n"
+             "ranks = %zu\n"
              "threads = %zu\n"
              "seed = %llu\n"
              "early_stop = %s\n"
@@ -156,7 +158,8 @@ static void describe_config(run_t *r)
              "checkpoint_every_steps = %zu\n"
              "blis_version = %s\n"
              "blis_kernel_set = %s (%s)\n"
-             "omp_max_threads = %d\n",
+             "omp_max_threads = %d\n"
+             "mpi = %s\n",
              DPT_VERSION, c->data_spec, dpt_dataset_describe(r->data.train),
              r->data.val ? dpt_dataset_describe(r->data.val) : "none", c->val_split, mean, std,
              dpt_model_describe(r->model), dpt_model_param_count(r->model),
@@ -167,9 +170,11 @@ static void describe_config(run_t *r)
                  1048576.0,
              (double)dpt_model_workspace_bytes(r->model, dpt_trainer_micro_batch(r->trainer)) /
                  1048576.0,
-             dpt_trainer_threads(r->trainer), (unsigned long long)c->trainer.seed, es, guard,
-             c->keep_checkpoints, c->log_every, c->checkpoint_every_steps, dpt_gemm_blis_version(),
-             dpt_gemm_kernel_name(), dpt_gemm_kernel_reason(), omp_get_max_threads());
+             run_world_ranks(), dpt_trainer_threads(r->trainer),
+             (unsigned long long)c->trainer.seed, es, guard, c->keep_checkpoints, c->log_every,
+             c->checkpoint_every_steps, dpt_gemm_blis_version(), dpt_gemm_kernel_name(),
+             dpt_gemm_kernel_reason(), omp_get_max_threads(),
+             run_world_ranks() > 1 ? dpt_world_mpi_version() : "not used (one process)");
 }
 
 static dpt_status_t write_text_file(const char *path, const char *text)
@@ -183,7 +188,6 @@ static dpt_status_t write_text_file(const char *path, const char *text)
 
 dpt_status_t run_write_config(run_t *r)
 {
-    describe_config(r);
     run_path_t p = run_path(r, "config.txt");
     return write_text_file(p.s, r->config_text);
 }

@@ -13,6 +13,7 @@
 #include "nn/plan.h"
 #include "parallel/reducer.h"
 #include "parallel/replica.h"
+#include "parallel/world.h"
 #include "train/forward_all.h"
 
 struct dpt_trainer {
@@ -51,6 +52,11 @@ struct dpt_trainer {
     double *tensor_g, *tensor_w, *tensor_d; /* per-tensor sums, combined in block order */
     double clip_scale, grad_norm;           /* of the current step */
     double *prof;                           /* threads x 2 x nodes seconds, when profiling */
+    /* Across processes (src/parallel/world.h): this rank, the ranks, the step's shard blocks
+     * (ranks + 1 bounds) and the exchange's parameter chunks (ranks + 1 bounds). */
+    size_t rank, ranks;
+    size_t *shard_bounds, *chunk_bounds;
+    dpt_status_t world_status; /* the first failed exchange (MPI errors are fatal anyway) */
 };
 
 #define DPT_NORM_BLOCK 4096
@@ -223,8 +229,14 @@ dpt_status_t dpt_trainer_create(const dpt_model_t *model, dpt_optimizer_t *opt,
     t->n_all = dpt_model_param_count(model);
     t->n_stats = dpt_model_stats_count(model);
     t->max_shards = (cfg->batch_size + t->cfg.micro_batch - 1) / t->cfg.micro_batch;
+    t->rank = dpt_world_rank();
+    t->ranks = dpt_world_size();
     s = alloc_buffers(t);
     if (s == DPT_OK) s = alloc_norm_tables(t);
+    if (s == DPT_OK && (!(t->shard_bounds = calloc(t->ranks + 1, sizeof(size_t))) ||
+                        !(t->chunk_bounds = calloc(t->ranks + 1, sizeof(size_t)))))
+        s = dpt_error(DPT_ERR_NOMEM, "out of memory for %zu ranks' bounds", t->ranks);
+    if (s == DPT_OK) dpt_world_chunk_bounds(t->n_params, t->ranks, t->chunk_bounds);
     if (s != DPT_OK) {
         dpt_trainer_free(t);
         return s;
@@ -254,6 +266,7 @@ void dpt_trainer_free(dpt_trainer_t *t)
     free(t->block_lo), free(t->block_tensor);
     free(t->block_g), free(t->block_w), free(t->block_d);
     free(t->tensor_g), free(t->tensor_w), free(t->tensor_d);
+    free(t->shard_bounds), free(t->chunk_bounds);
     free(t);
 }
 
@@ -433,7 +446,7 @@ static void reduce_norms_update(dpt_trainer_t *t, size_t shards, const dpt_optim
 }
 
 typedef struct {
-    double fb_seconds, update_seconds;
+    double fb_seconds, update_seconds, exchange_seconds;
 } step_timing_t;
 
 static float *shard_stats(const dpt_trainer_t *t, size_t s)
@@ -456,6 +469,23 @@ static void fold_stats(dpt_trainer_t *t, size_t rows, size_t shards)
                          t->shard_rows, shards);
 }
 
+static double train_step_world(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32_t *ids,
+                               size_t rows, uint64_t epoch, const dpt_optim_step_t *st,
+                               size_t *correct, step_timing_t *timing);
+
+/* Micro-shard s of the step's rows ids[0..rows): forward, loss, backward into its buffer. */
+static void train_shard(dpt_trainer_t *t, dpt_replica_t *rep, const dpt_dataset_t *ds,
+                        const uint32_t *ids, size_t rows, size_t s, uint64_t epoch, float scale)
+{
+    const size_t micro = t->cfg.micro_batch;
+    size_t lo = s * micro, n = rows - lo < micro ? rows - lo : micro;
+    dpt_step_ctx_t ctx = {
+        .training = true, .seed = t->cfg.seed, .epoch = epoch, .sample_ids = ids + lo};
+    t->shard_loss[s] =
+        dpt_replica_train_shard(rep, t->model, t->params, ds, ids + lo, n, scale, t->grads[s],
+                                shard_stats(t, s), &ctx, &t->shard_correct[s]);
+}
+
 /* One optimizer step on rows ids[0..rows). Returns the summed loss; *correct the hits. */
 static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32_t *ids,
                          size_t rows, uint64_t epoch, const dpt_optim_step_t *st, size_t *correct,
@@ -464,7 +494,7 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
     const size_t micro = t->cfg.micro_batch;
     const size_t shards = (rows + micro - 1) / micro;
     const float scale = 1.0f / (float)rows;
-    const dpt_model_t *m = t->model;
+    if (t->ranks > 1) return train_step_world(t, ds, ids, rows, epoch, st, correct, timing);
     double t0 = omp_get_wtime(), t1 = t0;
 #pragma omp parallel num_threads((int)t->cfg.threads)
     {
@@ -474,14 +504,8 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
         /* Shards go to whichever thread is free (a shard's gradient is the same whoever
          * computes it): on a shared machine a thread that was held back takes fewer. */
 #pragma omp for schedule(dynamic, 1) nowait
-        for (size_t s = 0; s < shards; s++) {
-            size_t lo = s * micro, n = rows - lo < micro ? rows - lo : micro;
-            dpt_step_ctx_t ctx = {
-                .training = true, .seed = t->cfg.seed, .epoch = epoch, .sample_ids = ids + lo};
-            t->shard_loss[s] =
-                dpt_replica_train_shard(rep, m, t->params, ds, ids + lo, n, scale, t->grads[s],
-                                        shard_stats(t, s), &ctx, &t->shard_correct[s]);
-        }
+        for (size_t s = 0; s < shards; s++)
+            train_shard(t, rep, ds, ids, rows, s, epoch, scale);
 #pragma omp barrier
         if (tid == 0) {
             t->team_size = nt;
@@ -500,6 +524,82 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
     size_t hits = 0;
     for (size_t s = 0; s < shards; s++)
         loss += t->shard_loss[s], hits += t->shard_correct[s];
+    *correct = hits;
+    return loss;
+}
+
+/* The step across ranks: the same shards and the same tree as train_step, cut at rank
+ * blocks. Each rank computes its contiguous block of the step's shards and the subtrees
+ * inside it; the roots go point to point to the owner of each parameter chunk, which adds the
+ * nodes that span ranks in the tree's order (so every float is summed exactly as one process
+ * sums it); the reduced chunks are gathered everywhere, with the shards' losses, hits and
+ * batch statistics; then every rank runs the same optimizer update on the whole gradient, so
+ * optimizer state stays replicated and any rank's checkpoint is the run's. */
+static double train_step_world(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32_t *ids,
+                               size_t rows, uint64_t epoch, const dpt_optim_step_t *st,
+                               size_t *correct, step_timing_t *timing)
+{
+    const size_t micro = t->cfg.micro_batch;
+    const size_t shards = (rows + micro - 1) / micro;
+    const float scale = 1.0f / (float)rows;
+    size_t *bounds = t->shard_bounds, *chunk = t->chunk_bounds;
+    dpt_world_shard_bounds(shards, t->ranks, bounds);
+    const size_t s_lo = bounds[t->rank], s_hi = bounds[t->rank + 1];
+    const size_t n_chunks = (t->n_params + DPT_REDUCE_CHUNK - 1) / DPT_REDUCE_CHUNK;
+    const size_t c_lo = chunk[t->rank], c_hi = chunk[t->rank + 1];
+    const size_t my_chunks = (c_hi - c_lo + DPT_REDUCE_CHUNK - 1) / DPT_REDUCE_CHUNK;
+    double t0 = omp_get_wtime(), t1 = t0;
+#pragma omp parallel num_threads((int)t->cfg.threads)
+    {
+        const size_t tid = (size_t)omp_get_thread_num();
+        dpt_replica_t *rep = t->replicas[tid];
+#pragma omp for schedule(dynamic, 1) nowait
+        for (size_t s = s_lo; s < s_hi; s++)
+            train_shard(t, rep, ds, ids, rows, s, epoch, scale);
+#pragma omp barrier
+        if (tid == 0) {
+            t->team_size = (size_t)omp_get_num_threads();
+            t1 = omp_get_wtime();
+        }
+#pragma omp for schedule(dynamic, 4)
+        for (size_t k = 0; k < n_chunks; k++) {
+            size_t c = k * DPT_REDUCE_CHUNK;
+            size_t end = c + DPT_REDUCE_CHUNK < t->n_params ? c + DPT_REDUCE_CHUNK : t->n_params;
+            dpt_reduce_tree_inside(t->grads, shards, s_lo, s_hi, c, end);
+        }
+    }
+    double t2 = omp_get_wtime();
+    dpt_status_t s = dpt_world_scatter_roots(t->grads, shards, bounds, chunk);
+#pragma omp parallel for schedule(dynamic, 4) num_threads((int)t->cfg.threads)
+    for (size_t k = 0; k < my_chunks; k++) {
+        size_t c = c_lo + k * DPT_REDUCE_CHUNK;
+        size_t end = c + DPT_REDUCE_CHUNK < c_hi ? c + DPT_REDUCE_CHUNK : c_hi;
+        dpt_reduce_tree_across(t->grads, shards, bounds, t->ranks, c, end);
+    }
+    if (s == DPT_OK) s = dpt_world_allgather_chunks(t->grads[0], chunk);
+    if (s == DPT_OK) s = dpt_world_allgather_blocks(t->shard_loss, sizeof(double), bounds);
+    if (s == DPT_OK) s = dpt_world_allgather_blocks(t->shard_correct, sizeof(size_t), bounds);
+    if (s == DPT_OK && t->n_stats)
+        s = dpt_world_allgather_blocks(t->stats_arena, t->n_stats * sizeof(float), bounds);
+    if (s != DPT_OK && t->world_status == DPT_OK) t->world_status = s;
+    double t3 = omp_get_wtime();
+    /* The whole gradient is in buffer 0: the update is the one-process path over one buffer. */
+#pragma omp parallel num_threads((int)t->cfg.threads)
+    {
+        if (t->two_phase)
+            reduce_norms_update(t, 1, st);
+        else
+            reduce_and_update(t, 1, st);
+    }
+    fold_stats(t, rows, shards);
+    double t4 = omp_get_wtime();
+    timing->fb_seconds += t1 - t0;
+    timing->update_seconds += t4 - t1;
+    timing->exchange_seconds += t3 - t2;
+    double loss = 0;
+    size_t hits = 0;
+    for (size_t k = 0; k < shards; k++)
+        loss += t->shard_loss[k], hits += t->shard_correct[k];
     *correct = hits;
     return loss;
 }
@@ -535,7 +635,7 @@ static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows
                         dpt_epoch_stats_t *st)
 {
     const size_t batch = t->cfg.batch_size;
-    step_timing_t timing = {0, 0};
+    step_timing_t timing = {0, 0, 0};
     dpt_replica_take_assembly_seconds(t->replicas[0]);
     dpt_epoch_partial_t *p = &t->partial;
     *p = *from;
@@ -580,6 +680,8 @@ static void run_batches(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t n_rows
     st->samples_per_second = st->seconds > 0 ? (double)done / st->seconds : 0;
     st->forward_backward_seconds = timing.fb_seconds;
     st->update_seconds = timing.update_seconds;
+    st->exchange_seconds = timing.exchange_seconds;
+    st->ranks = t->ranks;
     st->assembly_seconds = dpt_replica_take_assembly_seconds(t->replicas[0]);
 }
 
@@ -602,7 +704,7 @@ dpt_status_t dpt_trainer_train_epoch(dpt_trainer_t *t, const dpt_dataset_t *ds, 
     memset(stats, 0, sizeof *stats);
     run_batches(t, ds, n, n_batches, epoch, lr_fn, lr_user, progress, progress_user, NULL, &from,
                 stats);
-    return DPT_OK;
+    return t->world_status;
 }
 
 dpt_status_t dpt_trainer_train_steps(dpt_trainer_t *t, const dpt_dataset_t *ds, size_t steps,
@@ -622,7 +724,7 @@ dpt_status_t dpt_trainer_train_steps(dpt_trainer_t *t, const dpt_dataset_t *ds, 
     memset(stats, 0, sizeof *stats);
     const dpt_epoch_partial_t from = {0};
     run_batches(t, ds, usable, steps, 0, lr_fn, lr_user, NULL, NULL, loss_out, &from, stats);
-    return DPT_OK;
+    return t->world_status;
 }
 
 dpt_status_t dpt_trainer_evaluate(dpt_trainer_t *t, const dpt_dataset_t *ds, double *loss,
