@@ -298,8 +298,8 @@ Test(train_cli, lr_scaling_and_clipping_in_the_snapshot, .timeout = 120)
     char *metrics = t_read_file(path, NULL);
     cr_assert(strstr(metrics, "\n1,13,0.1,"), "%s", metrics);
     free(metrics), free(config), free(out);
-    snprintf(args, sizeof args, TRAIN_ARGS "--lr-scaling sqrt:ref_batch=128 --quiet", fx.csv,
-             fx.dir, "sqrt");
+    snprintf(args, sizeof args, TRAIN_ARGS "--lr 0.05 --lr-scaling sqrt:ref_batch=128 --quiet",
+             fx.csv, fx.dir, "sqrt");
     cr_assert_eq(t_run_dptrain(args, &out), 0, "%s", out);
     config = config_of(fx.dir, "sqrt");
     /* 0.05 * sqrt(32/128) = 0.025 */

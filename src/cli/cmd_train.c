@@ -38,7 +38,7 @@ static const char *const usage =
     "                        docs/optimizers.md; default sgd:momentum=0.9)\n"
     "  --no-decay LIST       no weight decay for these tensors: bias, bn (batch norm's gamma\n"
     "                        and beta), joined by '+' (bias+bn), or none (default)\n"
-    "  --lr F|auto           base learning rate (default 0.05); auto runs the LR range test\n"
+    "  --lr F|auto           base learning rate (default 0.03); auto runs the LR range test\n"
     "                        first (as 'dptrain lr-find') and uses its valley suggestion\n"
     "  --lr-scaling SPEC     linear[:ref_batch=B] | sqrt[:ref_batch=B] (B default 256): base LR\n"
     "                        times batch/B or sqrt(batch/B) (Goyal et al. 2017); default none\n"
