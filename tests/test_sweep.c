@@ -213,6 +213,34 @@ Test(sweep, a_diverging_trial_is_a_result)
     free(out);
 }
 
+/* Starts the sweep `name` in the background, sends it signo once its first trial has written
+ * a metrics row, and returns its exit code (-signal when killed). */
+static int start_and_signal(const fixture_t *f, const char *name, const char *args, int signo)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "exec %s sweep --out %s/%s --data csv:%s --val-split 0.25 --model "
+             "dense:16,relu,dense:3 %s >%s/%s.log 2>&1",
+             t_dptrain_bin(), f->dir, name, f->csv, args, f->dir, name);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/t000-s1/metrics.csv", name);
+    char *first = t_path(f->dir, rel);
+    struct stat st;
+    for (int i = 0; i < 6000 && stat(first, &st) != 0; i++)
+        sleep_ms(1);
+    sleep_ms(20);
+    kill(pid, signo);
+    int ws;
+    waitpid(pid, &ws, 0);
+    free(first);
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -WTERMSIG(ws);
+}
+
 /* The same command again reruns nothing; an interrupted sweep resumes its trials exactly. */
 Test(sweep, restart_reruns_nothing_and_interrupt_resumes_exactly)
 {
@@ -228,36 +256,24 @@ Test(sweep, restart_reruns_nothing_and_interrupt_resumes_exactly)
     cr_assert_str_eq(log, log2);
     free(out), free(log), free(log2);
 
-    /* Interrupted while its first trial trains, then run again. */
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "exec %s sweep --out %s/int --data csv:%s --val-split 0.25 --model "
-             "dense:16,relu,dense:3 %s >%s/int.log 2>&1",
-             t_dptrain_bin(), f.dir, f.csv, g, f.dir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    char *ck = t_path(f.dir, "int/t000-s1/metrics.csv");
-    struct stat st;
-    for (int i = 0; i < 6000 && stat(ck, &st) != 0; i++)
-        sleep_ms(1);
-    sleep_ms(20);
-    kill(pid, SIGTERM);
-    int ws;
-    waitpid(pid, &ws, 0);
-    cr_assert(WIFEXITED(ws));
-    int code = WEXITSTATUS(ws);
+    /* Interrupted (SIGTERM) while its first trial trains, then run again. */
+    int code = start_and_signal(&f, "int", g, SIGTERM);
     cr_assert(code == 75 || code == 0, "exit %d", code);
     if (code == 75) {
         char *l = t_read_file(t_path(f.dir, "int.log"), NULL);
         cr_assert(strstr(l, "sweep interrupted; run the same command again"), "%s", l);
         free(l);
     }
-    snprintf(cmd, sizeof cmd, "%s", g);
-    cr_assert_eq(sweep(&f, "int", cmd, &out), 0, "%s", out);
+    cr_assert_eq(sweep(&f, "int", g, &out), 0, "%s", out);
     free(out);
+    /* Killed (-9): its trials end with it (they checkpoint on the parent's death), and the
+     * restart takes over their directories. */
+    code = start_and_signal(&f, "int9", g, SIGKILL);
+    cr_assert(code == -SIGKILL || code == 0, "exit %d", code);
+    cr_assert_eq(sweep(&f, "int9", g, &out), 0, "%s", out);
+    cr_assert(strstr(out, "2 done"), "%s", out);
+    free(out);
+    assert_same_trials(&f, "ref", "int9", 2, 1);
     assert_same_trials(&f, "ref", "int", 2, 1);
 }
 

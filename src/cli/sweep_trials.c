@@ -6,10 +6,11 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -18,13 +19,12 @@
 #include "cli/sweep.h"
 #include "dptrain/metrics.h"
 #include "dptrain/run.h"
+#include "io/run_dir.h"
 
 #define STATUS_FILE "sweep-status"
 #define EXIT_DIVERGED 7
 #define EXIT_INTERRUPTED 75
 #define MAX_RUNNING 256
-
-extern char **environ;
 
 static volatile sig_atomic_t stop_signo;
 static volatile pid_t running[MAX_RUNNING];
@@ -170,6 +170,21 @@ static void trial_argv(const sweep_plan_t *p, const sweep_trial_t *t, size_t pau
     a->v[a->n] = NULL;
 }
 
+/* A trial of an earlier sweep process that was killed may still be checkpointing (it got
+ * SIGTERM when its parent died): wait, up to a minute, until its run directory is free. */
+static void wait_until_free(const sweep_trial_t *t)
+{
+    char path[1100];
+    trial_path(t, DPT_RUN_LOCK_FILE, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    for (int i = 0; i < 1200 && flock(fd, LOCK_EX | LOCK_NB) != 0; i++) {
+        struct timespec d = {0, 50000000L};
+        nanosleep(&d, NULL);
+    }
+    close(fd); /* drops the lock, if taken */
+}
+
 static dpt_status_t spawn_trial(const sweep_plan_t *p, const sweep_trial_t *t, size_t pause,
                                 pid_t *pid)
 {
@@ -178,14 +193,25 @@ static dpt_status_t spawn_trial(const sweep_plan_t *p, const sweep_trial_t *t, s
     char log[1100];
     trial_path(t, "log.txt", log, sizeof log);
     argv_buf_t a;
+    wait_until_free(t);
     trial_argv(p, t, pause, &a);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawn(pid, p->self, &fa, NULL, a.v, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return dpt_error(DPT_ERR_IO, "cannot start %s train: %s", p->self, strerror(rc));
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return dpt_error(DPT_ERR_IO, "%s: cannot open: %s", log, strerror(errno));
+    pid_t parent = getpid();
+    *pid = fork();
+    if (*pid == 0) {
+        /* A trial ends (checkpointing, as on SIGTERM) when the sweep dies, even by kill -9, so
+         * no orphan still writes its directory when the sweep is started again. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) _exit(EXIT_INTERRUPTED);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(p->self, a.v);
+        _exit(127);
+    }
+    int err = errno;
+    close(fd);
+    if (*pid < 0) return dpt_error(DPT_ERR_IO, "cannot start %s train: %s", p->self, strerror(err));
     return DPT_OK;
 }
 
@@ -238,7 +264,7 @@ static dpt_status_t run_rung(const sweep_plan_t *p, sweep_trial_t *trials, const
             size_t slot = 0;
             while (running[slot] > 0)
                 slot++;
-            pid_t pid;
+            pid_t pid = -1;
             s = spawn_trial(p, &trials[todo[next]], pause, &pid);
             if (s) break;
             running[slot] = pid;
