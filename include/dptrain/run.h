@@ -48,6 +48,11 @@ typedef struct dpt_run_config {
     /* The command line that produced this config (NUL-separated), stored in checkpoints so
      * that `train --resume DIR` can rebuild it. */
     const char *argv_blob;
+    /* --augment: training-batch augmentation (dptrain/augment.h; NULL/"" or "none" = off).
+     * Its canonical form goes to config.txt and the checkpoint; resuming with a different
+     * one is refused unless augment_override is set (--augment-override). */
+    const char *augment_spec;
+    int augment_override;
     size_t argv_blob_len;
 } dpt_run_config_t;
 

@@ -264,6 +264,7 @@ static void run_free(run_t *r)
     dpt_step_log_close(r->files.steps);
     dpt_metrics_close(r->files.metrics);
     dpt_trainer_free(r->trainer);
+    dpt_augment_free(r->augment);
     dpt_schedule_free(r->sched);
     dpt_optimizer_free(r->opt);
     dpt_model_free(r->model);
@@ -290,6 +291,7 @@ dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result
                          "runs at this batch size");
     /* A bad model spec is refused before the run directory or the data are touched. */
     dpt_status_t s = dpt_model_check_early(cfg->model_spec, cfg->data_spec);
+    if (s == DPT_OK) s = run_augment_check_early(cfg);
     if (s == DPT_OK)
         s = dpt_run_dir_open(cfg->out_dir, cfg->resume, cfg->overwrite, cfg->quiet, &r.files.dir);
     if (s == DPT_OK) s = run_remove_stale_temps(&r);
