@@ -19,6 +19,9 @@ typedef struct dpt_run_config {
     const char *data_spec;   /* dataset spec (dpt_dataset_open) */
     dpt_data_options_t data; /* CSV options, memory cap */
     double val_split;        /* 0: validate on the dataset's test split (if any) */
+    /* Train on a seeded fraction of the training part (after any validation split), e.g.
+     * 0.1 for a small-data study; 0 or 1 = all of it. */
+    double train_fraction;
     const char *model_spec;
     const char *optimizer_spec;
     const char *no_decay;      /* tensors excluded from weight decay: "bias,bn", ... (NULL: none) */

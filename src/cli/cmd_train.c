@@ -23,6 +23,8 @@ static const char *const usage =
     "                        cifar10:DIR | csv:FILE | synthetic:N[,C,H,W,K] (random, no files)\n"
     "  --val-split F         hold out fraction F (0 < F < 1) of the training data for\n"
     "                        validation (default 0: validate on the dataset's test split)\n"
+    "  --train-fraction F    train on a seeded fraction F (0 < F <= 1) of the training part\n"
+    "                        (small-data studies; default 1)\n"
     "  --csv-label-column N  CSV label column, 0-based, -1 = last (default -1)\n"
     "  --csv-header          the CSV's first row is a header\n"
     "  --csv-delimiter C     CSV field delimiter (default ',')\n"
@@ -167,6 +169,8 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
             c->lr_auto = 0; /* a later --lr (e.g. at resume) overrides auto */
         } else if (!strcmp(f, "--clip-grad-norm"))
             ok = dpt_cli_parse_double("train", f, v, 0, 1e12, &c->trainer.clip_grad_norm);
+        else if (!strcmp(f, "--train-fraction"))
+            ok = dpt_cli_parse_double("train", f, v, 1e-6, 1.0, &c->train_fraction);
         else if (!strcmp(f, "--val-split"))
             ok = dpt_cli_parse_double("train", f, v, 0.0, 0.99, &c->val_split);
         else if (!strcmp(f, "--epochs"))

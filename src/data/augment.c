@@ -470,14 +470,17 @@ static void apply_ops(const dpt_augment_t *a, size_t end, uint64_t key, uint64_t
 /* The last op mixes img with a partner drawn from the whole dataset (not from the batch: the
  * partner is then a function of the sample alone, whatever the shards). Returns the weight
  * of img's own label. */
-static float apply_mix(const dpt_augment_t *a, const dpt_dataset_t *ds, uint64_t key, float *img,
-                       float *partner, float *tmp, float *pad, int32_t *label2)
+static float apply_mix(const dpt_augment_t *a, const dpt_dataset_t *ds, size_t sample, uint64_t key,
+                       float *img, float *partner, float *tmp, float *pad, int32_t *label2)
 {
     const aug_op_t *o = &a->op[a->n_before_mix];
     const uint64_t k = a->n_before_mix;
     const size_t c = a->c, h = a->h, w = a->w, n = c * h * w;
     if (o->p < 1.0f && !(draw_unit(key, k, 0) < o->p)) return 1.0f;
-    size_t j = (size_t)(draw_bits(key, k, 1) % dpt_dataset_count(ds));
+    /* Another sample: mixing one with itself would only blur its label weight. */
+    const size_t count = dpt_dataset_count(ds);
+    size_t j = count > 1 ? (size_t)(draw_bits(key, k, 1) % (count - 1)) : sample;
+    if (count > 1 && j >= sample) j++;
     if (label2) *label2 = dpt_dataset_label(ds, j);
     load_pixels(ds, j, partner, n);
     apply_ops(a, a->n_before_mix, key, DPT_AUG_PARTNER, partner, tmp, pad);
@@ -508,7 +511,7 @@ void dpt_augment_view(const dpt_augment_t *a, const dpt_dataset_t *ds, size_t sa
     apply_ops(a, a->n_before_mix, key, 0, out, tmp, pad);
     int32_t y2 = dpt_dataset_label(ds, sample);
     float l = 1.0f;
-    if (dpt_augment_mixes_labels(a)) l = apply_mix(a, ds, key, out, partner, tmp, pad, &y2);
+    if (dpt_augment_mixes_labels(a)) l = apply_mix(a, ds, sample, key, out, partner, tmp, pad, &y2);
     if (label2) *label2 = y2;
     if (lam) *lam = l;
 }

@@ -24,6 +24,17 @@ static dpt_status_t load_data(run_t *r)
         r->data.train = r->data.all;
         r->data.val = r->data.test;
     }
+    if (s == DPT_OK && c->train_fraction > 0 && c->train_fraction < 1) {
+        /* A seeded subset (its own stream: the split's permutation of a different size). */
+        dpt_dataset_t *keep = NULL, *drop = NULL;
+        s = dpt_dataset_split(r->data.train, 1.0 - c->train_fraction, c->trainer.seed ^ 0x5b5e7ULL,
+                              &keep, &drop);
+        dpt_dataset_free(drop);
+        if (s == DPT_OK) {
+            if (r->data.train != r->data.all) dpt_dataset_free(r->data.train);
+            r->data.train = keep;
+        }
+    }
     if (s != DPT_OK) return s;
     /* Statistics come from the training part only, then apply everywhere. */
     s = dpt_dataset_fit_normalization(r->data.train);
@@ -172,6 +183,7 @@ static void describe_config(run_t *r)
         "train = %s\n"
         "validation = %s\n"
         "val_split = %g\n"
+        "train_fraction = %g\n"
         "normalization = mean %.9g, std %.9g (fitted on the training part)\n"
         "model = %s\n"
         "parameters = %zu\n"
@@ -196,7 +208,8 @@ static void describe_config(run_t *r)
         "blis_kernel_set = %s (%s)\n"
         "omp_max_threads = %d\n",
         DPT_VERSION, c->data_spec, dpt_dataset_describe(r->data.train),
-        r->data.val ? dpt_dataset_describe(r->data.val) : "none", c->val_split, mean, std,
+        r->data.val ? dpt_dataset_describe(r->data.val) : "none", c->val_split,
+        c->train_fraction > 0 && c->train_fraction < 1 ? c->train_fraction : 1.0, mean, std,
         dpt_model_describe(r->model), dpt_model_param_count(r->model),
         dpt_optimizer_describe(r->opt), r->lr_note, lr_eff, c->trainer.clip_grad_norm,
         c->trainer.clip_grad_norm > 0 ? "" : " (off)", dpt_schedule_describe(r->sched), c->epochs,
