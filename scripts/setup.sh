@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(gcc make cmake libc6-dev libblis-dev libcsv-dev libcriterion-dev zlib1g-dev libssl-dev
+PACKAGES=(gcc make cmake libc6-dev libblis-dev libcsv-dev libcriterion-dev zlib1g-dev libssl-dev libpng-dev
           dataset-fashion-mnist gnuplot-nox)
 
 missing=()

@@ -273,7 +273,7 @@ dpt_status_t dpt_augment_check_data(const dpt_augment_t *a, const dpt_dataset_t 
 {
     size_t c, h, w;
     dpt_dataset_shape(ds, &c, &h, &w);
-    if (dpt_dataset_count(ds) && !dpt_dataset_pixels(ds, 0))
+    if (!dpt_dataset_is_image(ds))
         return dpt_error(DPT_ERR_INVALID_ARG, "--augment needs image data; %s is a table",
                          dpt_dataset_describe(ds));
     if (c != a->c || h != a->h || w != a->w)

@@ -503,6 +503,11 @@ void dpt_dataset_normalization(const dpt_dataset_t *ds, double *mean, double *st
 
 /* ---- gather ----------------------------------------------------------------------------- */
 
+int dpt_dataset_is_image(const dpt_dataset_t *ds)
+{
+    return ds->st->u8 != NULL;
+}
+
 const uint8_t *dpt_dataset_pixels(const dpt_dataset_t *ds, size_t i)
 {
     const dpt_store_t *st = ds->st;
