@@ -239,7 +239,7 @@ Test(schedule_errors, plateau_rel_threshold_one)
 Test(schedule_errors, warmup_unknown_name_lists_names)
 {
     expect_bad_run(NULL, "cosine:steps=3", 0.1, 1, 1,
-                   "unknown warmup 'cosine'; valid names: linear, constant");
+                   "unknown warmup 'cosine'; valid names: linear, constant, none");
 }
 
 Test(schedule_errors, warmup_needs_steps)

@@ -48,6 +48,10 @@ typedef struct dpt_run_config {
     /* Also write checkpoint.dpt every N optimizer steps inside an epoch (never on an epoch's
      * last step: the epoch-end one follows); resume continues that epoch exactly. 0 = off. */
     size_t checkpoint_every_steps;
+    /* End this process after epoch E (1-based) with the epoch's checkpoint written, as if
+     * interrupted there; `--resume` continues with the same --epochs and schedule (what
+     * `dptrain sweep` uses between successive-halving rungs). 0 = off; not stored for resume. */
+    size_t pause_after_epoch;
     /* The command line that produced this config (NUL-separated), stored in checkpoints so
      * that `train --resume DIR` can rebuild it. */
     const char *argv_blob;
@@ -72,7 +76,14 @@ typedef struct dpt_run_result {
     int restored_best; /* the final parameters are best_epoch's */
     double lr_scale;   /* the divergence guard's cumulative LR factor */
     size_t rollbacks;  /* divergence-guard rollbacks in this process */
+    int paused;        /* pause_after_epoch ended this process before the last epoch */
 } dpt_run_result_t;
+
+/* Checks what can be checked without the data, so that a bad flag fails before anything is
+ * read or written: the numbers, every spec (model, when the data spec fixes the input shape;
+ * optimizer and --no-decay; schedule and warmup; early stop; divergence guard; lr scaling)
+ * and the combinations dpt_run_train refuses. dpt_run_train calls it first. */
+dpt_status_t dpt_run_check(const dpt_run_config_t *cfg);
 
 /* Trains per cfg. A run the divergence guard cannot rescue returns DPT_ERR_DIVERGED, leaving
  * the checkpoint of its last good epoch in place; early stopping is a success. */

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "dptrain/dataset.h"
+#include "dptrain/run.h"
 #include "dptrain/status.h"
 
 /* Exit code for command-line usage errors (unknown flag, missing value). */
@@ -22,6 +23,7 @@ int dpt_cmd_lr_find(int argc, char **argv);
 int dpt_cmd_bench(int argc, char **argv);
 int dpt_cmd_info(int argc, char **argv);
 int dpt_cmd_plot(int argc, char **argv);
+int dpt_cmd_sweep(int argc, char **argv);
 int dpt_cmd_augment(int argc, char **argv);
 
 /* Prints "dptrain: error: <last error>" on stderr and returns the exit code for s. */
@@ -48,6 +50,11 @@ const char *dpt_cli_value(const char *cmd, int argc, char **argv, int *i);
  * reported. */
 int dpt_cli_data_flag(const char *cmd, int argc, char **argv, int *i, const char **spec,
                       dpt_data_options_t *opt);
+
+/* train's flag parser (cmd_train.c), for sweep: parses argv[start..argc) onto *cfg, which
+ * holds the defaults. Returns -1 on success, else the exit code after printing the usage
+ * error (0 after --help); --resume is refused (a sweep's trials are new runs). */
+int dpt_cli_train_flags(int argc, char **argv, int start, dpt_run_config_t *cfg);
 
 /* `--model help`: the layer grammar and the presets with their parameter counts and FLOPs
  * (computed, for 1x28x28 and 3x32x32 inputs). Returns exit code 0. */

@@ -38,7 +38,7 @@ static const char *const usage =
     "                        adam:beta1=0.9,beta2=0.999,eps=1e-8,weight_decay=0;\n"
     "                        docs/optimizers.md; default sgd:momentum=0.9)\n"
     "  --no-decay LIST       no weight decay for these tensors: bias, bn (batch norm's gamma\n"
-    "                        and beta), comma-separated, or none (default)\n"
+    "                        and beta), joined by '+' (bias+bn), or none (default)\n"
     "  --lr F|auto           base learning rate (default 0.05); auto runs the LR range test\n"
     "                        first (as 'dptrain lr-find') and uses its valley suggestion\n"
     "  --lr-scaling SPEC     linear[:ref_batch=B] | sqrt[:ref_batch=B] (B default 256): base LR\n"
@@ -88,6 +88,8 @@ static const char *const usage =
     "                        already holds a run is refused unless --resume or --overwrite\n"
     "  --overwrite           replace the run already in --out (its files; says so)\n"
     "  --resume DIR          continue the run in DIR from its checkpoint, exactly\n"
+    "  --pause-after-epoch E end this process after epoch E with its checkpoint; --resume\n"
+    "                        continues with the same --epochs and schedule\n"
     "  --plot                draw DIR/metrics.png with gnuplot at the end\n"
     "  --quiet               no progress display or per-epoch lines\n"
     "  --help                this text\n";
@@ -160,6 +162,8 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
             ok = dpt_cli_parse_size("train", f, v, 0, 1000000, &c->keep_checkpoints);
         else if (!strcmp(f, "--checkpoint-every-steps"))
             ok = dpt_cli_parse_size("train", f, v, 0, 1000000000, &c->checkpoint_every_steps);
+        else if (!strcmp(f, "--pause-after-epoch"))
+            ok = dpt_cli_parse_size("train", f, v, 0, 1000000, &c->pause_after_epoch);
         else if (!strcmp(f, "--log-every"))
             ok = dpt_cli_parse_size("train", f, v, 0, 1000000000, &c->log_every);
         else if (!strcmp(f, "--lr") && !strcmp(v, "auto"))
@@ -191,11 +195,21 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
     return -1;
 }
 
-/* Joins argv (minus --resume and its value) as a NUL-separated blob appended to *blob. */
+int dpt_cli_train_flags(int argc, char **argv, int start, dpt_run_config_t *cfg)
+{
+    train_args_t a = {.cfg = *cfg};
+    int rc = parse_flags(&a, argc, argv, start);
+    if (rc < 0 && a.resume_dir) rc = dpt_cli_usage_error("train", "--resume is not a trial flag");
+    *cfg = a.cfg;
+    return rc;
+}
+
+/* Joins argv (minus --resume, --pause-after-epoch and their values: they steer this process,
+ * not the run) as a NUL-separated blob appended to *blob. */
 static int append_blob(char **blob, size_t *len, int argc, char **argv, int start)
 {
     for (int i = start; i < argc; i++) {
-        if (!strcmp(argv[i], "--resume")) {
+        if (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--pause-after-epoch")) {
             i++;
             continue;
         }
@@ -287,7 +301,10 @@ int dpt_cmd_train(int argc, char **argv)
     if (!a.cfg.quiet)
         printf("done: %zu epochs%s, val loss %.4f, val accuracy %.4f, %.0f samples/s on %zu "
                "threads; metrics in %s/metrics.csv\n",
-               res.epochs_done, res.early_stopped ? " (stopped early)" : "", res.val_loss,
-               res.val_accuracy, res.samples_per_second, res.threads, a.cfg.out_dir);
+               res.epochs_done,
+               res.early_stopped ? " (stopped early)"
+               : res.paused      ? " (paused)"
+                                 : "",
+               res.val_loss, res.val_accuracy, res.samples_per_second, res.threads, a.cfg.out_dir);
     return 0;
 }

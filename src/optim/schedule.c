@@ -178,6 +178,7 @@ static const dpt_spec_kind_t constant_kind = {"constant", constant_keys},
                              cyclic_kind = {"cyclic", cyclic_keys},
                              onecycle_kind = {"onecycle", onecycle_keys},
                              plateau_kind = {"plateau", plateau_keys},
+                             warmup_none_kind = {"none", NULL},
                              warmup_linear_kind = {"linear", warmup_linear_keys},
                              warmup_constant_kind = {"constant", warmup_constant_keys};
 
@@ -188,8 +189,9 @@ static const dpt_spec_kind_t *const kinds[K_COUNT] = {
     &cyclic_kind,     &onecycle_kind, &plateau_kind};
 static const dpt_spec_grammar_t schedule_grammar = {"schedule", kinds, K_COUNT, NULL, 2, 0};
 
-static const dpt_spec_kind_t *const warmups[] = {&warmup_linear_kind, &warmup_constant_kind};
-static const dpt_spec_grammar_t warmup_grammar = {"warmup", warmups, 2, NULL, 1, 0};
+static const dpt_spec_kind_t *const warmups[] = {&warmup_linear_kind, &warmup_constant_kind,
+                                                 &warmup_none_kind};
+static const dpt_spec_grammar_t warmup_grammar = {"warmup", warmups, 3, NULL, 1, 0};
 
 const char *dpt_schedule_names(void)
 {
@@ -367,6 +369,7 @@ static dpt_status_t build_plateau(dpt_schedule_t *s, part_t *c)
 
 static dpt_status_t build_warmup(dpt_schedule_t *s, part_t *c)
 {
+    if (c->kind == &warmup_none_kind) return DPT_OK; /* as no --warmup */
     int linear = c->kind == &warmup_linear_kind;
     s->warmup.kind = linear ? W_LINEAR : W_CONSTANT;
     s->warmup.steps = dpt_spec_u64(c, "steps");
@@ -458,7 +461,7 @@ static dpt_status_t describe(dpt_schedule_t *s, const parsed_t *ps)
     }
     tb_printf(&t, " warmup=");
     if (s->warmup.kind == W_NONE)
-        tb_printf(&t, "none");
+        tb_printf(&t, "none"); /* also what --warmup none parses to */
     else
         describe_part(&t, &ps->warm.part[0]);
     dpt_fmt_double(num, sizeof num, s->base_lr);
@@ -524,7 +527,7 @@ static void help_table(text_buf_t *t, const dpt_spec_kind_t *const *table, size_
     for (size_t i = 0; i < n; i++) {
         tb_printf(t, "  %-16s", table[i]->name);
         size_t col = 18;
-        for (size_t k = 0; table[i]->keys[k].name; k++) {
+        for (size_t k = 0; table[i]->keys && table[i]->keys[k].name; k++) {
             const dpt_spec_key_t *key = &table[i]->keys[k];
             char item[128];
             if (!key->def)

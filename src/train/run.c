@@ -215,6 +215,12 @@ static dpt_status_t finish_epoch(run_t *r, dpt_progress_t *prog, const dpt_epoch
     return s;
 }
 
+/* --pause-after-epoch: this process ends once that many epochs are done. */
+static int run_paused(const run_t *r)
+{
+    return r->cfg->pause_after_epoch && r->epochs_done >= r->cfg->pause_after_epoch;
+}
+
 /* The epoch loop: train, validate, then finish the epoch or roll it back and run it again. */
 static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
 {
@@ -229,7 +235,8 @@ static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
     /* A mid-epoch resume may come back with rollbacks in a row: its first pass still takes
      * the snapshot, and keeps the restored events. */
     int first = 1;
-    while (s == DPT_OK && r->epochs_done < r->cfg->epochs && !run_stopped_early(r)) {
+    while (s == DPT_OK && r->epochs_done < r->cfg->epochs && !run_stopped_early(r) &&
+           !run_paused(r)) {
         if (stop_requested) {
             s = interrupted(r);
             break;
@@ -251,6 +258,13 @@ static dpt_status_t run_epochs(run_t *r, dpt_run_result_t *res)
         else if (s == DPT_OK)
             s = finish_epoch(r, &prog, &es, vloss, vacc, res);
     }
+    res->paused =
+        s == DPT_OK && run_paused(r) && r->epochs_done < r->cfg->epochs && !run_stopped_early(r);
+    if (res->paused)
+        run_say(&prog,
+                "paused after epoch %llu (--pause-after-epoch); continue with `dptrain train "
+                "--resume %s`",
+                (unsigned long long)r->epochs_done, r->cfg->out_dir);
     res->early_stopped = run_stopped_early(r);
     res->best_epoch = (size_t)r->es.state.best_epoch;
     res->lr_scale = r->guard.state.lr_scale;
@@ -282,16 +296,8 @@ dpt_status_t dpt_run_train(const dpt_run_config_t *cfg, dpt_run_result_t *result
     dpt_run_result_t res = {.val_loss = NAN, .val_accuracy = NAN};
     if (!cfg->out_dir || !*cfg->out_dir)
         return dpt_error(DPT_ERR_INVALID_ARG, "a run needs an output directory");
-    if (cfg->epochs < 1) return dpt_error(DPT_ERR_INVALID_ARG, "epochs must be >= 1");
-    if (!cfg->lr_auto && (!(cfg->lr > 0) || !isfinite(cfg->lr)))
-        return dpt_error(DPT_ERR_INVALID_ARG, "--lr must be a positive number, got %g", cfg->lr);
-    if (cfg->lr_auto && cfg->lr_scaling && *cfg->lr_scaling && strcmp(cfg->lr_scaling, "none"))
-        return dpt_error(DPT_ERR_INVALID_ARG,
-                         "--lr auto and --lr-scaling do not combine: the range test already "
-                         "runs at this batch size");
-    /* A bad model spec is refused before the run directory or the data are touched. */
-    dpt_status_t s = dpt_model_check_early(cfg->model_spec, cfg->data_spec);
-    if (s == DPT_OK) s = run_augment_check_early(cfg);
+    /* Bad flags are refused before the run directory or the data are touched. */
+    dpt_status_t s = dpt_run_check(cfg);
     if (s == DPT_OK)
         s = dpt_run_dir_open(cfg->out_dir, cfg->resume, cfg->overwrite, cfg->quiet, &r.files.dir);
     if (s == DPT_OK) s = run_remove_stale_temps(&r);

@@ -133,9 +133,6 @@ int run_on_step(void *user, uint64_t steps_done, double lr, double loss);
 dpt_status_t run_setup(run_t *r);
 /* Whether cfg asks for augmentation ("none" and "" do not). */
 int run_augment_on(const dpt_run_config_t *c);
-/* A bad --augment is refused before the run directory or the data are touched: checked
- * against the image shape the data spec implies, when it implies one. */
-dpt_status_t run_augment_check_early(const dpt_run_config_t *c);
 /* The canonical augmentation spec ("none" without one), for config.txt and checkpoints. */
 const char *run_augment_text(const run_t *r);
 dpt_status_t run_write_config(run_t *r);

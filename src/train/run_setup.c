@@ -104,19 +104,8 @@ const char *run_augment_text(const run_t *r)
     return r->augment ? dpt_augment_describe(r->augment) : "none";
 }
 
-dpt_status_t run_augment_check_early(const dpt_run_config_t *c)
-{
-    if (!run_augment_on(c)) return DPT_OK;
-    size_t ch = 0, h = 0, w = 0, classes;
-    if (!dpt_dataset_spec_shape(c->data_spec, &ch, &h, &w, &classes)) ch = h = w = 0;
-    dpt_augment_t *a;
-    dpt_status_t s = dpt_augment_create(c->augment_spec, ch, h, w, &a);
-    dpt_augment_free(a);
-    return s;
-}
-
-/* --augment for the training part's image shape (the spec alone was checked before any data
- * was loaded, in dpt_run_train). */
+/* --augment for the training part's image shape (the spec alone, and against the shape the
+ * data spec implies, was checked before any data was loaded: dpt_run_check). */
 static dpt_status_t build_augment(run_t *r)
 {
     if (!run_augment_on(r->cfg)) return DPT_OK;
