@@ -138,6 +138,21 @@ Test(ops, small_rotation_matches_a_reference_bilinear)
     free(src), free(img), free(pad);
 }
 
+Test(ops, a_warp_entirely_outside_reads_only_its_scratch)
+{
+    /* Every output pixel maps past (w, h): all taps clamp to the far corner of the fill
+     * border. A float just past the scratch is NaN, so reading it (the fuzz find: the last tap
+     * read one float too far) would poison the output. */
+    const size_t h = 5, w = 6, n = dpt_aug_warp_scratch(h, w);
+    float *img = pattern(2, h, w), *pad = malloc((n + 1) * sizeof *pad);
+    pad[n] = NAN;
+    dpt_aug_affine_t m = dpt_aug_affine_make(h, w, 0, -100, -100, 1, 0);
+    dpt_aug_warp(img, 2, h, w, &m, 33.0f, pad);
+    for (size_t i = 0; i < 2 * h * w; i++)
+        cr_assert_eq(img[i], 33.0f, "[%zu] = %g", i, img[i]);
+    free(img), free(pad);
+}
+
 Test(ops, brightness_and_contrast_stay_in_range)
 {
     float img[6] = {0, 10, 128, 200, 250, 255};

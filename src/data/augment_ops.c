@@ -101,9 +101,10 @@ dpt_aug_affine_t dpt_aug_affine_make(size_t h, size_t w, double degrees, double 
 
 size_t dpt_aug_warp_scratch(size_t h, size_t w)
 {
-    /* A one-pixel border of fill around the channel, and one more row: the taps of a clamped
-     * coordinate may read one past the border with weight 0. */
-    return (h + 3) * (w + 2);
+    /* A one-pixel border of fill around the channel, one more row and one more float: the
+     * taps of a coordinate clamped to (w, h) read up to (h + 2) * (w + 2) + w + 2 with weight
+     * 0, so every float there must be finite (a fuzz find). */
+    return (h + 3) * (w + 2) + 1;
 }
 
 void dpt_aug_warp(float *img, size_t c, size_t h, size_t w, const dpt_aug_affine_t *map, float fill,
@@ -118,6 +119,7 @@ void dpt_aug_warp(float *img, size_t c, size_t h, size_t w, const dpt_aug_affine
         float *p = img + ch * h * w;
         for (size_t i = 0; i < pw; i++)
             pad[i] = fill, pad[(h + 1) * pw + i] = fill, pad[(h + 2) * pw + i] = fill;
+        pad[(h + 3) * pw] = fill;
         for (size_t y = 0; y < h; y++) {
             float *row = pad + (y + 1) * pw;
             row[0] = fill;
