@@ -14,8 +14,8 @@ BIN=${2:-build/dptrain}
 mkdir -p "$OUT"
 if [ "${PHASE:-all}" != tta ]; then
   cp "$BIN" "$OUT/dptrain" # a rebuild during the study must not swap the binary under it
+  BIN="$OUT/dptrain"
 fi
-BIN="$OUT/dptrain"
 MODEL="conv:32:3,bn,relu,maxpool:2,conv:64:3,bn,relu,maxpool:2,dense:128,relu,dropout:0.3,dense:10"
 AUG="crop:pad=2+hflip+rotate:degrees=10"
 SEEDS=${SEEDS:-"1 2 3"}
@@ -65,4 +65,4 @@ for seed in $SEEDS; do
   for aug in 0 1; do run full 1 5 "$aug" "$seed"; done
 done
 cat "$CSV"
-PHASE=tta "$0" "$OUT"
+PHASE=tta "$0" "$OUT" "$BIN"
