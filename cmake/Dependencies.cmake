@@ -19,6 +19,8 @@ dpt_require(CSV_LIBRARY "libcsv" libcsv-dev)
 
 find_package(ZLIB)
 dpt_require(ZLIB_FOUND "zlib" zlib1g-dev)
+find_package(PNG)
+dpt_require(PNG_FOUND "libpng (augmentation previews)" libpng-dev)
 find_package(OpenSSL COMPONENTS Crypto)
 dpt_require(OPENSSL_FOUND "OpenSSL libcrypto" libssl-dev)
 find_package(OpenMP COMPONENTS C)

@@ -80,10 +80,12 @@ cli_runs() {
   local img=(--data synthetic:96,3,8,8,3 --threads "${DPT_THREADS:-2}" --quiet --batch-size 16
              --micro-batch "${DPT_MICRO:-16}"
              --model "conv:4:3:bias=0,bn,relu,res(conv:8:3:stride=2,bn,relu|conv:8:1:stride=2:pad=0,bn),maxpool:2,dense:3")
-  $pre "$bin" train "${img[@]}" --epochs 1 --out "$dir/img"
+  # with augmentation in the workers (every kind of op, mixing labels) and eval with TTA
+  $pre "$bin" train "${img[@]}" --epochs 1 --out "$dir/img" \
+    --augment "crop:pad=1,mode=reflect+hflip+affine:degrees=10,translate=1,shear=5+brightness:0.1+saturation:0.2+noise:0.02+erase+cutmix"
   $pre "$bin" train "${img[@]}" --epochs 2 --resume "$dir/img"
   $pre "$bin" eval --checkpoint "$dir/img/checkpoint.dpt" --data synthetic:96,3,8,8,3 \
-    --out "$dir/img-confusion.csv" >/dev/null
+    --tta hflip+crop:pad=1 --out "$dir/img-confusion.csv" >/dev/null
   $pre "$bin" info --checkpoint "$dir/run/checkpoint.dpt" >/dev/null
   $pre "$bin" schedule --lr 0.1 --lr-schedule onecycle --epochs 2 --steps-per-epoch 5 >/dev/null
   rm -rf "$dir"

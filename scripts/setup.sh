@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(gcc make cmake libc6-dev libblis-dev libcsv-dev libcriterion-dev zlib1g-dev libssl-dev
-          dataset-fashion-mnist gnuplot-nox libopenmpi-dev openmpi-bin)
+          libpng-dev dataset-fashion-mnist gnuplot-nox libopenmpi-dev openmpi-bin)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -36,6 +36,14 @@ static fixture_t fixture(void)
 }
 
 /* Runs `dptrain sweep --out DIR/name --data csv:CSV --val-split 0.25 ARGS`. */
+/* DIR/rel read whole (malloc'd). */
+static char *read_rel(const fixture_t *f, const char *rel)
+{
+    char *path = t_path(f->dir, rel), *text = t_read_file(path, NULL);
+    free(path);
+    return text;
+}
+
 static int sweep(const fixture_t *f, const char *name, const char *args, char **out)
 {
     char cmd[8192];
@@ -117,11 +125,13 @@ Test(sweep, grid_trials_csv_and_ranking)
         cr_assert(v > 0 && v <= 1, "row %zu: %g", r, v);
     }
     /* Each trial is an ordinary run directory with its own config. */
-    char *cfg = t_read_file(t_path(f.dir, "a/t003-s2/config.txt"), NULL);
+    char *cfg = read_rel(&f, "a/t003-s2/config.txt");
     cr_assert(strstr(cfg, "optimizer = adam:"), "%s", cfg);
     cr_assert(strstr(cfg, "seed = 2"), "%s", cfg);
+    free(cfg);
     dpt_metrics_table_free(t);
     free(out);
+    free(f.csv);
 }
 
 /* --parallel splits the threads; a trial's bits do not depend on it. */
@@ -138,6 +148,7 @@ Test(sweep, parallel_trials_equal_serial_ones)
     cr_assert_eq(sweep(&f, "ser", args, &out), 0, "%s", out);
     free(out);
     assert_same_trials(&f, "par", "ser", 2, 3);
+    free(f.csv);
 }
 
 Test(sweep, halving_keeps_the_best_third_and_records_the_rest)
@@ -167,6 +178,7 @@ Test(sweep, halving_keeps_the_best_third_and_records_the_rest)
     cr_assert_str_eq(field(t, 0, "epochs"), "1");
     dpt_metrics_table_free(t);
     free(out);
+    free(f.csv);
 }
 
 Test(sweep, random_draws_are_seeded_and_in_range)
@@ -196,6 +208,7 @@ Test(sweep, random_draws_are_seeded_and_in_range)
         cr_assert_str_eq(field(a, r, "batch-size"), field(b, r, "batch-size"));
     }
     dpt_metrics_table_free(a), dpt_metrics_table_free(b);
+    free(f.csv);
 }
 
 Test(sweep, a_diverging_trial_is_a_result)
@@ -211,6 +224,7 @@ Test(sweep, a_diverging_trial_is_a_result)
     cr_assert(strstr(out, "1 diverged"), "%s", out);
     dpt_metrics_table_free(t);
     free(out);
+    free(f.csv);
 }
 
 /* Starts the sweep `name` in the background, sends it signo once its first trial has written
@@ -249,10 +263,10 @@ Test(sweep, restart_reruns_nothing_and_interrupt_resumes_exactly)
     const char *g = "--grid 'lr=0.02/0.1' --epochs 30 --threads 1";
     cr_assert_eq(sweep(&f, "ref", g, &out), 0, "%s", out);
     free(out);
-    char *log = t_read_file(t_path(f.dir, "ref/t000-s1/log.txt"), NULL);
+    char *log = read_rel(&f, "ref/t000-s1/log.txt");
     cr_assert_eq(sweep(&f, "ref", g, &out), 0, "%s", out);
     cr_assert_null(strstr(out, "sweep: [1/"), "a finished trial ran again: %s", out);
-    char *log2 = t_read_file(t_path(f.dir, "ref/t000-s1/log.txt"), NULL);
+    char *log2 = read_rel(&f, "ref/t000-s1/log.txt");
     cr_assert_str_eq(log, log2);
     free(out), free(log), free(log2);
 
@@ -260,7 +274,7 @@ Test(sweep, restart_reruns_nothing_and_interrupt_resumes_exactly)
     int code = start_and_signal(&f, "int", g, SIGTERM);
     cr_assert(code == 75 || code == 0, "exit %d", code);
     if (code == 75) {
-        char *l = t_read_file(t_path(f.dir, "int.log"), NULL);
+        char *l = read_rel(&f, "int.log");
         cr_assert(strstr(l, "sweep interrupted; run the same command again"), "%s", l);
         free(l);
     }
@@ -275,6 +289,7 @@ Test(sweep, restart_reruns_nothing_and_interrupt_resumes_exactly)
     free(out);
     assert_same_trials(&f, "ref", "int9", 2, 1);
     assert_same_trials(&f, "ref", "int", 2, 1);
+    free(f.csv);
 }
 
 static void refused(const fixture_t *f, const char *name, const char *args, const char *want)
@@ -315,4 +330,5 @@ Test(sweep, bad_input_is_refused_before_anything_runs)
     cr_assert_eq(sweep(&f, "same", "--grid 'lr=0.2' --epochs 1", &out), 2, "%s", out);
     cr_assert(strstr(out, "holds a different sweep"), "%s", out);
     free(out);
+    free(f.csv);
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dptrain/augment.h"
 #include "dptrain/dataset.h"
 #include "dptrain/model.h"
 #include "dptrain/status.h"
@@ -31,6 +32,8 @@ typedef struct dpt_bench_config {
     uint64_t seed;
     int strong, weak, sweep; /* which modes to run */
     int layers;              /* the per-layer split (one thread, the strong batch) */
+    /* Training-batch augmentation (NULL: none): its cost shows in the assembly share. */
+    const dpt_augment_t *augment;
 } dpt_bench_config_t;
 
 /* Strong+weak+sweep, threads 1..cores, strong batch 512, weak 128/thread, sweep

@@ -65,6 +65,8 @@ size_t dpt_dataset_features(const dpt_dataset_t *ds); /* floats per sample */
 size_t dpt_dataset_classes(const dpt_dataset_t *ds);  /* labels are 0..classes-1 */
 /* Image geometry (channels, height, width); CSV tables report 1 x 1 x features. */
 void dpt_dataset_shape(const dpt_dataset_t *ds, size_t *c, size_t *h, size_t *w);
+/* Whether the samples are images stored as uint8 pixels (not a float table). */
+int dpt_dataset_is_image(const dpt_dataset_t *ds);
 /* Label of sample i of this view (0 <= i < count). */
 int32_t dpt_dataset_label(const dpt_dataset_t *ds, size_t i);
 /* Human-readable one-line description, e.g. "fashion-mnist train: 60000 x 1x28x28, 10 classes". */

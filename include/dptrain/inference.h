@@ -22,6 +22,11 @@ dpt_status_t dpt_inference_load(const char *checkpoint, size_t threads, dpt_infe
 void dpt_inference_free(dpt_inference_t *inf);
 const dpt_model_t *dpt_inference_model(const dpt_inference_t *inf);
 
+/* Test-time augmentation (dptrain/augment.h, --tta): later runs average the softmax over
+ * the spec's views. The spec is checked against the model's input shape (NULL/"" or
+ * "none": off). */
+dpt_status_t dpt_inference_set_tta(dpt_inference_t *inf, const char *spec);
+
 /* Checks that ds fits the model (features, classes) and applies the training normalisation. */
 dpt_status_t dpt_inference_prepare(const dpt_inference_t *inf, dpt_dataset_t *ds);
 

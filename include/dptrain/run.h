@@ -19,6 +19,9 @@ typedef struct dpt_run_config {
     const char *data_spec;   /* dataset spec (dpt_dataset_open) */
     dpt_data_options_t data; /* CSV options, memory cap */
     double val_split;        /* 0: validate on the dataset's test split (if any) */
+    /* Train on a seeded fraction of the training part (after any validation split), e.g.
+     * 0.1 for a small-data study; 0 or 1 = all of it. */
+    double train_fraction;
     const char *model_spec;
     const char *optimizer_spec;
     const char *no_decay;      /* tensors excluded from weight decay: "bias,bn", ... (NULL: none) */
@@ -52,6 +55,11 @@ typedef struct dpt_run_config {
     /* The command line that produced this config (NUL-separated), stored in checkpoints so
      * that `train --resume DIR` can rebuild it. */
     const char *argv_blob;
+    /* --augment: training-batch augmentation (dptrain/augment.h; NULL/"" or "none" = off).
+     * Its canonical form goes to config.txt and the checkpoint; resuming with a different
+     * one is refused unless augment_override is set (--augment-override). */
+    const char *augment_spec;
+    int augment_override;
     size_t argv_blob_len;
 } dpt_run_config_t;
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dptrain/augment.h"
 #include "dptrain/dataset.h"
 #include "dptrain/model.h"
 #include "dptrain/optimizer.h"
@@ -34,9 +35,13 @@ typedef struct dpt_trainer_config {
      * whole batch-mean gradient exceeds this, every gradient is scaled by
      * clip_grad_norm / (norm + 1e-6) before the update. 0 = off. */
     double clip_grad_norm;
+    /* Augmentation of the training batches (NULL: none), built for the dataset's shape and
+     * keyed by (seed, epoch, sample index); not owned, must outlive the trainer. Validation
+     * and evaluation are never augmented. */
+    const dpt_augment_t *augment;
 } dpt_trainer_config_t;
 
-/* threads 0, batch 128, micro_batch 0 (auto), seed 1, no clipping. */
+/* threads 0, batch 128, micro_batch 0 (auto), seed 1, no clipping, no augmentation. */
 dpt_trainer_config_t dpt_trainer_config_default(void);
 
 /* Learning rate (and momentum, or a negative value for "configured") for optimizer step

@@ -24,6 +24,7 @@ int dpt_cmd_bench(int argc, char **argv);
 int dpt_cmd_info(int argc, char **argv);
 int dpt_cmd_plot(int argc, char **argv);
 int dpt_cmd_sweep(int argc, char **argv);
+int dpt_cmd_augment(int argc, char **argv);
 
 /* Prints "dptrain: error: <last error>" on stderr and returns the exit code for s. */
 int dpt_cli_fail(dpt_status_t s);

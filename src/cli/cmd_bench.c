@@ -30,6 +30,8 @@ static const char *const usage =
     "  --synthetic N        shorthand for --data synthetic:N\n"
     "  --model SPEC         model (default " DPT_DEFAULT_MODEL ")\n"
     "  --optimizer SPEC     optimizer (default sgd:momentum=0.9)\n"
+    "  --augment SPEC       augment the training batches as train --augment does (its cost\n"
+    "                       shows in the assembly share; default none)\n"
     "  --threads LIST       thread counts for scaling, e.g. 1,2,4,8,16 (default 1..all cores)\n"
     "  --batch N            global batch of strong scaling (default 512)\n"
     "  --weak-batch N       per-thread batch of weak scaling (default 128)\n"
@@ -225,7 +227,7 @@ static int draw_plots(const char *dir, const char *csv, const dpt_bench_config_t
 int dpt_cmd_bench(int argc, char **argv)
 {
     dpt_bench_config_t c = dpt_bench_config_default();
-    const char *spec = "fashion-mnist", *out = "bench-out";
+    const char *spec = "fashion-mnist", *out = "bench-out", *augment_spec = NULL;
     char synth[64];
     int plot = 0;
     for (int i = 1; i < argc; i++) {
@@ -251,6 +253,8 @@ int dpt_cmd_bench(int argc, char **argv)
             return dpt_cli_model_help();
         else if (!strcmp(f, "--model"))
             c.model_spec = v;
+        else if (!strcmp(f, "--augment"))
+            augment_spec = v;
         else if (!strcmp(f, "--optimizer"))
             c.optimizer_spec = v;
         else if (!strcmp(f, "--out"))
@@ -284,10 +288,24 @@ int dpt_cmd_bench(int argc, char **argv)
             dpt_error(DPT_ERR_IO, "%s: cannot create directory: %s", out, strerror(errno)));
     dpt_dataset_t *train, *test = NULL;
     dpt_status_t s = dpt_model_check_early(c.model_spec, spec);
+    dpt_augment_t *aug = NULL;
+    size_t ac = 0, ah = 0, aw = 0, ak;
+    if (augment_spec && !dpt_dataset_spec_shape(spec, &ac, &ah, &aw, &ak)) ac = ah = aw = 0;
+    if (s == DPT_OK && augment_spec) s = dpt_augment_create(augment_spec, ac, ah, aw, &aug);
     if (s != DPT_OK) return dpt_cli_fail(s);
     s = dpt_dataset_open(spec, NULL, &train, &test);
     if (s == DPT_OK) s = dpt_dataset_fit_normalization(train);
+    if (s == DPT_OK && aug) {
+        /* Built again for the data's own shape. */
+        dpt_augment_free(aug);
+        aug = NULL;
+        dpt_dataset_shape(train, &ac, &ah, &aw);
+        s = dpt_augment_create(augment_spec, ac, ah, aw, &aug);
+        if (s == DPT_OK) s = dpt_augment_check_data(aug, train);
+    }
+    c.augment = aug;
     if (s != DPT_OK) {
+        dpt_augment_free(aug);
         dpt_dataset_free(test);
         return dpt_cli_fail(s);
     }
@@ -311,9 +329,11 @@ int dpt_cmd_bench(int argc, char **argv)
                       "sgemm_gflops,roofline_ratio,peak_rss_mib,speedup_min,speedup_max\n");
     char micro[32] = "auto";
     if (c.micro_batch) snprintf(micro, sizeof micro, "%zu", c.micro_batch);
-    printf("# %s | %s | BLIS %s, %s kernels | micro-batch %s | median of %zu x %zu steps\n",
+    printf("# %s | %s | BLIS %s, %s kernels | micro-batch %s | augment %s | median of %zu x %zu "
+           "steps\n",
            dpt_dataset_describe(train), c.model_spec, dpt_gemm_blis_version(),
-           dpt_gemm_kernel_name(), micro, c.reps, c.steps);
+           dpt_gemm_kernel_name(), micro, aug ? dpt_augment_describe(aug) : "none", c.reps,
+           c.steps);
     warn_oversubscription(&c);
     printf("%-6s %7s %6s %11s %11s %11s %7s %7s %7s %7s %7s %8s %8s %7s %8s\n", "mode", "threads",
            "batch", "samples/s", "min", "max", "speedup", "effic.", "compute", "assembl", "update",
@@ -321,6 +341,7 @@ int dpt_cmd_bench(int argc, char **argv)
     if (c.strong || c.weak || c.sweep) s = dpt_bench_run(&c, train, print_row, &sink);
     if (s == DPT_OK && c.layers) s = print_layers(&c, train, out);
     fclose(sink.csv);
+    dpt_augment_free(aug);
     dpt_dataset_free(train), dpt_dataset_free(test);
     if (s != DPT_OK) return dpt_cli_fail(s);
     printf("# wrote %s\n", csv_path);

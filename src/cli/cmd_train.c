@@ -24,6 +24,8 @@ static const char *const usage =
     "                        cifar10:DIR | csv:FILE | synthetic:N[,C,H,W,K] (random, no files)\n"
     "  --val-split F         hold out fraction F (0 < F < 1) of the training data for\n"
     "                        validation (default 0: validate on the dataset's test split)\n"
+    "  --train-fraction F    train on a seeded fraction F (0 < F <= 1) of the training part\n"
+    "                        (small-data studies; default 1)\n"
     "  --csv-label-column N  CSV label column, 0-based, -1 = last (default -1)\n"
     "  --csv-header          the CSV's first row is a header\n"
     "  --csv-delimiter C     CSV field delimiter (default ',')\n"
@@ -51,7 +53,19 @@ static const char *const usage =
     "  --micro-batch N       rows per micro-shard (default 0 = auto: max(64, batch/16));\n"
     "                        results are bitwise identical for any --threads at a fixed\n"
     "                        batch size and micro-batch\n"
-    "  --seed N              seed for initialisation, shuffling, dropout (default 1)\n"
+    "  --seed N              seed for initialisation, shuffling, dropout, augmentation\n"
+    "                        (default 1)\n"
+    "augmentation (training batches only; docs/augmentation.md):\n"
+    "  --augment SPEC        ops joined by '+', each NAME or NAME:key=value,...:\n"
+    "                        crop:pad=P[,mode=zero|reflect]  hflip[:p=0.5]  vflip[:p=0.5]\n"
+    "                        rotate:degrees=D  translate:pixels=P  scale:min=A,max=B\n"
+    "                        affine:degrees=,translate=,scale_min=,scale_max=,shear=\n"
+    "                        (geometric ops take fill=0..1)  brightness:delta=D\n"
+    "                        contrast:factor=F  saturation:factor=F (RGB)  noise:std=S\n"
+    "                        erase:p=0.5,area=0.02/0.33,ratio=0.3/3.3,value=0\n"
+    "                        mixup:alpha=0.2 | cutmix:alpha=1 (last; mixes labels)\n"
+    "                        every op takes p (probability); e.g. \"crop:pad=2+hflip\"\n"
+    "  --augment-override    resume with an --augment other than the run's\n"
     "run safety:\n"
     "  --early-stop SPEC     stop when the monitored metric stops improving (Keras\n"
     "                        EarlyStopping): monitor=val_loss|val_accuracy,mode=min|max,\n"
@@ -112,6 +126,10 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
             c->plot = 1;
             continue;
         }
+        if (!strcmp(f, "--augment-override")) {
+            c->augment_override = 1;
+            continue;
+        }
         int data = dpt_cli_data_flag("train", argc, argv, &i, &c->data_spec, &c->data);
         if (data < 0) return DPT_EXIT_USAGE;
         if (data) continue;
@@ -131,6 +149,8 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
             c->schedule_spec = v;
         else if (!strcmp(f, "--warmup"))
             c->warmup_spec = v;
+        else if (!strcmp(f, "--augment"))
+            c->augment_spec = v;
         else if (!strcmp(f, "--out"))
             c->out_dir = v;
         else if (!strcmp(f, "--resume"))
@@ -156,6 +176,8 @@ static int parse_flags(train_args_t *a, int argc, char **argv, int start)
             c->lr_auto = 0; /* a later --lr (e.g. at resume) overrides auto */
         } else if (!strcmp(f, "--clip-grad-norm"))
             ok = dpt_cli_parse_double("train", f, v, 0, 1e12, &c->trainer.clip_grad_norm);
+        else if (!strcmp(f, "--train-fraction"))
+            ok = dpt_cli_parse_double("train", f, v, 1e-6, 1.0, &c->train_fraction);
         else if (!strcmp(f, "--val-split"))
             ok = dpt_cli_parse_double("train", f, v, 0.0, 0.99, &c->val_split);
         else if (!strcmp(f, "--epochs"))

@@ -20,6 +20,7 @@ static const subcommand_t subcommands[] = {
     {"lr-find", dpt_cmd_lr_find, "learning-rate range test"},
     {"bench", dpt_cmd_bench, "thread and batch scaling benchmarks"},
     {"info", dpt_cmd_info, "version, BLIS kernel set, threads, CPU features; --checkpoint F"},
+    {"augment", dpt_cmd_augment, "draw a PNG grid of augmented training images (--augment SPEC)"},
     {"plot", dpt_cmd_plot, "draw loss, accuracy and LR of a run directory with gnuplot"},
     {"sweep", dpt_cmd_sweep, "search rates, schedules, optimizers: trials, halving, ranking"},
 };

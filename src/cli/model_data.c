@@ -28,6 +28,8 @@ int dpt_model_data_parse(const char *cmd, const char *usage, int argc, char **ar
             a->checkpoint = v;
         else if (!strcmp(f, "--out"))
             a->out = v;
+        else if (!strcmp(f, "--tta"))
+            a->tta = v;
         else if (!strcmp(f, "--split")) {
             if (strcmp(v, "test") && strcmp(v, "train"))
                 return dpt_cli_usage_error(cmd, "--split must be test or train, got '%s'", v);
@@ -47,6 +49,7 @@ int dpt_model_data_open(const char *cmd, const dpt_model_data_args_t *a, dpt_inf
 {
     dpt_dataset_t *train = NULL, *test = NULL;
     dpt_status_t s = dpt_inference_load(a->checkpoint, a->threads, inf);
+    if (s == DPT_OK) s = dpt_inference_set_tta(*inf, a->tta);
     if (s == DPT_OK) s = dpt_dataset_open(a->data_spec, &a->data, &train, &test);
     if (s != DPT_OK) return dpt_cli_fail(s);
     bool want_train = a->split ? !strcmp(a->split, "train") : test == NULL;

@@ -8,6 +8,7 @@
 
 typedef struct dpt_model_data_args {
     const char *checkpoint, *data_spec, *split, *out;
+    const char *tta; /* --tta SPEC (NULL: none) */
     dpt_data_options_t data;
     size_t threads;
 } dpt_model_data_args_t;
@@ -17,7 +18,10 @@ typedef struct dpt_model_data_args {
     "  --data SPEC           dataset spec as for train (default fashion-mnist)\n"                  \
     "  --split test|train    which part (default: test when the dataset has one, else train)\n"    \
     "  --csv-header, --csv-label-column N, --csv-delimiter C   CSV options as for train\n"         \
-    "  --threads N           worker threads (default 0 = all cores)\n"
+    "  --threads N           worker threads (default 0 = all cores)\n"                             \
+    "  --tta SPEC            test-time augmentation: average the softmax over views, hflip,\n"     \
+    "                        vflip, crop:pad=P (centre + 4 corners), joined by '+' (all\n"         \
+    "                        combinations: \"hflip+crop:pad=2\" is 10 views; default none)\n"
 
 /* Parses argv[1..) into a; flags it does not know go to extra(flag, value) when given
  * (returning false there is an error already reported). Returns -1 to go on, else the exit

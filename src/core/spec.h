@@ -21,7 +21,7 @@
 #define DPT_SPEC_TEXT_MAX 1024              /* characters in one spec */
 #define DPT_SPEC_KEYS_MAX 24                /* keys of one kind */
 #define DPT_SPEC_VALUES_MAX 288             /* numbers of one part, lists included */
-#define DPT_SPEC_PARTS_MAX 4                /* parts joined by '+' */
+#define DPT_SPEC_PARTS_MAX 8                /* parts joined by '+' */
 #define DPT_SPEC_INT_MAX 9007199254740992.0 /* 2^53: integers convert to double exactly */
 
 typedef enum dpt_spec_type {

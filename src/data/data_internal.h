@@ -34,4 +34,10 @@ dpt_status_t dpt_synthetic_load(const char *arg, const dpt_data_options_t *opt, 
 /* Loads a numeric CSV table with one label column. */
 dpt_status_t dpt_csv_load(const char *path, const dpt_data_options_t *opt, dpt_store_t **out);
 
+/* For batch assembly outside dataset.c (augment.c): the uint8 pixels of sample i of a view
+ * (NULL for float tables), and the view's normaliser as x = pixel * a + b, pixel in [0, 255]
+ * (the multiply-add dpt_dataset_gather uses, so an identity augmentation gives its bits). */
+const uint8_t *dpt_dataset_pixels(const dpt_dataset_t *ds, size_t i);
+void dpt_dataset_pixel_affine(const dpt_dataset_t *ds, float *a, float *b);
+
 #endif

@@ -503,6 +503,23 @@ void dpt_dataset_normalization(const dpt_dataset_t *ds, double *mean, double *st
 
 /* ---- gather ----------------------------------------------------------------------------- */
 
+int dpt_dataset_is_image(const dpt_dataset_t *ds)
+{
+    return ds->st->u8 != NULL;
+}
+
+const uint8_t *dpt_dataset_pixels(const dpt_dataset_t *ds, size_t i)
+{
+    const dpt_store_t *st = ds->st;
+    return st->u8 ? st->u8 + (size_t)ds->idx[i] * st->features : NULL;
+}
+
+void dpt_dataset_pixel_affine(const dpt_dataset_t *ds, float *a, float *b)
+{
+    *a = (float)(1.0 / (255.0 * ds->std0));
+    *b = (float)(-ds->mean0 / ds->std0);
+}
+
 void dpt_dataset_gather(const dpt_dataset_t *ds, const uint32_t *idx, size_t n, float *x,
                         int32_t *y)
 {
@@ -511,7 +528,8 @@ void dpt_dataset_gather(const dpt_dataset_t *ds, const uint32_t *idx, size_t n, 
     if (st->u8) {
         /* (p/255 - mean)/std as one multiply-add per pixel: unlike a table lookup it
          * vectorises (bytes widened to floats 16 at a time), and gather runs in every step. */
-        const float a = (float)(1.0 / (255.0 * ds->std0)), b = (float)(-ds->mean0 / ds->std0);
+        float a, b;
+        dpt_dataset_pixel_affine(ds, &a, &b);
         for (size_t i = 0; i < n; i++) {
             const uint8_t *restrict p = st->u8 + (size_t)ds->idx[idx[i]] * f;
             /* Rows come in shuffled order, so the hardware prefetcher cannot guess the next

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dptrain/augment.h"
 #include "dptrain/dataset.h"
 #include "dptrain/model.h"
 #include "nn/plan.h"
@@ -29,6 +30,16 @@ double dpt_replica_train_shard(dpt_replica_t *r, const dpt_model_t *m, const flo
 double dpt_replica_eval_shard(dpt_replica_t *r, const dpt_model_t *m, const float *params,
                               const dpt_dataset_t *ds, const uint32_t *ids, size_t rows,
                               float *probs, size_t *correct);
+
+/* Training shards assemble their batch through a (NULL: plain gather, the default); the
+ * replica sizes its scratch, label and weight buffers for it. a must outlive the replica. */
+dpt_status_t dpt_replica_set_augment(dpt_replica_t *r, const dpt_augment_t *a);
+/* Evaluation shards average the softmax over t's views (NULL: one plain view). */
+dpt_status_t dpt_replica_set_tta(dpt_replica_t *r, const dpt_model_t *m, const dpt_tta_t *t);
+
+/* What the last eval shard's predictions are the argmax of ([rows x classes]): the logits,
+ * or with test-time augmentation the softmax averaged over the views. */
+const float *dpt_replica_scores(const dpt_replica_t *r, const dpt_model_t *m);
 
 /* Logits of the last forward pass ([rows x classes]). */
 const float *dpt_replica_logits(const dpt_replica_t *r, const dpt_model_t *m);

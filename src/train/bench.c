@@ -106,7 +106,8 @@ static dpt_status_t time_rep(const dpt_bench_config_t *cfg, const dpt_model_t *m
     dpt_trainer_config_t tc = {.threads = p->threads,
                                .batch_size = p->batch,
                                .micro_batch = cfg->micro_batch,
-                               .seed = cfg->seed};
+                               .seed = cfg->seed,
+                               .augment = cfg->augment};
     dpt_status_t s = dpt_optimizer_create(cfg->optimizer_spec, m, &o);
     if (s == DPT_OK) s = dpt_trainer_create(m, o, &tc, &t);
     dpt_epoch_stats_t st;
@@ -277,7 +278,8 @@ dpt_status_t dpt_bench_layers(const dpt_bench_config_t *cfg, const dpt_dataset_t
     dpt_trainer_config_t tc = {.threads = 1,
                                .batch_size = cfg->strong_batch,
                                .micro_batch = cfg->micro_batch,
-                               .seed = cfg->seed};
+                               .seed = cfg->seed,
+                               .augment = cfg->augment};
     dpt_status_t s = dpt_model_create_for_data(cfg->model_spec, ds, dpt_dataset_classes(ds), &m);
     if (s == DPT_OK) s = dpt_optimizer_create(cfg->optimizer_spec, m, &o);
     if (s == DPT_OK) s = dpt_trainer_create(m, o, &tc, &t);

@@ -11,7 +11,7 @@
 static void count_confusion(const dpt_replica_t *rep, const dpt_model_t *m, size_t cnt,
                             size_t classes, uint64_t *confusion)
 {
-    const float *z = dpt_replica_logits(rep, m);
+    const float *z = dpt_replica_scores(rep, m);
     const int32_t *y = dpt_replica_labels(rep);
     for (size_t r = 0; r < cnt; r++) {
         size_t arg = 0;

@@ -23,6 +23,7 @@ struct dpt_inference {
     size_t norm_bytes;
     size_t threads;
     dpt_replica_t **replicas;
+    dpt_tta_t *tta; /* NULL: none */
 };
 
 static dpt_status_t load_sections(dpt_inference_t *inf, const char *path,
@@ -76,6 +77,7 @@ void dpt_inference_free(dpt_inference_t *inf)
         for (size_t i = 0; i < inf->threads; i++)
             dpt_replica_free(inf->replicas[i]);
     free(inf->replicas);
+    dpt_tta_free(inf->tta);
     dpt_model_free(inf->model);
     dpt_free_aligned(inf->params);
     free(inf->norm);
@@ -87,9 +89,34 @@ const dpt_model_t *dpt_inference_model(const dpt_inference_t *inf)
     return inf->model;
 }
 
+dpt_status_t dpt_inference_set_tta(dpt_inference_t *inf, const char *spec)
+{
+    dpt_tta_t *t = NULL;
+    if (spec && *spec && strcmp(spec, "none") != 0) {
+        dpt_shape_t in = dpt_model_input_shape(inf->model);
+        dpt_status_t s = dpt_tta_create(spec, in.c, in.h, in.w, &t);
+        if (s != DPT_OK) return s;
+    }
+    for (size_t i = 0; i < inf->threads; i++) {
+        dpt_status_t s = dpt_replica_set_tta(inf->replicas[i], inf->model, t);
+        if (s != DPT_OK) {
+            for (size_t j = 0; j <= i; j++)
+                dpt_replica_set_tta(inf->replicas[j], inf->model, NULL);
+            dpt_tta_free(t);
+            return s;
+        }
+    }
+    dpt_tta_free(inf->tta);
+    inf->tta = t;
+    return DPT_OK;
+}
+
 dpt_status_t dpt_inference_prepare(const dpt_inference_t *inf, dpt_dataset_t *ds)
 {
     size_t f = dpt_dataset_features(ds), c = dpt_dataset_classes(ds);
+    if (inf->tta && !dpt_dataset_is_image(ds))
+        return dpt_error(DPT_ERR_INVALID_ARG, "--tta needs image data; %s is a table",
+                         dpt_dataset_describe(ds));
     if (f != dpt_model_in_features(inf->model) || c > dpt_model_classes(inf->model))
         return dpt_error(DPT_ERR_INVALID_ARG,
                          "data (%zu features, %zu classes) does not fit the checkpoint's model "

@@ -302,6 +302,7 @@ static void run_free(run_t *r)
     dpt_step_log_close(r->files.steps);
     dpt_metrics_close(r->files.metrics);
     dpt_trainer_free(r->trainer);
+    dpt_augment_free(r->augment);
     dpt_schedule_free(r->sched);
     dpt_optimizer_free(r->opt);
     dpt_model_free(r->model);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "dptrain/augment.h"
 #include "dptrain/dataset.h"
 #include "dptrain/model.h"
 #include "dptrain/optimizer.h"
@@ -25,7 +26,23 @@ static dpt_status_t check_numbers(const dpt_run_config_t *c)
         return dpt_error(DPT_ERR_INVALID_ARG,
                          "--lr auto and --lr-scaling do not combine: the range test already "
                          "runs at this batch size");
+    if (!(c->train_fraction >= 0 && c->train_fraction <= 1))
+        return dpt_error(DPT_ERR_INVALID_ARG, "--train-fraction must be in (0, 1] (0: all), got %g",
+                         c->train_fraction);
     return DPT_OK;
+}
+
+/* --augment against the image shape the data spec implies, when it implies one (crop
+ * padding, colour ops); otherwise the spec alone, and the shape after loading. */
+static dpt_status_t check_augment(const dpt_run_config_t *c)
+{
+    if (!given(c->augment_spec)) return DPT_OK;
+    size_t ch = 0, h = 0, w = 0, classes;
+    if (!dpt_dataset_spec_shape(c->data_spec, &ch, &h, &w, &classes)) ch = h = w = 0;
+    dpt_augment_t *a = NULL;
+    dpt_status_t s = dpt_augment_create(c->augment_spec, ch, h, w, &a);
+    dpt_augment_free(a);
+    return s;
 }
 
 /* The optimizer and --no-decay on the run's model when the data spec fixes its shape, else on
@@ -62,6 +79,7 @@ dpt_status_t dpt_run_check(const dpt_run_config_t *c)
     dpt_status_t s = check_numbers(c);
     if (s == DPT_OK) s = check_model_and_optimizer(c);
     if (s == DPT_OK) s = check_schedule(c);
+    if (s == DPT_OK) s = check_augment(c);
     dpt_early_stop_config_t es;
     dpt_guard_config_t guard;
     if (s == DPT_OK) s = dpt_early_stop_parse(c->early_stop_spec, &es);

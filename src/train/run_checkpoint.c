@@ -53,7 +53,7 @@ static dpt_status_t save(const run_t *r, const char *name, const float *restored
     if (!norm) return dpt_error(DPT_ERR_NOMEM, "out of memory saving the normalisation");
     dpt_dataset_normalization_save(r->data.train, norm, norm_bytes);
     const float *trained = dpt_trainer_params(r->trainer);
-    dpt_ckpt_section_t sec[12] = {
+    dpt_ckpt_section_t sec[13] = {
         {"config", r->config_text, strlen(r->config_text)},
         model,
         {"normalization", norm, norm_bytes},
@@ -70,6 +70,8 @@ static dpt_status_t save(const run_t *r, const char *name, const float *restored
     if (restored)
         sec[n_sec++] = (dpt_ckpt_section_t){"trained_params", trained, n_params * sizeof(float)};
     if (progress) sec[n_sec++] = (dpt_ckpt_section_t){"epoch_progress", progress, sizeof *progress};
+    const char *aug = run_augment_text(r);
+    sec[n_sec++] = (dpt_ckpt_section_t){"augment", aug, strlen(aug)};
     if (row && !progress) sec[n_sec++] = (dpt_ckpt_section_t){"epoch_row", row, sizeof *row};
     run_path_t path = run_path(r, name);
     s = dpt_checkpoint_write(path.s, sec, n_sec);
@@ -125,6 +127,23 @@ static dpt_status_t restore_progress(run_t *r, const char *path, const void *dat
     return DPT_OK;
 }
 
+/* The run's augmentation must be the checkpoint's (absent: none, as in checkpoints from
+ * before augmentation) unless the user overrides it: a resumed run would otherwise continue
+ * under other data than the one it started on without saying so. */
+static dpt_status_t check_augment(const run_t *r, const dpt_checkpoint_t *ck, const char *path)
+{
+    size_t n = 0;
+    const char *stored = dpt_checkpoint_section(ck, "augment", &n);
+    const char *now = run_augment_text(r);
+    if (!stored) stored = "none", n = 4;
+    if ((strlen(now) == n && memcmp(now, stored, n) == 0) || r->cfg->augment_override)
+        return DPT_OK;
+    return dpt_error(DPT_ERR_INVALID_ARG,
+                     "%s: the run was trained with --augment '%.*s'; resuming with '%s' changes "
+                     "its data: give --augment-override to resume with it anyway",
+                     path, (int)(n < 2048 ? n : 2048), stored, now);
+}
+
 dpt_status_t run_checkpoint_restore(run_t *r)
 {
     run_path_t p = run_path(r, DPT_RUN_CHECKPOINT);
@@ -134,7 +153,9 @@ dpt_status_t run_checkpoint_restore(run_t *r)
     if (s != DPT_OK) return s;
     size_t pbytes = dpt_model_param_count(r->model) * sizeof(float);
     const void *st_p, *params, *guards, *best, *trained, *progress, *row;
-    s = dpt_checkpoint_section_exact(ck, path, "state", sizeof(run_state_t), &st_p);
+    s = check_augment(r, ck, path);
+    if (s == DPT_OK)
+        s = dpt_checkpoint_section_exact(ck, path, "state", sizeof(run_state_t), &st_p);
     if (s == DPT_OK) s = dpt_checkpoint_section_exact(ck, path, "params", pbytes, &params);
     if (s == DPT_OK) s = dpt_optimizer_checkpoint_load(r->opt, ck, path);
     if (s == DPT_OK)

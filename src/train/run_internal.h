@@ -108,6 +108,7 @@ typedef struct run {
     dpt_optimizer_t *opt;
     dpt_schedule_t *sched;
     dpt_trainer_t *trainer;
+    dpt_augment_t *augment; /* NULL: none (run_setup.c) */
     dpt_plateau_state_t plateau;
     const char *monitor;  /* plateau's metric, or NULL */
     double best_val_loss; /* best.dpt's monitored value, oriented so lower is better */
@@ -137,6 +138,10 @@ int run_on_step(void *user, uint64_t steps_done, double lr, double loss);
 dpt_status_t run_setup(run_t *r);
 /* Builds config_text (every rank: run_world_check compares it); run_write_config writes it. */
 void run_describe_config(run_t *r);
+/* Whether cfg asks for augmentation ("none" and "" do not). */
+int run_augment_on(const dpt_run_config_t *c);
+/* The canonical augmentation spec ("none" without one), for config.txt and checkpoints. */
+const char *run_augment_text(const run_t *r);
 dpt_status_t run_write_config(run_t *r);
 
 /* run_world.c: every rank has the same resolved config (config_text, built), the same data and

@@ -149,6 +149,7 @@ static dpt_status_t alloc_buffers(dpt_trainer_t *t)
         t->grads[m] = t->grad_arena + m * t->n_params;
     for (size_t i = 0; i < threads; i++) {
         dpt_status_t s = dpt_replica_create(t->model, rows, &t->replicas[i]);
+        if (s == DPT_OK) s = dpt_replica_set_augment(t->replicas[i], t->cfg.augment);
         if (s != DPT_OK) return s;
     }
     return DPT_OK;
@@ -623,7 +624,7 @@ static dpt_status_t check_dataset(const dpt_trainer_t *t, const dpt_dataset_t *d
                          dpt_dataset_features(ds), dpt_dataset_classes(ds),
                          dpt_model_in_features(t->model), dpt_model_classes(t->model));
     if (dpt_dataset_count(ds) == 0) return dpt_error(DPT_ERR_INVALID_ARG, "dataset is empty");
-    return DPT_OK;
+    return t->cfg.augment ? dpt_augment_check_data(t->cfg.augment, ds) : DPT_OK;
 }
 
 /* Runs batches [from->batches, n_batches) of the current order, continuing from's sums;

@@ -1,19 +1,24 @@
 /* libFuzzer target: the one spec grammar (core/spec.c) through every flag that speaks it:
  * dpt_model_create_shaped, dpt_optimizer_create (and --no-decay), dpt_schedule_create
- * (schedule and warmup), --early-stop, --divergence-guard and --lr-scaling.
+ * (schedule and warmup), --early-stop, --divergence-guard, --lr-scaling, --augment and --tta.
  *
  * Input: 4 bytes of numbers (input shape, classes, steps per epoch, epochs), then up to five
  * strings separated by '\n': model spec, optimizer spec, schedule spec, warmup spec, and a
- * spec given to --no-decay, --early-stop, --divergence-guard and --lr-scaling (a missing one
- * is NULL). The first byte picks the input: below 128, a table of 1 + b % 64 features;
- * from 128, an image of 1 + b % 4 channels and side 1 + (b / 4) % 16. A small model that
+ * spec given to --no-decay, --early-stop, --divergence-guard, --lr-scaling, --augment and
+ * --tta (a missing one is NULL). The first byte picks the input: below 128, a table of 1 + b % 64
+ * features; from 128, an image of 1 + b % 4 channels and side 1 + (b / 4) % 16. A small model that
  * builds runs one training forward and backward pass over two rows (every op's code under the
  * sanitizers). A schedule that parses is evaluated at a few steps, its plateau state driven,
- * and its description must parse back to a schedule with the same description and LRs. */
+ * and its description must parse back to a schedule with the same description and LRs. An
+ * augmentation that builds must describe itself in a form that builds the same; on an image
+ * input it augments a few seeded images, whose pixels must stay in [0, 255], and test-time
+ * augmentation gathers every view. */
 #include <math.h>
 
 #include "nn/plan.h"
 
+#include "dptrain/augment.h"
+#include "dptrain/dataset.h"
 #include "dptrain/model.h"
 #include "dptrain/optimizer.h"
 #include "dptrain/schedule.h"
@@ -113,6 +118,65 @@ static void check_small_flags(const char *spec)
     if (st == DPT_OK && !(lr > 0 && isfinite(lr))) abort();
 }
 
+static void augment_images(const dpt_augment_t *a, const dpt_dataset_t *ds, size_t f)
+{
+    float *img = malloc(f * sizeof *img), *scratch = malloc(dpt_augment_scratch_floats(a) * 4);
+    if (!img || !scratch) abort();
+    for (size_t i = 0; i < dpt_dataset_count(ds); i++)
+        for (uint64_t e = 0; e < 2; e++) {
+            int32_t y2;
+            float lam;
+            dpt_augment_view(a, ds, i, 1, e, img, scratch, &y2, &lam);
+            for (size_t j = 0; j < f; j++)
+                if (!(img[j] >= 0 && img[j] <= 255)) abort();
+            if (!(lam >= 0 && lam <= 1) || y2 < 0) abort();
+        }
+    free(img), free(scratch);
+}
+
+static void tta_views(const dpt_tta_t *t, const dpt_dataset_t *ds, size_t f)
+{
+    const size_t n = dpt_dataset_count(ds);
+    float *x = malloc(n * f * sizeof *x), *scratch = malloc(dpt_tta_scratch_floats(t) * 4);
+    uint32_t ids[8];
+    if (!x || !scratch || n > 8) abort();
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (uint32_t)i;
+    for (size_t v = 0; v < dpt_tta_views(t); v++)
+        dpt_tta_gather(t, v, ds, ids, n, x, NULL, scratch);
+    free(x), free(scratch);
+}
+
+/* --augment and --tta; shape c x h x w (c = 0: a table input, the spec alone is checked). */
+static void check_augment(const char *spec, size_t c, size_t h, size_t w)
+{
+    dpt_augment_t *a = NULL, *b = NULL;
+    dpt_tta_t *t = NULL;
+    dpt_status_t st = dpt_augment_create(spec, c, h, w, &a);
+    fz_check_status(st);
+    if (st == DPT_OK) {
+        const char *d = dpt_augment_describe(a);
+        if (dpt_augment_create(d, c, h, w, &b) != DPT_OK || strcmp(d, dpt_augment_describe(b))) {
+            fprintf(stderr, "augment round trip failed: %s -> %s\n", spec, d);
+            abort();
+        }
+        dpt_augment_free(b);
+    }
+    st = dpt_tta_create(spec, c ? c : 1, c ? h : 8, c ? w : 8, &t);
+    fz_check_status(st);
+    if (c && (a || t)) {
+        char data[64];
+        snprintf(data, sizeof data, "synthetic:6,%zu,%zu,%zu,3", c, h, w);
+        dpt_dataset_t *ds = NULL, *test = NULL;
+        if (dpt_dataset_open(data, NULL, &ds, &test) != DPT_OK) abort();
+        if (a) augment_images(a, ds, c * h * w);
+        if (t) tta_views(t, ds, c * h * w);
+        dpt_dataset_free(ds), dpt_dataset_free(test);
+    }
+    dpt_augment_free(a);
+    dpt_tta_free(t);
+}
+
 /* One training forward and backward pass of a small model over two rows of zeros. */
 static void run_two_rows(const dpt_model_t *m, const float *params)
 {
@@ -185,6 +249,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check_schedule(part[2], part[3], spe, epochs);
     check_small_flags(part[4]);
+    check_augment(part[4], data[0] >= 128 ? in.c : 0, in.h, in.w);
     free(text);
     return 0;
 }

@@ -124,6 +124,19 @@ image_specs = [
 ]
 for i, s in enumerate(image_specs):
     put("specs", "image%02d" % i, bytes([158, 1, 9, 4]) + s.encode())
+# --augment and --tta (the fifth string) on an image input (3 x 8 x 8; 1 x 8 x 8 for b = 156)
+augment_specs = [
+    "crop:pad=2+hflip+rotate:degrees=10",
+    "crop:pad=3,mode=reflect+vflip:p=0.3+translate:pixels=1.5,fill=0.5+scale:min=0.8,max=1.2",
+    "affine:degrees=15,translate=2,scale_min=0.9,scale_max=1.1,shear=10+brightness:0.2+"
+    "contrast:0.3+saturation:0.4",
+    "noise:std=0.05+erase:p=1,area=0.1/0.3,ratio=0.5/2,value=0.5+mixup:alpha=0.4",
+    "hflip:p=1+cutmix:alpha=1,p=0.5",
+    "hflip+crop:pad=1",
+]
+for i, s in enumerate(augment_specs):
+    put("specs", "augment%02d" % i, bytes([158, 1, 9, 4]) + ("dense:3\nsgd\n\n\n" + s).encode())
+put("specs", "augment_grey", bytes([156, 1, 9, 4]) + b"dense:3\nsgd\n\n\nsaturation:0.2")
 
 # ---- metrics: resume-epoch byte, then the CSV ----------------------------------------------
 m = (b"epoch,lr,train_loss,val_loss,train_accuracy,val_accuracy,note\n"
