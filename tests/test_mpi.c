@@ -141,6 +141,19 @@ Test(mpi, two_phase_path_lamb_and_clipping_match_one_process, .timeout = 120)
     assert_same_run(one, three);
 }
 
+/* Augmentation draws are keyed by (seed, epoch, sample, op, draw) and mixup's partner by the
+ * sample, so any split across processes augments the same batch. */
+Test(mpi, augmented_training_matches_one_process, .timeout = 120)
+{
+    const char *extra = "--augment crop:pad=1+hflip+rotate:degrees=10+mixup:alpha=0.4";
+    char *one = t_scratch_dir("one"), *three = t_scratch_dir("three"), *two = t_scratch_dir("two");
+    train_into(0, 1, extra, one, 2);
+    train_into(3, 1, extra, three, 2);
+    assert_same_run(one, three);
+    train_into(2, 2, extra, two, 2);
+    assert_same_run(one, two);
+}
+
 Test(mpi, checkpoint_of_two_ranks_resumes_with_three_and_with_one, .timeout = 120)
 {
     char *ref = t_scratch_dir("ref"), *a = t_scratch_dir("a"), *b = t_scratch_dir("b");
