@@ -4,6 +4,9 @@
 #include "data/augment_ops.h"
 
 #include <math.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 #include <string.h>
 
 static inline float clamp255(float v)
@@ -107,6 +110,46 @@ size_t dpt_aug_warp_scratch(size_t h, size_t w)
     return (h + 3) * (w + 2) + 1;
 }
 
+/* The warp's row loop, 8 pixels at a time, for as many whole blocks of 8 as the row has;
+ * returns the first pixel it left to the scalar loop. The same arithmetic as that loop (its
+ * multiply-adds contracted to FMAs as GCC contracts them with -march=native). */
+#if defined(__AVX2__) && defined(__FMA__)
+static int warp_row_avx2(const float *restrict s, float *restrict o, int w, int ipw, float m0,
+                         float m3, float bx, float by, float xmax, float ymax)
+{
+    const __m256 lo = _mm256_set1_ps(-1.0f), hx = _mm256_set1_ps(xmax), hy = _mm256_set1_ps(ymax);
+    const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 vm0 = _mm256_set1_ps(m0), vm3 = _mm256_set1_ps(m3);
+    const __m256 vbx = _mm256_set1_ps(bx), vby = _mm256_set1_ps(by);
+    const __m256i one = _mm256_set1_epi32(1), pitch = _mm256_set1_epi32(ipw);
+    int x = 0;
+    for (; x + 8 <= w; x += 8) {
+        __m256 xs = _mm256_add_ps(_mm256_set1_ps((float)x), lane);
+        __m256 sx = _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(vm0, xs, vbx), lo), hx);
+        __m256 sy = _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(vm3, xs, vby), lo), hy);
+        __m256 fx = _mm256_floor_ps(sx), fy = _mm256_floor_ps(sy);
+        __m256 ax = _mm256_sub_ps(sx, fx), ay = _mm256_sub_ps(sy, fy);
+        __m256i row = _mm256_mullo_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fy), one), pitch);
+        __m256i k = _mm256_add_epi32(row, _mm256_add_epi32(_mm256_cvttps_epi32(fx), one));
+        __m256 s00 = _mm256_i32gather_ps(s, k, 4), s01 = _mm256_i32gather_ps(s + 1, k, 4);
+        __m256 s10 = _mm256_i32gather_ps(s + ipw, k, 4);
+        __m256 s11 = _mm256_i32gather_ps(s + ipw + 1, k, 4);
+        __m256 top = _mm256_fmadd_ps(ax, _mm256_sub_ps(s01, s00), s00);
+        __m256 bot = _mm256_fmadd_ps(ax, _mm256_sub_ps(s11, s10), s10);
+        _mm256_storeu_ps(o + x, _mm256_fmadd_ps(ay, _mm256_sub_ps(bot, top), top));
+    }
+    return x;
+}
+#else
+static int warp_row_avx2(const float *s, float *o, int w, int ipw, float m0, float m3, float bx,
+                         float by, float xmax, float ymax)
+{
+    (void)s, (void)o, (void)w, (void)ipw, (void)m0, (void)m3, (void)bx, (void)by, (void)xmax;
+    (void)ymax;
+    return 0; /* no AVX2: the scalar loop does the row */
+}
+#endif
+
 void dpt_aug_warp(float *img, size_t c, size_t h, size_t w, const dpt_aug_affine_t *map, float fill,
                   float *pad)
 {
@@ -132,10 +175,11 @@ void dpt_aug_warp(float *img, size_t c, size_t h, size_t w, const dpt_aug_affine
             float *restrict o = p + y * w;
             /* Coordinates clamped to [-1, w] x [-1, h] read the fill border: outside the image
              * every tap is fill, as with a constant-padded source, with no branch per tap.
-             * The four taps are gathers; GCC 12 leaves this loop scalar on this project's Intel
-             * CPU (its tuning avoids gathers there): ~4.3 us for a 28x28 image
-             * (docs/performance.md). */
-            for (int x = 0; x < (int)w; x++) {
+             * The four taps are gathers. GCC 12 leaves the scalar loop scalar on this
+             * project's Intel CPU (~4.3 us for a 28x28 image); the AVX2 block does 8 pixels
+             * with four gathers (~0.7 us; the same floats, docs/performance.md). */
+            int x = warp_row_avx2(s, o, (int)w, ipw, m0, m3, bx, by, xmax, ymax);
+            for (; x < (int)w; x++) {
                 float sx = m0 * (float)x + bx, sy = m3 * (float)x + by;
                 sx = sx < -1.0f ? -1.0f : sx > xmax ? xmax : sx;
                 sy = sy < -1.0f ? -1.0f : sy > ymax ? ymax : sy;
