@@ -12,6 +12,7 @@ Parts (each a sweep directory under OUT_DIR; a rerun continues, finished trials 
   4  lr-find's suggestions against part 1's best rate
   5  part 1's grid with successive halving: the compute it saves and whether it keeps the winner
   6  the small CNN on a 10% subset of Fashion-MNIST: constant LR grid, 3 seeds
+  7  the small CNN: parts 2 (5 schedules x 3 optimizers), 4 and 5 on the same subset
 Writes OUT_DIR/report.md (the tables of docs/lr-study.md) and copies the sweep plots next to it.
 Needs build/dptrain (scripts/setup.sh) and Debian's dataset-fashion-mnist.
 """
@@ -121,16 +122,18 @@ def part1(out, epochs):
     return "\n".join(lines), best, rows
 
 
-def part2(out, epochs):
+def part2(out, epochs, prefix="p2", data=("--val-split", "0.1"), only=None, optimizers=None):
     lines = ["| schedule | optimizer | best lr (of 3, seed 1) | final val accuracy (3 seeds) |",
              "|---|---|---|---|"]
     results = []
-    for oname, ospec, rates in OPTIMIZERS:
+    for oname, ospec, rates in optimizers or OPTIMIZERS:
         for sname, sspec, wspec in schedules(epochs):
+            if only and sname not in only:
+                continue
             tag = "%s-%s" % (oname.replace("+", ""), sname.replace("+", "-"))
             grid = "lr=%s;lr-schedule={%s};warmup={%s}" % ("/".join(rates), sspec, wspec)
-            rows = sweep(os.path.join(out, "p2a-" + tag), grid,
-                         ["--val-split", "0.1", "--epochs", str(epochs), "--optimizer", ospec],
+            rows = sweep(os.path.join(out, prefix + "a-" + tag), grid,
+                         list(data) + ["--epochs", str(epochs), "--optimizer", ospec],
                          seeds="1")
             acc, _ = by_config(rows, "lr")
             scored = [(statistics.mean(v), lr) for lr, v in acc.items() if v]
@@ -139,8 +142,8 @@ def part2(out, epochs):
                 continue
             best_lr = max(scored)[1]
             grid = "lr=%s;lr-schedule={%s};warmup={%s}" % (best_lr, sspec, wspec)
-            rows = sweep(os.path.join(out, "p2b-" + tag), grid,
-                         ["--val-split", "0.1", "--epochs", str(epochs), "--optimizer", ospec])
+            rows = sweep(os.path.join(out, prefix + "b-" + tag), grid,
+                         list(data) + ["--epochs", str(epochs), "--optimizer", ospec])
             acc, _ = by_config(rows, None)
             v = acc.get("all", [])
             results.append((statistics.mean(v) if v else float("nan"), sname, oname, best_lr, v))
@@ -189,10 +192,10 @@ def part3(out, epochs):
     return "\n".join(lines)
 
 
-def part4(out):
-    csv_path = os.path.join(out, "p4-lr-find.csv")
+def part4(out, name="p4-lr-find.csv", extra=()):
+    csv_path = os.path.join(out, name)
     cmd = [BIN, "lr-find", "--data", "fashion-mnist", "--optimizer", "sgd:momentum=0.9",
-           "--threads", "2", "--out", csv_path]
+           "--threads", "2", "--out", csv_path] + list(extra)
     print("+", " ".join(cmd), file=sys.stderr, flush=True)
     res = subprocess.run(cmd, capture_output=True, text=True)
     return (res.stdout + res.stderr).strip()
@@ -246,10 +249,48 @@ def part6(out, epochs):
     return "\n".join(lines)
 
 
+CNN_OPTIMIZERS = [
+    ("sgd+momentum", "sgd:momentum=0.9", ["0.003", "0.01", "0.03"]),
+    ("adam", "adam", ["0.0003", "0.001", "0.003"]),
+    ("adamw", "adamw:weight_decay=0.01", ["0.0003", "0.001", "0.003"]),
+]
+
+
+def cnn_parts(out, epochs):
+    """Parts 2, 4 and 5 for the small CNN on the 10% subset."""
+    d = subset_10pct(out)
+    data = ("--data", "mnist:" + d, "--model", SMALL_CNN)
+    table, ranked = part2(out, epochs, prefix="p7", data=data,
+                          only=("constant", "multistep", "cosine", "onecycle", "plateau"),
+                          optimizers=CNN_OPTIMIZERS)
+    text = ["## 7. Schedules x optimizers (small CNN, 10% subset)", "", table, "",
+            "ranked by the mean:", ""]
+    text += ["- %.4f %s + %s at lr %s" % (m, sn, o, lr) for m, sn, o, lr, v in ranked]
+    text += ["", "## 8. lr-find (small CNN, 10% subset, SGD+momentum 0.9)", "", "```",
+             part4(out, "p8-lr-find-cnn.csv", ["--data", "mnist:" + d, "--model", SMALL_CNN]),
+             "```", ""]
+    grid = "lr=0.003/0.01/0.03/0.1/0.3/1"
+    rows = sweep(os.path.join(out, "p9-cnn-halving"), grid,
+                 ["--epochs", str(epochs), "--model", SMALL_CNN, "--optimizer", "sgd:momentum=0.9",
+                  "--data", "mnist:" + d], extra=["--halving", "eta=3,min_epochs=1"])
+    with open(os.path.join(out, "p6-cnn", "trials.csv")) as f:
+        full_rows = list(csv.DictReader(f))
+    acc, _ = by_config(rows, "lr")
+    finished = [(statistics.mean(v), lr) for lr, v in acc.items() if v]
+    facc, _ = by_config(full_rows, "lr")
+    fbest = max((statistics.mean(v), lr) for lr, v in facc.items() if v)
+    text += ["## 9. Successive halving on part 6's grid (small CNN)", "",
+             "epochs trained: full grid %d, halving %d (%.0f%% saved); winner with halving: lr %s;"
+             " full grid's best: lr %s" % (best_epochs_note(full_rows), best_epochs_note(rows),
+                                          100.0 * (1 - best_epochs_note(rows) / best_epochs_note(full_rows)),
+                                          max(finished)[1] if finished else "none", fbest[1]), ""]
+    return text
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out", nargs="?", default=os.path.join(ROOT, "perf", "out", "lr-study"))
-    ap.add_argument("--parts", default="1,2,3,4,5,6")
+    ap.add_argument("--parts", default="1,2,3,4,5,6,7")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--cnn-epochs", type=int, default=5)
     a = ap.parse_args()
@@ -284,6 +325,8 @@ def main():
     if 6 in parts:
         report += ["## 6. Small CNN, 10% of Fashion-MNIST (6000 images), SGD+momentum 0.9", "",
                    part6(a.out, a.cnn_epochs), ""]
+    if 7 in parts:
+        report += cnn_parts(a.out, a.cnn_epochs)
     with open(os.path.join(a.out, "report.md"), "w") as f:
         f.write("\n".join(report) + "\n")
     print("\n".join(report))
