@@ -6,10 +6,13 @@
 # (build/bench_exchange, 16 MiB). Needs a Release build with MPI in build/.
 #
 #   perf/mpi_scaling.sh                       2 cores: 1x2, 2x1 on the MLP and the small CNN
+#   CONFIGS="1x2 2x1p 2x1" perf/mpi_scaling.sh   the pipelined exchange (2x1: DPT_EXCHANGE=overlap)
+#                                             against the phase-separated one (2x1p:
+#                                             DPT_EXCHANGE=phased), same run, interleaved
 #   CONFIGS="1x16 2x8 4x4 8x2 16x1" BATCH=2048 MODELS=mlp perf/mpi_scaling.sh
 #                                             a 16-core machine (efficiency vs 1x16)
 # Environment: CONFIGS, MODELS (mlp cnn), BATCH (256), REPS (5), SAMPLES_MLP (30000),
-# SAMPLES_CNN (3072), OUT ($TMPDIR/dpt-mpi-scaling).
+# SAMPLES_CNN (3072), CNN (the model spec), OUT ($TMPDIR/dpt-mpi-scaling).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=build/dptrain
@@ -20,10 +23,11 @@ REPS=${REPS:-5}
 OUT=${OUT:-${TMPDIR:-/tmp}/dpt-mpi-scaling}
 mkdir -p "$OUT"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-CNN="conv:32:3,bn,relu,maxpool:2,conv:64:3,bn,relu,maxpool:2,dense:128,relu,dropout:0.3,dense:10"
+CNN=${CNN:-"conv:32:3,bn,relu,maxpool:2,conv:64:3,bn,relu,maxpool:2,dense:128,relu,dropout:0.3,dense:10"}
 
 run_one() { # model config rep -> samples/s
-    local model=$1 cfg=$2 rep=$3 r=${2%x*} t=${2#*x} dir="$OUT/run-$1-$2-$3" spec data
+    local model=$1 cfg=$2 rep=$3 r=${2%x*} t=${2#*x} dir="$OUT/run-$1-$2-$3" spec data mode=overlap
+    [[ $t == *p ]] && t=${t%p} mode=phased
     if [[ $model == mlp ]]; then
         spec="dense:256,relu,dense:128,relu,dense:10"; data="synthetic:${SAMPLES_MLP:-30000},1,28,28,10"
     else
@@ -35,7 +39,7 @@ run_one() { # model config rep -> samples/s
         "$bin" "${args[@]}" >/dev/null
     else
         # --bind-to none: the OpenMP threads of a rank must not share one core.
-        mpirun -np "$r" --bind-to none "$bin" "${args[@]}" >/dev/null
+        DPT_EXCHANGE=$mode mpirun -np "$r" --bind-to none -x DPT_EXCHANGE "$bin" "${args[@]}" >/dev/null
     fi
     tail -1 "$dir/metrics.csv" | cut -d, -f10
 }

@@ -151,6 +151,28 @@ run_tsan() {
   fi
   DPT_THREADS=2 cli_runs "" build-tsan/dptrain
   DPT_THREADS=3 DPT_MICRO=8 cli_runs "" build-tsan/dptrain
+  # One MPI case: 2 ranks x 2 threads, the pipelined exchange (thread 0 drives MPI while the
+  # others sum and update pieces, synchronised by C11 atomics) and the phase-separated one.
+  # Open MPI is not instrumented (ignore_noninstrumented_modules); mpirun forwards the
+  # environment with -x. Each rank must print Archer's line, or the check would be vacuous.
+  if grep -q "^DPT_MPI:BOOL=ON" build-tsan/CMakeCache.txt && command -v mpirun >/dev/null; then
+    local mode log
+    for mode in overlap phased; do
+      log="${TMPDIR:-/tmp}/dpt-tsan-mpi-$mode.log"
+      if ! OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+        OMPI_MCA_rmaps_base_oversubscribe=1 ARCHER_OPTIONS=verbose=1 DPT_EXCHANGE=$mode \
+        mpirun -np 2 --bind-to none -x LD_LIBRARY_PATH -x OMP_TOOL_LIBRARIES -x TSAN_OPTIONS \
+        -x ARCHER_OPTIONS -x DPT_EXCHANGE build-tsan/dptrain train \
+        --data synthetic:160,1,28,28,10 --model dense:256,relu,dense:10 --batch-size 64 \
+        --micro-batch 8 --optimizer adam --epochs 1 --threads 2 --quiet --overwrite \
+        --out "build-tsan/mpi-$mode" >"$log" 2>&1 ||
+        [ "$(grep -c "Archer detected" "$log")" -ne 2 ]; then
+        cat "$log" >&2
+        echo "check-sanitizers: TSan MPI run ($mode exchange) failed" >&2
+        exit 1
+      fi
+    done
+  fi
   unset LD_LIBRARY_PATH OMP_TOOL_LIBRARIES TSAN_OPTIONS
   report "TSan+Archer CLI runs" "$t0"
 }

@@ -132,6 +132,46 @@ Test(mpi, ranks_times_threads_give_the_bits_of_one_process, .timeout = 120)
     }
 }
 
+/* An MLP of 203k parameters: several exchange pieces (DPT_EXCHANGE_PIECE floats) per rank,
+ * so the pipelined exchange (DPT_EXCHANGE=overlap) overlaps pieces; the phase-separated one
+ * (phased, the default) gives the same bits, and an unknown mode is refused. */
+#define MLP_ARGS                                                                                   \
+    "--data synthetic:160,1,28,28,10 --model dense:256,relu,dense:10 --batch-size 64 "             \
+    "--micro-batch 8 --optimizer adam --lr 0.001 --quiet --epochs 1"
+
+static void train_mlp(int np, int threads, const char *out_dir)
+{
+    char args[4096];
+    snprintf(args, sizeof args, MLP_ARGS " --threads %d --out %s", threads, out_dir);
+    char *log;
+    int rc = run_np(np, args, &log);
+    cr_assert_eq(rc, 0, "np %d x %d threads: exit %d:\n%s", np, threads, rc, log);
+    free(log);
+}
+
+Test(mpi, pipelined_and_phased_exchange_give_the_bits_of_one_process, .timeout = 120)
+{
+    char *one = t_scratch_dir("one"), *r2t2 = t_scratch_dir("r2t2"), *r3t1 = t_scratch_dir("r3t1");
+    char *phased = t_scratch_dir("phased");
+    train_mlp(0, 1, one);
+    setenv("DPT_EXCHANGE", "overlap", 1);
+    train_mlp(2, 2, r2t2);
+    assert_same_run(one, r2t2);
+    train_mlp(3, 1, r3t1);
+    assert_same_run(one, r3t1);
+    setenv("DPT_EXCHANGE", "phased", 1);
+    train_mlp(2, 1, phased);
+    assert_same_run(one, phased);
+    setenv("DPT_EXCHANGE", "bogus", 1);
+    char args[4096], *log;
+    snprintf(args, sizeof args, MLP_ARGS " --threads 1 --out %s", t_scratch_dir("bogus"));
+    int rc = run_np(2, args, &log);
+    unsetenv("DPT_EXCHANGE");
+    cr_assert_neq(rc, 0, "an unknown DPT_EXCHANGE was accepted:\n%s", log);
+    cr_assert(strstr(log, "DPT_EXCHANGE 'bogus'"), "no line naming the mode:\n%s", log);
+    free(log);
+}
+
 Test(mpi, two_phase_path_lamb_and_clipping_match_one_process, .timeout = 120)
 {
     const char *extra = "--optimizer lamb:weight_decay=0.01 --clip-grad-norm 0.5";

@@ -69,6 +69,9 @@ static bool launched(void)
 
 #ifdef DPT_HAVE_MPI
 
+static MPI_Request *pool;
+static size_t pool_cap, pool_n;
+
 static dpt_status_t mpi_fail(int rc, const char *what)
 {
     char msg[MPI_MAX_ERROR_STRING];
@@ -102,6 +105,8 @@ dpt_status_t dpt_world_init(int *argc, char ***argv)
 void dpt_world_finalize(void)
 {
     if (!joined) return;
+    free(pool);
+    pool = NULL, pool_cap = pool_n = 0;
     MPI_Finalize();
     joined = false;
 }
@@ -151,6 +156,50 @@ dpt_status_t dpt_world_scatter_roots(float *const *grads, size_t n_shards, const
     }
     int rc = MPI_Waitall((int)n_req, req, MPI_STATUSES_IGNORE);
     return rc == MPI_SUCCESS ? DPT_OK : mpi_fail(rc, "gradient exchange");
+}
+
+dpt_status_t dpt_world_requests_reserve(size_t n)
+{
+    if (pool_n + n <= pool_cap) return DPT_OK;
+    size_t cap = pool_n + n;
+    MPI_Request *p = realloc(pool, cap * sizeof *p);
+    if (!p) return dpt_error(DPT_ERR_NOMEM, "out of memory for %zu MPI requests", cap);
+    pool = p, pool_cap = cap;
+    return DPT_OK;
+}
+
+size_t dpt_world_requests_posted(void)
+{
+    return pool_n;
+}
+
+/* Room was reserved: a post past it is a bug in the caller. MPI errors are fatal, so the
+ * return codes carry nothing. */
+void dpt_world_isend(const float *buf, size_t n, size_t to, int tag)
+{
+    if (pool_n >= pool_cap) dpt_world_abort(70);
+    MPI_Isend(buf, (int)n, MPI_FLOAT, (int)to, tag, MPI_COMM_WORLD, &pool[pool_n++]);
+}
+
+void dpt_world_irecv(float *buf, size_t n, size_t from, int tag)
+{
+    if (pool_n >= pool_cap) dpt_world_abort(70);
+    MPI_Irecv(buf, (int)n, MPI_FLOAT, (int)from, tag, MPI_COMM_WORLD, &pool[pool_n++]);
+}
+
+bool dpt_world_test(size_t first, size_t count)
+{
+    if (!count) return true;
+    int flag = 0;
+    MPI_Testall((int)count, pool + first, &flag, MPI_STATUSES_IGNORE);
+    return flag != 0;
+}
+
+dpt_status_t dpt_world_wait_all(void)
+{
+    int rc = pool_n ? MPI_Waitall((int)pool_n, pool, MPI_STATUSES_IGNORE) : MPI_SUCCESS;
+    pool_n = 0;
+    return rc == MPI_SUCCESS ? DPT_OK : mpi_fail(rc, "pipelined gradient exchange");
 }
 
 /* Counts and displacements of blocks [lo[r], lo[r + 1]) of elem bytes: MPI_BYTE counts. */
@@ -240,6 +289,24 @@ const char *dpt_world_mpi_version(void)
 }
 dpt_status_t dpt_world_scatter_roots(float *const *grads, size_t n_shards, const size_t *bounds,
                                      const size_t *chunk)
+{
+    return DPT_OK;
+}
+dpt_status_t dpt_world_requests_reserve(size_t n)
+{
+    return DPT_OK;
+}
+size_t dpt_world_requests_posted(void)
+{
+    return 0;
+}
+void dpt_world_isend(const float *buf, size_t n, size_t to, int tag) {}
+void dpt_world_irecv(float *buf, size_t n, size_t from, int tag) {}
+bool dpt_world_test(size_t first, size_t count)
+{
+    return true;
+}
+dpt_status_t dpt_world_wait_all(void)
 {
     return DPT_OK;
 }

@@ -3,7 +3,8 @@
  * returns at once, so the trainer and the run call it unconditionally.
  *
  * Threading: MPI is initialised with MPI_THREAD_FUNNELED; every function here is called by
- * the thread that called dpt_world_init (the driving thread, outside parallel regions).
+ * the thread that called dpt_world_init (the driving thread: outside parallel regions, or as
+ * thread 0 of the step's region for the non-blocking messages of the pipelined exchange).
  *
  * Faults: errors on the communicator are fatal (MPI_ERRORS_ARE_FATAL), so a rank that dies
  * makes the launcher end the job; a rank that fails on its own (an I/O error, ...) calls
@@ -50,6 +51,17 @@ void dpt_world_chunk_bounds(size_t n, size_t ranks, size_t *chunk);
  * dpt_reduce_tree_across on this rank's chunk completes the one-process tree there. */
 dpt_status_t dpt_world_scatter_roots(float *const *grads, size_t n_shards, const size_t *bounds,
                                      const size_t *chunk);
+/* Non-blocking messages of floats (the pipelined exchange, src/parallel/exchange.h): a pool of
+ * requests, numbered in posting order from 0 since the last dpt_world_wait_all. Reserve room
+ * first (grows only); post; test a run of them; wait for all, which empties the pool. Alone,
+ * nothing is posted and every test is true. Buffers must stay untouched until completion. */
+dpt_status_t dpt_world_requests_reserve(size_t n);
+size_t dpt_world_requests_posted(void);
+void dpt_world_isend(const float *buf, size_t n, size_t to, int tag);
+void dpt_world_irecv(float *buf, size_t n, size_t from, int tag);
+/* Whether requests [first, first + count) are all complete (count 0: true). */
+bool dpt_world_test(size_t first, size_t count);
+dpt_status_t dpt_world_wait_all(void);
 /* The allgather half: every rank's chunk of buf (n floats, its own chunk filled) to every
  * rank. */
 dpt_status_t dpt_world_allgather_chunks(float *buf, const size_t *chunk);

@@ -167,6 +167,13 @@ static dpt_status_t train_epoch(run_t *r, dpt_progress_t *prog, dpt_epoch_stats_
     dpt_progress_epoch_begin(prog, r->epochs_done + 1);
     dpt_status_t s = dpt_trainer_train_epoch(r->trainer, r->data.train, r->epochs_done,
                                              scheduled_lr, r, dpt_progress_update, prog, es);
+    /* A measurement probe (docs/distributed.md): each rank's split of the epoch's steps. */
+    if (s == DPT_OK && getenv("DPT_PHASE_TIMES"))
+        fprintf(stderr,
+                "phases: rank %zu epoch %llu steps %zu forward_backward %.4f update %.4f "
+                "exchange %.4f\n",
+                dpt_world_rank(), (unsigned long long)r->epochs_done + 1, es->steps,
+                es->forward_backward_seconds, es->update_seconds, es->exchange_seconds);
     return s == DPT_OK ? r->epoch.hook_status : s;
 }
 

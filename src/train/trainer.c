@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "kernels/gemm.h"
 #include "nn/plan.h"
+#include "parallel/exchange.h"
 #include "parallel/reducer.h"
 #include "parallel/replica.h"
 #include "parallel/world.h"
@@ -57,6 +58,9 @@ struct dpt_trainer {
     size_t rank, ranks;
     size_t *shard_bounds, *chunk_bounds;
     dpt_status_t world_status; /* the first failed exchange (MPI errors are fatal anyway) */
+    /* The pipelined exchange (DPT_EXCHANGE=overlap); NULL: one rank, or the exchange as a
+     * phase of its own between the backward pass and the update (phased, the default). */
+    dpt_exchange_t *exchange;
 };
 
 #define DPT_NORM_BLOCK 4096
@@ -238,6 +242,16 @@ dpt_status_t dpt_trainer_create(const dpt_model_t *model, dpt_optimizer_t *opt,
                         !(t->chunk_bounds = calloc(t->ranks + 1, sizeof(size_t)))))
         s = dpt_error(DPT_ERR_NOMEM, "out of memory for %zu ranks' bounds", t->ranks);
     if (s == DPT_OK) dpt_world_chunk_bounds(t->n_params, t->ranks, t->chunk_bounds);
+    if (s == DPT_OK && t->ranks > 1) {
+        const char *mode = getenv("DPT_EXCHANGE");
+        /* Phased stays the default: the pipeline saved nothing measurable on 2 ranks of
+         * one machine (docs/distributed.md, "Overlapping the exchange"). */
+        if (mode && !strcmp(mode, "overlap"))
+            s = dpt_exchange_create(t->n_params, t->rank, t->ranks, &t->exchange);
+        else if (mode && strcmp(mode, "phased"))
+            s = dpt_error(DPT_ERR_INVALID_ARG,
+                          "DPT_EXCHANGE '%s': expected one of phased (the default), overlap", mode);
+    }
     if (s != DPT_OK) {
         dpt_trainer_free(t);
         return s;
@@ -268,6 +282,7 @@ void dpt_trainer_free(dpt_trainer_t *t)
     free(t->block_g), free(t->block_w), free(t->block_d);
     free(t->tensor_g), free(t->tensor_w), free(t->tensor_d);
     free(t->shard_bounds), free(t->chunk_bounds);
+    dpt_exchange_free(t->exchange);
     free(t);
 }
 
@@ -529,6 +544,51 @@ static double train_step(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32
     return loss;
 }
 
+/* After the exchange: every rank's shard losses, hits and batch statistics to every rank
+ * (per-shard records in shard order); records the first failure. */
+static void gather_records(dpt_trainer_t *t, const size_t *bounds, dpt_status_t s)
+{
+    if (s == DPT_OK) s = dpt_world_allgather_blocks(t->shard_loss, sizeof(double), bounds);
+    if (s == DPT_OK) s = dpt_world_allgather_blocks(t->shard_correct, sizeof(size_t), bounds);
+    if (s == DPT_OK && t->n_stats)
+        s = dpt_world_allgather_blocks(t->stats_arena, t->n_stats * sizeof(float), bounds);
+    if (s != DPT_OK && t->world_status == DPT_OK) t->world_status = s;
+}
+
+/* The step's summed loss, added in shard order; *correct the hits. */
+static double add_losses(const dpt_trainer_t *t, size_t shards, size_t *correct)
+{
+    double loss = 0;
+    size_t hits = 0;
+    for (size_t k = 0; k < shards; k++)
+        loss += t->shard_loss[k], hits += t->shard_correct[k];
+    *correct = hits;
+    return loss;
+}
+
+static double train_step_overlap(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32_t *ids,
+                                 size_t rows, uint64_t epoch, const dpt_optim_step_t *st,
+                                 size_t *correct, step_timing_t *timing);
+
+/* Inside the step's region (every thread calls it): this rank's block of the step's shards,
+ * forward and backward, handed out dynamically; returns after the team's barrier, with the
+ * team size and *t1 (the end of the backward pass) recorded by thread 0. */
+static void block_backward(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32_t *ids,
+                           size_t rows, uint64_t epoch, float scale, double *t1)
+{
+    const size_t tid = (size_t)omp_get_thread_num();
+    dpt_replica_t *rep = t->replicas[tid];
+    const size_t s_lo = t->shard_bounds[t->rank], s_hi = t->shard_bounds[t->rank + 1];
+#pragma omp for schedule(dynamic, 1) nowait
+    for (size_t s = s_lo; s < s_hi; s++)
+        train_shard(t, rep, ds, ids, rows, s, epoch, scale);
+#pragma omp barrier
+    if (tid == 0) {
+        t->team_size = (size_t)omp_get_num_threads();
+        *t1 = omp_get_wtime();
+    }
+}
+
 /* The step across ranks: the same shards and the same tree as train_step, cut at rank
  * blocks. Each rank computes its contiguous block of the step's shards and the subtrees
  * inside it; the roots go point to point to the owner of each parameter chunk, which adds the
@@ -540,6 +600,7 @@ static double train_step_world(dpt_trainer_t *t, const dpt_dataset_t *ds, const 
                                size_t rows, uint64_t epoch, const dpt_optim_step_t *st,
                                size_t *correct, step_timing_t *timing)
 {
+    if (t->exchange) return train_step_overlap(t, ds, ids, rows, epoch, st, correct, timing);
     const size_t micro = t->cfg.micro_batch;
     const size_t shards = (rows + micro - 1) / micro;
     const float scale = 1.0f / (float)rows;
@@ -552,16 +613,7 @@ static double train_step_world(dpt_trainer_t *t, const dpt_dataset_t *ds, const 
     double t0 = omp_get_wtime(), t1 = t0;
 #pragma omp parallel num_threads((int)t->cfg.threads)
     {
-        const size_t tid = (size_t)omp_get_thread_num();
-        dpt_replica_t *rep = t->replicas[tid];
-#pragma omp for schedule(dynamic, 1) nowait
-        for (size_t s = s_lo; s < s_hi; s++)
-            train_shard(t, rep, ds, ids, rows, s, epoch, scale);
-#pragma omp barrier
-        if (tid == 0) {
-            t->team_size = (size_t)omp_get_num_threads();
-            t1 = omp_get_wtime();
-        }
+        block_backward(t, ds, ids, rows, epoch, scale, &t1);
 #pragma omp for schedule(dynamic, 4)
         for (size_t k = 0; k < n_chunks; k++) {
             size_t c = k * DPT_REDUCE_CHUNK;
@@ -578,11 +630,7 @@ static double train_step_world(dpt_trainer_t *t, const dpt_dataset_t *ds, const 
         dpt_reduce_tree_across(t->grads, shards, bounds, t->ranks, c, end);
     }
     if (s == DPT_OK) s = dpt_world_allgather_chunks(t->grads[0], chunk);
-    if (s == DPT_OK) s = dpt_world_allgather_blocks(t->shard_loss, sizeof(double), bounds);
-    if (s == DPT_OK) s = dpt_world_allgather_blocks(t->shard_correct, sizeof(size_t), bounds);
-    if (s == DPT_OK && t->n_stats)
-        s = dpt_world_allgather_blocks(t->stats_arena, t->n_stats * sizeof(float), bounds);
-    if (s != DPT_OK && t->world_status == DPT_OK) t->world_status = s;
+    gather_records(t, bounds, s);
     double t3 = omp_get_wtime();
     /* The whole gradient is in buffer 0: the update is the one-process path over one buffer. */
 #pragma omp parallel num_threads((int)t->cfg.threads)
@@ -597,12 +645,65 @@ static double train_step_world(dpt_trainer_t *t, const dpt_dataset_t *ds, const 
     timing->fb_seconds += t1 - t0;
     timing->update_seconds += t4 - t1;
     timing->exchange_seconds += t3 - t2;
-    double loss = 0;
-    size_t hits = 0;
-    for (size_t k = 0; k < shards; k++)
-        loss += t->shard_loss[k], hits += t->shard_correct[k];
-    *correct = hits;
-    return loss;
+    return add_losses(t, shards, correct);
+}
+
+/* The step across ranks with the exchange pipelined (src/parallel/exchange.h): the same
+ * nodes of the same tree as train_step_world, on pieces of the parameters, so the roots of
+ * piece k travel while piece k + 1 is summed, and each reduced piece is updated as soon as
+ * it is complete here (the owner) or has arrived (the others). Thread 0, the thread that
+ * initialised MPI (MPI_THREAD_FUNNELED), posts and tests every message between its pieces;
+ * the other threads only read and set the pieces' atomic flags. One parallel region. The
+ * two-phase update (clipping, lars, lamb) needs the whole gradient's norms: it runs after
+ * the region, as in train_step_world. */
+static double train_step_overlap(dpt_trainer_t *t, const dpt_dataset_t *ds, const uint32_t *ids,
+                                 size_t rows, uint64_t epoch, const dpt_optim_step_t *st,
+                                 size_t *correct, step_timing_t *timing)
+{
+    const size_t micro = t->cfg.micro_batch;
+    const size_t shards = (rows + micro - 1) / micro;
+    const float scale = 1.0f / (float)rows;
+    size_t *bounds = t->shard_bounds;
+    dpt_world_shard_bounds(shards, t->ranks, bounds);
+    dpt_exchange_t *x = t->exchange;
+    const size_t n_pieces = dpt_exchange_pieces(x);
+    dpt_status_t s = dpt_exchange_begin(x, t->grads, shards, bounds);
+    if (s != DPT_OK) dpt_world_abort(71); /* out of memory for requests: no rank can go on */
+    const int update = !t->two_phase;
+    double t0 = omp_get_wtime(), t1 = t0, t2 = t0;
+#pragma omp parallel num_threads((int)t->cfg.threads)
+    {
+        const size_t tid = (size_t)omp_get_thread_num();
+        block_backward(t, ds, ids, rows, epoch, scale, &t1);
+#pragma omp for schedule(dynamic, 1) nowait
+        for (size_t i = 0; i < n_pieces; i++) {
+            dpt_exchange_inside(x, i);
+            if (tid == 0) dpt_exchange_drive(x);
+        }
+        size_t lo, hi;
+        while (dpt_exchange_next(x, tid == 0, &lo, &hi))
+            for (size_t c = lo; update && c < hi; c += DPT_REDUCE_CHUNK)
+                dpt_optimizer_update(t->opt, t->params, t->grads[0], c,
+                                     c + DPT_REDUCE_CHUNK < hi ? c + DPT_REDUCE_CHUNK : hi, st);
+        if (tid == 0) {
+            s = dpt_exchange_end(x);
+            t2 = omp_get_wtime();
+        }
+    }
+    gather_records(t, bounds, s);
+    double t3 = omp_get_wtime();
+    if (t->two_phase) {
+#pragma omp parallel num_threads((int)t->cfg.threads)
+        reduce_norms_update(t, 1, st);
+    }
+    fold_stats(t, rows, shards);
+    double t4 = omp_get_wtime();
+    timing->fb_seconds += t1 - t0;
+    timing->update_seconds += t4 - t1;
+    /* The time the exchange held the step up: thread 0's waits for messages, and the
+     * records' gather. */
+    timing->exchange_seconds += dpt_exchange_wait_seconds(x) + (t3 - t2);
+    return add_losses(t, shards, correct);
 }
 
 static dpt_status_t ensure_order(dpt_trainer_t *t, size_t n)
