@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/spec.h"
@@ -85,6 +86,20 @@ Test(spec, implicit_name_and_context_labels)
               "basket: 'apple:2:lemon=1': unknown key 'lemon'; valid keys: count, weight, "
               "colour, ripe, sizes, price");
     parse_bad(&in_context, "pear", "basket: unknown item 'pear'; valid names: apple, none");
+}
+
+/* A part is len characters, not a C string: an implicit-name part shorter than the implicit
+ * name must not be read past its end (a fuzz find; ASan sees it in this exact-size copy). */
+Test(spec, a_part_is_read_within_its_length)
+{
+    char *buf = malloc(2);
+    memcpy(buf, "a=", 2);
+    dpt_spec_part_t p;
+    cr_assert_eq(dpt_spec_parse_part(&implicit, buf, 2, &p), DPT_ERR_INVALID_ARG);
+    cr_assert_str_eq(dpt_last_error(),
+                     "--fruit: unknown key 'a'; valid keys: count, weight, colour, ripe, sizes, "
+                     "price");
+    free(buf);
 }
 
 Test(spec, every_error_names_the_part_and_the_choices)

@@ -382,7 +382,8 @@ dpt_status_t dpt_spec_parse_part(const dpt_spec_grammar_t *g, const char *text, 
     if (args && !p->n_keys)
         return dpt_spec_error(p, "%s takes no keys or values%s", p->kind->name,
                               g->max_parts > 1 ? "; join names with '+'" : "");
-    if (args && text[name_len] == ',' && args == text + name_len + 1)
+    /* (Not for an implicit name: name_len is then the implicit name's, not the text's.) */
+    if (args && args != text && text[name_len] == ',')
         return dpt_spec_error(p, "a ':' goes between the name and its keys");
     size_t next_pos = 0;
     for (size_t at = 0; args && at <= args_len;) {
