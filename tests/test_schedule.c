@@ -53,6 +53,19 @@ Test(schedule, constant_is_base_lr_everywhere)
     }
 }
 
+/* --warmup none is the same schedule as no --warmup, description included. */
+Test(schedule, warmup_none_is_no_warmup)
+{
+    dpt_schedule_t *a = make("cosine:T_max=3", NULL, 0.1, 10, 3);
+    dpt_schedule_t *b = make("cosine:T_max=3", "none", 0.1, 10, 3);
+    cr_assert_str_eq(dpt_schedule_describe(a), dpt_schedule_describe(b));
+    cr_assert(strstr(dpt_schedule_describe(b), " warmup=none "), "%s", dpt_schedule_describe(b));
+    for (uint64_t t = 0; t < 30; t++)
+        cr_assert_eq(dpt_schedule_lr(a, t, NULL), dpt_schedule_lr(b, t, NULL), "step %llu",
+                     (unsigned long long)t);
+    dpt_schedule_free(a), dpt_schedule_free(b);
+}
+
 Test(schedule, step_per_epoch)
 {
     /* StepLR step_size=2, gamma=0.5, lr0=0.1, 3 steps per epoch: lr = 0.1 * 0.5^floor(e/2).
