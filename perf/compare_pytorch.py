@@ -26,7 +26,13 @@ PyTorch gets every thread setting a user would try, and its best one counts:
              so here the GEMMs stay on one thread;
   +blas      also OMP_NUM_THREADS=t and BLIS_NUM_THREADS=t, so the GEMMs use t threads too;
   +passive   that plus OMP_WAIT_POLICY=PASSIVE.
-Its default thread count (torch.get_num_threads()) is measured as well. The whole set is
+Its default thread count (torch.get_num_threads()) is measured as well. Both programs run with
+glibc's malloc told to keep freed memory (GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4G,
+trim_threshold=64G, see KEEP_HEAP): PyTorch allocates fresh tensors every step, and where glibc
+hands them back to the kernel each time, every step pays for page faults again; on the AMD EPYC
+VM of docs/performance.md that made PyTorch 3.4x slower on the small CNN (508 against 1,742
+samples/s on one thread). dptrain allocates nothing inside a step, so the setting is neutral
+for it. The whole set is
 measured --rounds times, interleaved, every ratio is taken within one round, and the median
 (and min-max) over rounds is reported, because a shared machine drifts by tens of percent from
 minute to minute. Writes perf/compare_pytorch.csv for mlp and perf/compare_pytorch-MODEL.csv
@@ -44,6 +50,7 @@ import fashion_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = ("intra-op", "+blas", "+passive")
+KEEP_HEAP = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=68719476736"
 CNN_SPEC = ("conv:32:3,bn,relu,maxpool:2,conv:64:3,bn,relu,maxpool:2,dense:128,relu,"
             "dropout:0.3,dense:10")
 RESNET20_PARAMS = 269722
@@ -168,6 +175,7 @@ def torch_rate(threads, batch, setting, args):
     env = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "BLIS_NUM_THREADS", "OMP_WAIT_POLICY"):
         env.pop(k, None)
+    env["GLIBC_TUNABLES"] = KEEP_HEAP
     if setting != "intra-op":
         env["OMP_NUM_THREADS"] = env["BLIS_NUM_THREADS"] = str(threads)
     if setting == "+passive":
@@ -191,7 +199,8 @@ def dptrain_rates(batch, threads, args):
     for flag in ("data", "spec", "optimizer"):
         if m[flag]:
             cmd += ["--model" if flag == "spec" else "--" + flag, m[flag]]
-    subprocess.run(cmd, check=True, capture_output=True)
+    subprocess.run(cmd, check=True, capture_output=True,
+                   env=dict(os.environ, GLIBC_TUNABLES=KEEP_HEAP))
     with open(os.path.join(out_dir, "bench.csv")) as f:
         return {int(r["threads"]): float(r["samples_per_second"]) for r in csv.DictReader(f)}
 

@@ -1,5 +1,5 @@
-/* Tests for src/kernels/gemm.c: every transpose case against a naive double loop, and the
- * kernel-set choice. */
+/* Tests for src/kernels/gemm.c and thin.c: every transpose case against a naive double loop, and
+ * the kernel-set choice. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -7,6 +7,7 @@
 
 #include "core/rng.h"
 #include "kernels/gemm.h"
+#include "kernels/thin.h"
 
 static void fill(float *x, size_t n, uint64_t seed)
 {
@@ -123,4 +124,77 @@ Test(gemm, generic_fallback_is_replaced_and_recognised_sets_are_kept)
         cr_assert_str_eq(dpt_gemm_pick_for("haswell"), "skx");
     else
         cr_assert_null(dpt_gemm_pick_for("haswell"));
+}
+
+/* kernels/thin.c: dpt_thin_gemm with A read directly and transposed (strides), row counts
+ * that are and are not multiples of the 4-row block, column counts that end in a 64-wide, a
+ * 16-wide and a one-column piece, written and accumulated; against a double loop. */
+static void check_thin_gemm(size_t m, size_t n, size_t k, bool a_trans, bool acc)
+{
+    const size_t a_rs = a_trans ? 1 : k, a_cs = a_trans ? m : 1, ldb = n + 3, ldc = n + 5;
+    float *a = malloc(m * k * sizeof *a), *b = malloc(k * ldb * sizeof *b);
+    float *c = malloc(m * ldc * sizeof *c), *c0 = malloc(m * ldc * sizeof *c0);
+    fill(a, m * k, 11);
+    fill(b, k * ldb, 12);
+    fill(c, m * ldc, 13);
+    memcpy(c0, c, m * ldc * sizeof *c);
+    dpt_thin_gemm(m, n, k, a, a_rs, a_cs, b, ldb, c, ldc, acc);
+    for (size_t i = 0; i < m; i++) {
+        for (size_t j = 0; j < n; j++) {
+            double s = acc ? c0[i * ldc + j] : 0.0;
+            for (size_t p = 0; p < k; p++)
+                s += (double)a[i * a_rs + p * a_cs] * b[p * ldb + j];
+            cr_assert(fabs(c[i * ldc + j] - s) <= 1e-5 * (k + 1),
+                      "thin_gemm %zux%zux%zu (A^T %d, acc %d): C[%zu][%zu] = %g, expected %g", m, n,
+                      k, a_trans, acc, i, j, c[i * ldc + j], s);
+        }
+        for (size_t j = n; j < ldc; j++) /* the padding of each row is left alone */
+            cr_assert_eq(c[i * ldc + j], c0[i * ldc + j]);
+    }
+    free(a), free(b), free(c), free(c0);
+}
+
+Test(thin, gemm_shapes_edges_and_strides)
+{
+    const size_t shapes[][3] = {{32, 784, 9}, {5, 97, 3},   {1, 1, 1}, {7, 64, 27},
+                                {4, 17, 32},  {9, 200, 40}, {3, 15, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 2; t++)
+            for (int acc = 0; acc < 2; acc++)
+                check_thin_gemm(shapes[s][0], shapes[s][1], shapes[s][2], t, acc);
+}
+
+/* dpt_thin_dots: C = A B^T over a long k, with k below, at and off the 16-lane step. */
+static void check_thin_dots(size_t m, size_t n, size_t k, bool acc)
+{
+    const size_t lda = k + 1, ldb = k + 2, ldc = n + 3;
+    float *a = malloc(m * lda * sizeof *a), *b = malloc(n * ldb * sizeof *b);
+    float *c = malloc(m * ldc * sizeof *c), *c0 = malloc(m * ldc * sizeof *c0);
+    fill(a, m * lda, 21);
+    fill(b, n * ldb, 22);
+    fill(c, m * ldc, 23);
+    memcpy(c0, c, m * ldc * sizeof *c);
+    dpt_thin_dots(m, n, k, a, lda, b, ldb, c, ldc, acc);
+    for (size_t i = 0; i < m; i++) {
+        for (size_t j = 0; j < n; j++) {
+            double s = acc ? c0[i * ldc + j] : 0.0;
+            for (size_t p = 0; p < k; p++)
+                s += (double)a[i * lda + p] * b[j * ldb + p];
+            cr_assert(fabs(c[i * ldc + j] - s) <= 1e-5 * (k + 1),
+                      "thin_dots %zux%zux%zu (acc %d): C[%zu][%zu] = %g, expected %g", m, n, k, acc,
+                      i, j, c[i * ldc + j], s);
+        }
+        for (size_t j = n; j < ldc; j++)
+            cr_assert_eq(c[i * ldc + j], c0[i * ldc + j]);
+    }
+    free(a), free(b), free(c), free(c0);
+}
+
+Test(thin, dots_shapes_and_edges)
+{
+    const size_t shapes[][3] = {{9, 32, 784}, {5, 7, 15},     {1, 1, 1},
+                                {4, 4, 16},   {27, 16, 1033}, {3, 6, 33}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int acc = 0; acc < 2; acc++)
+            check_thin_dots(shapes[s][0], shapes[s][1], shapes[s][2], acc);
 }

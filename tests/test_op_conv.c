@@ -244,6 +244,24 @@ Test(op_conv, one_by_one_and_large_kernel)
     check_item("conv:2:6:pad=0", SHAPE(3, 6, 6), 2); /* kernel = input: one output */
 }
 
+/* Both product paths on the same geometries: 3 input channels with a 3x3 kernel lower to 27
+ * rows (the thin kernels of kernels/thin.c, up to 32 rows per group), 4 to 36 (BLIS); one
+ * input channel is the Fashion-MNIST stem; a depthwise layer with 40 channels runs thin
+ * with dx, in blocks. */
+Test(op_conv, thin_and_blis_products)
+{
+    rng_state = 6;
+    const char *items[] = {"conv:5:3", "conv:6:3:stride=2", "conv:5:3:pad=0:bias=0",
+                           "conv:4:2:pad=1"};
+    for (size_t i = 0; i < sizeof items / sizeof *items; i++) {
+        check_item(items[i], SHAPE(3, 9, 7), 3); /* 27 (or 12) lowered rows: thin */
+        check_item(items[i], SHAPE(4, 9, 7), 3); /* 36 (or 16): BLIS for 3x3 */
+        check_item(items[i], SHAPE(9, 9, 7), 2); /* 81 (or 36): BLIS */
+    }
+    check_item("conv:32:3", SHAPE(1, 28, 28), 2);          /* one channel, 784 positions */
+    check_item("conv:40:3:groups=40", SHAPE(40, 6, 6), 5); /* depthwise, blocks of 8 */
+}
+
 /* Blocks of several samples (small outputs), with a partial last block, and one sample at a
  * time (outputs of 256 positions or more), for the direct 1x1 path too. */
 Test(op_conv, sample_blocks)

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "kernels/gemm.h"
+#include "kernels/thin.h"
 #include "nn/op.h"
 
 /* Columns a block of samples aims for: nb = ceil(CONV_BLOCK_COLS / HoWo), at most rows.
@@ -70,6 +71,53 @@ static size_t block_of(const conv_dims_t *d, size_t rows)
     size_t nb = (CONV_BLOCK_COLS + d->howo - 1) / d->howo;
     if (nb > rows) nb = rows;
     return nb ? nb : 1;
+}
+
+/* Lowered rows per group (C/G*K*K) up to which the three products of a block run through
+ * kernels/thin.c instead of BLIS: with so short an inner dimension BLIS's packing costs more
+ * than the multiply-adds. Measured on one thread (AMD EPYC, Zen 5, skx kernels), forward +
+ * backward of the Fashion-MNIST CNN's first convolution (1 -> 32 channels, K*K = 9):
+ * see docs/performance.md. */
+#define CONV_THIN_K 32
+
+static bool is_thin(const conv_dims_t *d)
+{
+    return d->ckg <= CONV_THIN_K;
+}
+
+/* Y_g [OUT/G x cols] (+)= W_g col_g: the forward product of one group. */
+static void product_forward(const conv_dims_t *d, const float *wg, const float *colg, size_t cols,
+                            bool acc, float *yg)
+{
+    if (is_thin(d))
+        dpt_thin_gemm(d->og, cols, d->ckg, wg, d->ckg, 1, colg, cols, yg, cols, acc);
+    else
+        dpt_sgemm(false, false, d->og, cols, d->ckg, 1.0f, wg, d->ckg, colg, cols,
+                  acc ? 1.0f : 0.0f, yg, cols);
+}
+
+/* dW_g^T [CKg x OUT/G] (+)= col_g dY_g^T. In BLIS, the same product with the long side as M
+ * runs 1.2-1.5x faster than dW_g = dY_g col_g^T (71 -> 106 GFLOP/s for 16 channels at 32x32),
+ * and transposing dW once per pass is cheap. */
+static void product_weight_grad(const conv_dims_t *d, const float *colg, const float *dyg,
+                                size_t cols, bool acc, float *dwtg)
+{
+    if (is_thin(d))
+        dpt_thin_dots(d->ckg, d->og, cols, colg, cols, dyg, cols, dwtg, d->og, acc);
+    else
+        dpt_sgemm(false, true, d->ckg, d->og, cols, 1.0f, colg, cols, dyg, cols, acc ? 1.0f : 0.0f,
+                  dwtg, d->og);
+}
+
+/* dcol_g [CKg x cols] (+)= W_g^T dY_g, into dst (row stride cols). */
+static void product_input_grad(const conv_dims_t *d, const float *wg, const float *dyg, size_t cols,
+                               bool acc, float *dst)
+{
+    if (is_thin(d))
+        dpt_thin_gemm(d->ckg, cols, d->og, wg, 1, d->ckg, dyg, cols, dst, cols, acc);
+    else
+        dpt_sgemm(true, false, d->ckg, cols, d->og, 1.0f, wg, d->ckg, dyg, cols, acc ? 1.0f : 0.0f,
+                  dst, cols);
 }
 
 static const dpt_spec_key_t conv_keys[] = {DPT_SPEC_I("out", NULL, 1, 65536, DPT_SPEC_POS),
@@ -362,16 +410,16 @@ static void conv_forward(const dpt_node_t *n, const dpt_op_io_t *io)
         /* One sample: write straight into y over its broadcast bias (beta = 1). Several:
          * into Y after col in the workspace, bias added by the scatter. */
         float *Y = nb_max == 1 ? y : io->ws + layout_of(&d, nb_max).y;
-        float beta = 0.0f;
+        bool acc = false;
         if (nb_max == 1 && bias) {
             for (size_t o = 0; o < d.out; o++)
                 for (size_t p = 0; p < d.howo; p++)
                     y[o * d.howo + p] = bias[o];
-            beta = 1.0f;
+            acc = true;
         }
         for (size_t g = 0; g < d.g; g++)
-            dpt_sgemm(false, false, d.og, cols, d.ckg, 1.0f, w + g * wg_sz, d.ckg,
-                      col + g * d.ckg * cols, cols, beta, Y + g * d.og * cols, cols);
+            product_forward(&d, w + g * wg_sz, col + g * d.ckg * cols, cols, acc,
+                            Y + g * d.og * cols);
         if (nb_max > 1) scatter_block(&d, Y, nb, bias, y);
     }
 }
@@ -427,24 +475,19 @@ static void conv_backward(const dpt_node_t *n, const dpt_op_io_t *io)
             gather_block(&d, dy, nb, io->ws + l.y);
             dY = io->ws + l.y;
         }
-        const float beta_w = r0 == 0 ? 0.0f : 1.0f; /* the first block writes dW */
+        const bool acc_w = r0 != 0; /* the first block writes dW */
         for (size_t g = 0; g < d.g; g++) {
             const float *colg = col ? col + g * d.ckg * cols : x + g * d.ckg * cols;
             const float *dYg = dY + g * d.og * cols;
-            /* dW_g^T = col_g dY_g^T rather than dW_g = dY_g col_g^T: the same product with the
-             * long side as M runs 1.2-1.5x faster in BLIS (71 -> 106 GFLOP/s for 16 channels
-             * at 32x32), and transposing dW once per pass is cheap. */
-            dpt_sgemm(false, true, d.ckg, d.og, cols, 1.0f, colg, cols, dYg, cols, beta_w,
-                      dwt + g * wg_sz, d.og);
+            product_weight_grad(&d, colg, dYg, cols, acc_w, dwt + g * wg_sz);
             if (!dx) continue;
             if (direct) { /* dx is the lowered sample: write or add straight into it */
-                dpt_sgemm(true, false, d.ckg, cols, d.og, 1.0f, w + g * wg_sz, d.ckg, dYg, cols,
-                          acc ? 1.0f : 0.0f, dx + r0 * in_sz + g * d.ckg * cols, cols);
+                product_input_grad(&d, w + g * wg_sz, dYg, cols, acc,
+                                   dx + r0 * in_sz + g * d.ckg * cols);
                 continue;
             }
             /* dcol_g overwrites col_g: this group's rows of col are no longer needed. */
-            dpt_sgemm(true, false, d.ckg, cols, d.og, 1.0f, w + g * wg_sz, d.ckg, dYg, cols, 0.0f,
-                      col + g * d.ckg * cols, cols);
+            product_input_grad(&d, w + g * wg_sz, dYg, cols, false, col + g * d.ckg * cols);
         }
         if (!dx || direct) continue;
         for (size_t b = 0; b < nb; b++) {

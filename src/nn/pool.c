@@ -5,6 +5,9 @@
 #include <float.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "nn/op.h"
 
@@ -58,8 +61,78 @@ static size_t maxpool_saved(const dpt_node_t *n, size_t rows)
     return rows * dpt_shape_size(n->out);
 }
 
-/* The common 2x2 window at stride 2 without padding, in straight loops (no window
- * clipping): 3x faster than the general path on 28x28 maps. Same results. */
+/* One output row of the common 2x2 window at stride 2: y[ox], arg[ox] from input rows r0, r1
+ * (input columns 2 ox, 2 ox + 1), the first maximum in scan order (a, b, c, d) winning. A
+ * strict > decides each step, so a NaN wins only where it comes first, as in the general path.
+ * No branches: after a ReLU the maxima are ties between zeros as often as not, and a
+ * compare-and-branch per element mispredicts about half the time (11 ns an output on an AMD
+ * EPYC, 4x slower than below). */
+#if defined(__AVX512F__)
+static void maxpool2_row(const float *r0, const float *r1, size_t wo, uint32_t base, uint32_t w,
+                         float *y, uint32_t *arg)
+{
+    /* even lanes of a pair of vectors, then odd lanes: deinterleaves 32 floats into 2 x 16 */
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    for (size_t ox = 0; ox < wo; ox += 16) {
+        const size_t nw = wo - ox < 16 ? wo - ox : 16;
+        /* 2 nw input floats as two masked halves of 16 */
+        const __mmask16 klo = (__mmask16)(nw >= 8 ? 0xFFFFu : (1u << (2 * nw)) - 1u);
+        const __mmask16 khi = (__mmask16)(nw <= 8 ? 0u : (1u << (2 * nw - 16)) - 1u);
+        const __mmask16 ko = (__mmask16)((1u << nw) - 1u);
+        const float *p0 = r0 + 2 * ox, *p1 = r1 + 2 * ox;
+        const __m512 x0l = _mm512_maskz_loadu_ps(klo, p0),
+                     x0h = _mm512_maskz_loadu_ps(khi, p0 + 16);
+        const __m512 x1l = _mm512_maskz_loadu_ps(klo, p1),
+                     x1h = _mm512_maskz_loadu_ps(khi, p1 + 16);
+        const __m512 a = _mm512_permutex2var_ps(x0l, even, x0h);
+        const __m512 b = _mm512_permutex2var_ps(x0l, odd, x0h);
+        const __m512 c = _mm512_permutex2var_ps(x1l, even, x1h);
+        const __m512 d = _mm512_permutex2var_ps(x1l, odd, x1h);
+        const __m512i i0 =
+            _mm512_add_epi32(_mm512_set1_epi32((int)(base + 2 * (uint32_t)ox)), even);
+        __m512 m = a;
+        __m512i i = i0;
+        __mmask16 k = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ);
+        m = _mm512_mask_mov_ps(m, k, b);
+        i = _mm512_mask_mov_epi32(i, k, _mm512_add_epi32(i0, _mm512_set1_epi32(1)));
+        k = _mm512_cmp_ps_mask(c, m, _CMP_GT_OQ);
+        m = _mm512_mask_mov_ps(m, k, c);
+        i = _mm512_mask_mov_epi32(i, k, _mm512_add_epi32(i0, _mm512_set1_epi32((int)w)));
+        k = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ);
+        m = _mm512_mask_mov_ps(m, k, d);
+        i = _mm512_mask_mov_epi32(i, k, _mm512_add_epi32(i0, _mm512_set1_epi32((int)w + 1)));
+        _mm512_mask_storeu_ps(y + ox, ko, m);
+        _mm512_mask_storeu_epi32(arg + ox, ko, i);
+    }
+}
+#else
+static void maxpool2_row(const float *restrict r0, const float *restrict r1, size_t wo,
+                         uint32_t base, uint32_t w, float *restrict y, uint32_t *restrict arg)
+{
+    for (size_t ox = 0; ox < wo; ox++) {
+        const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+        const uint32_t i0 = base + 2 * (uint32_t)ox;
+        float m = a;
+        uint32_t i = i0;
+        /* the index by masks: a conditional here becomes a branch again */
+        uint32_t t = 0u - (uint32_t)(b > m);
+        i = (i & ~t) | ((i0 + 1) & t);
+        m = b > m ? b : m;
+        t = 0u - (uint32_t)(c > m);
+        i = (i & ~t) | ((i0 + w) & t);
+        m = c > m ? c : m;
+        t = 0u - (uint32_t)(d > m);
+        i = (i & ~t) | ((i0 + w + 1) & t);
+        m = d > m ? d : m;
+        y[ox] = m;
+        arg[ox] = i;
+    }
+}
+#endif
+
+/* The 2x2 window at stride 2 without padding, row by row without window clipping. */
 static void maxpool2_forward(const dpt_node_t *n, const dpt_op_io_t *io)
 {
     const dpt_shape_t in = n->in_shape[0], out = n->out;
@@ -69,17 +142,9 @@ static void maxpool2_forward(const dpt_node_t *n, const dpt_op_io_t *io)
         float *y = io->y + pl * out.h * out.w;
         uint32_t *am = arg + pl * out.h * out.w;
         for (size_t oy = 0; oy < out.h; oy++) {
-            const float *r0 = x + 2 * oy * in.w, *r1 = r0 + in.w;
-            for (size_t ox = 0; ox < out.w; ox++) {
-                /* first maximum in scan order, as the general path */
-                size_t c = 2 * ox, bi = c;
-                float best = r0[c];
-                if (r0[c + 1] > best) best = r0[c + 1], bi = c + 1;
-                if (r1[c] > best) best = r1[c], bi = in.w + c;
-                if (r1[c + 1] > best) best = r1[c + 1], bi = in.w + c + 1;
-                y[oy * out.w + ox] = best;
-                am[oy * out.w + ox] = (uint32_t)(2 * oy * in.w + bi);
-            }
+            const float *r0 = x + 2 * oy * in.w;
+            maxpool2_row(r0, r0 + in.w, out.w, (uint32_t)(2 * oy * in.w), (uint32_t)in.w,
+                         y + oy * out.w, am + oy * out.w);
         }
     }
 }
