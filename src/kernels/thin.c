@@ -25,7 +25,8 @@ static size_t min_sz(size_t a, size_t b)
 }
 
 /* Rows [i, i+4) of C over `width` columns (64 or 16, a constant after inlining, so the
- * accumulators stay in registers). */
+ * accumulators stay in registers; or the last few columns). Each element gets the same
+ * operations in the same order whatever its block's width. */
 static inline __attribute__((always_inline)) void gemm_block(size_t width, size_t k,
                                                              const float *const a[4], size_t a_cs,
                                                              const float *b, size_t ldb,
@@ -50,43 +51,33 @@ static inline __attribute__((always_inline)) void gemm_block(size_t width, size_
         memcpy(c[r], s[r], width * sizeof s[r][0]);
 }
 
-/* One column of the 4 rows, for the last n % 16 columns: the same operations per element, in
- * the same order (a sum over p cannot be vectorised without reordering it, so the compiler
- * keeps this scalar). */
-static void gemm_column(size_t k, const float *const a[4], size_t a_cs, const float *b, size_t ldb,
-                        float *const c[4], bool acc)
-{
-    for (size_t r = 0; r < 4; r++) {
-        float t = acc ? c[r][0] : 0.0f;
-        for (size_t p = 0; p < k; p++)
-            t = MADD(a[r][p * a_cs], b[p * ldb], t);
-        c[r][0] = t;
-    }
-}
-
 void dpt_thin_gemm(size_t m, size_t n, size_t k, const float *a, size_t a_rs, size_t a_cs,
                    const float *b, size_t ldb, float *c, size_t ldc, bool acc)
 {
-    for (size_t i = 0; i < m; i += 4) {
-        const size_t rows = min_sz(4, m - i);
-        const float *ar[4];
-        float *cr[4];
-        float spare[4][GEMM_COLS] = {{0}}; /* rows past the edge: computed, discarded */
-        for (size_t r = 0; r < 4; r++)
-            ar[r] = a + (i + min_sz(r, rows - 1)) * a_rs;
-        size_t j = 0;
-        while (j < n) {
-            const size_t width = n - j >= GEMM_COLS ? GEMM_COLS : n - j >= 16 ? 16 : 1;
-            for (size_t r = 0; r < 4; r++)
+    /* Column blocks outside, row blocks inside: one block of B ([k x 64]) is read from cache
+     * by every row block instead of all of B from memory by each. */
+    size_t j = 0;
+    while (j < n) {
+        const size_t width = n - j >= GEMM_COLS ? GEMM_COLS : n - j >= 16 ? 16 : n - j;
+        for (size_t i = 0; i < m; i += 4) {
+            const size_t rows = min_sz(4, m - i);
+            const float *ar[4];
+            float *cr[4];
+            float spare[4][GEMM_COLS]; /* rows past the edge: computed, discarded */
+            for (size_t r = 0; r < 4; r++) {
+                ar[r] = a + (i + min_sz(r, rows - 1)) * a_rs;
                 cr[r] = r < rows ? c + (i + r) * ldc + j : spare[r];
+                if (r >= rows && acc)
+                    memcpy(spare[r], c + (i + rows - 1) * ldc + j, width * sizeof(float));
+            }
             if (width == GEMM_COLS)
                 gemm_block(GEMM_COLS, k, ar, a_cs, b + j, ldb, cr, acc);
             else if (width == 16)
                 gemm_block(16, k, ar, a_cs, b + j, ldb, cr, acc);
-            else
-                gemm_column(k, ar, a_cs, b + j, ldb, cr, acc);
-            j += width;
+            else /* the last n % 16 columns: a width known at run time only */
+                gemm_block(width, k, ar, a_cs, b + j, ldb, cr, acc);
         }
+        j += width;
     }
 }
 
