@@ -370,7 +370,10 @@ Test(mpi, a_killed_rank_ends_every_rank_within_seconds, .timeout = 90)
     free(log), free(ckpt);
 }
 
-Test(mpi, sigterm_to_one_rank_stops_all_with_a_checkpoint_and_resumes_exactly, .timeout = 180)
+/* Starts a 2-rank job, waits for its first checkpoint, sends sig to mpirun itself (to_mpirun)
+ * or to the last rank, and requires every rank to stop with one "interrupted" line and exit 75;
+ * resumes it with 3 ranks and requires the bits of a run that never stopped. */
+static void interrupt_and_resume(int sig, const char *sig_name, int to_mpirun)
 {
     setenv("DPT_TEST_NP", "2", 1);
     char *out = t_scratch_dir("run"), *ref = t_scratch_dir("ref"), *d = t_scratch_dir("joblog");
@@ -381,12 +384,13 @@ Test(mpi, sigterm_to_one_rank_stops_all_with_a_checkpoint_and_resumes_exactly, .
     size_t n = ranks_of(job, ranks);
     cr_assert_eq(n, 2, "found %zu ranks", n);
     /* Not necessarily rank 0: the rank that is signalled tells the others at the next step. */
-    cr_assert_eq(kill(ranks[n - 1], SIGTERM), 0);
+    cr_assert_eq(kill(to_mpirun ? job : ranks[n - 1], sig), 0);
     int rc = wait_up_to(job, 60.0);
     size_t len;
-    char *text = t_read_file(log, &len);
+    char *text = t_read_file(log, &len), expected[64];
     cr_assert_eq(rc, 75, "exit %d:\n%s", rc, text);
-    cr_assert_eq(count(text, "interrupted (SIGTERM) at epoch"), 1, "%s", text);
+    snprintf(expected, sizeof expected, "interrupted (%s) at epoch", sig_name);
+    cr_assert_eq(count(text, expected), 1, "%s", text);
     free(text);
     /* Resume with another world size; the reference never stopped. */
     char args[4096], *rlog;
@@ -403,6 +407,18 @@ Test(mpi, sigterm_to_one_rank_stops_all_with_a_checkpoint_and_resumes_exactly, .
     free(rlog);
     assert_same_run(ref, out);
     free(log), free(ckpt);
+}
+
+Test(mpi, sigterm_to_one_rank_stops_all_with_a_checkpoint_and_resumes_exactly, .timeout = 180)
+{
+    interrupt_and_resume(SIGTERM, "SIGTERM", 0);
+}
+
+/* What `kill -USR1` on mpirun (or a scheduler signalling the launcher) does: Open MPI forwards
+ * SIGUSR1 to every rank. */
+Test(mpi, sigusr1_to_mpirun_stops_all_with_a_checkpoint_and_resumes_exactly, .timeout = 180)
+{
+    interrupt_and_resume(SIGUSR1, "SIGUSR1", 1);
 }
 
 #endif
