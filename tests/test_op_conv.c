@@ -415,19 +415,23 @@ Test(op_conv, declare_and_flops)
     cr_assert_eq(t.decl[0].fan_out, 144);
 }
 
-/* The workspace does not grow with the rows past one block. */
+/* The workspace does not grow with the rows past one block; its block matrices have rows a
+ * padded stride apart (a multiple of 16 floats, never of 128). */
 Test(op_conv, workspace_bounded)
 {
     node_t t;
     build_ok(&t, "conv:64:3", SHAPE(64, 8, 8));
-    const size_t bound = (64 * 9 + 64) * (64 + 256) + 64 * 64 * 9;
+    const size_t bound = (64 * 9 + 64) * (64 + 256 + 128) + 64 * 64 * 9;
     const size_t w1 = dpt_op_conv.workspace_floats(&t.n, 1);
     const size_t w_many = dpt_op_conv.workspace_floats(&t.n, 100000);
-    cr_assert_eq(w1, 64 * 9 * 64 + 64 * 64 * 9, "one sample: col and dW^T");
+    cr_assert_eq(w1, 64 * 9 * 64 + 64 * 64 + 64 * 64 * 9, "one sample: col, Y and dW^T");
+    /* 4 samples a block: 256 columns, rows 272 apart */
+    cr_assert_eq(w_many, (64 * 9 + 64) * 272 + 64 * 64 * 9);
     cr_assert_leq(w_many, bound);
     cr_assert_eq(w_many, dpt_op_conv.workspace_floats(&t.n, 1000));
     build_ok(&t, "conv:4:1", SHAPE(3, 32, 32));
-    cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 64), 4 * 3, "direct 1x1: dW^T only");
+    cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 64), 4 * 1040 + 4 * 3,
+                 "direct 1x1: Y (1024 columns, rows 1040 apart) and dW^T");
 }
 
 Test(op_conv, kernel_larger_than_input)
