@@ -427,18 +427,35 @@ static void conv_forward(const dpt_node_t *n, const dpt_op_io_t *io)
     }
 }
 
+/* Independent partial sums of plane_sum: one vector of them, so the compiler keeps them in
+ * one register instead of a chain of dependent scalar additions (4 cycles each), which made
+ * the bias gradient of the Fashion-MNIST CNN's first convolution cost 3 ms a step. */
+enum { SUM_LANES = 16 };
+
+/* The sum of v[0..n) in a fixed order (lane l adds v[l], v[l + 16], ...; then the lanes in
+ * halves), the same on every machine and for every thread count. */
+static float plane_sum(const float *v, size_t n)
+{
+    float lane[SUM_LANES] = {0};
+    size_t p = 0;
+    for (; p + SUM_LANES <= n; p += SUM_LANES)
+        for (size_t l = 0; l < SUM_LANES; l++)
+            lane[l] += v[p + l];
+    for (size_t l = 0; p < n; p++, l++)
+        lane[l] += v[p];
+    for (size_t half = SUM_LANES / 2; half > 0; half /= 2)
+        for (size_t l = 0; l < half; l++)
+            lane[l] += lane[l + half];
+    return lane[0];
+}
+
 /* db[o] = sum over rows and positions of dy[r][o][.], written. */
 static void bias_grad(const conv_dims_t *d, const float *dy, size_t rows, float *db)
 {
     memset(db, 0, d->out * sizeof *db);
     for (size_t r = 0; r < rows; r++)
-        for (size_t o = 0; o < d->out; o++) {
-            const float *v = dy + (r * d->out + o) * d->howo;
-            float s = 0.0f;
-            for (size_t p = 0; p < d->howo; p++)
-                s += v[p];
-            db[o] += s;
-        }
+        for (size_t o = 0; o < d->out; o++)
+            db[o] += plane_sum(dy + (r * d->out + o) * d->howo, d->howo);
 }
 
 /* dw[g][o][j] = dwt[g][j][o]: dW from its transpose, group by group. */
