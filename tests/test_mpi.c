@@ -5,7 +5,8 @@
  * or data are refused with one line naming the rank and field; a rank killed with SIGKILL
  * ends the whole job within seconds and leaves the last checkpoint readable; SIGTERM to one
  * rank stops every rank after the same step with a checkpoint and exit 75, and the resumed
- * run ends as an uninterrupted one. Skipped (visibly) in a build without MPI. */
+ * run ends as an uninterrupted one. Skipped (visibly) in a build without MPI, but for the
+ * refusal of srun tasks started without an MPI plugin. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <signal.h>
@@ -20,6 +21,39 @@
 #include "support.h"
 
 TestSuite(mpi, .fini = t_remove_scratch);
+
+/* srun -n 2 without an MPI plugin (Slurm's default --mpi=none): SLURM_STEP_NUM_TASKS but
+ * neither PMIx nor PMI; each task would train alone, so each refuses (in any build). */
+Test(mpi, srun_tasks_without_an_mpi_plugin_are_refused)
+{
+    char *out = t_scratch_dir("run"), args[4096], *text;
+    snprintf(args, sizeof args,
+             "train --data synthetic:200,1,4,4,2 --model dense:2 --epochs 1 --quiet --out %s/r",
+             out);
+    setenv("SLURM_STEP_NUM_TASKS", "2", 1);
+    int rc = t_run_dptrain(args, &text);
+    cr_assert_eq(rc, 2, "exit %d: %s", rc, text);
+    cr_assert(strstr(text, "srun started 2 tasks without an MPI plugin") &&
+                  strstr(text, "--mpi=pmix"),
+              "%s", text);
+    char *r = t_path(out, "r");
+    cr_assert_neq(access(r, F_OK), 0, "%s was made", r);
+    free(text);
+    /* One task, or DPT_WORLD=single, trains alone as before. */
+    setenv("SLURM_STEP_NUM_TASKS", "1", 1);
+    rc = t_run_dptrain(args, &text);
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, text);
+    free(text);
+    setenv("SLURM_STEP_NUM_TASKS", "2", 1);
+    setenv("DPT_WORLD", "single", 1);
+    snprintf(args, sizeof args,
+             "train --data synthetic:200,1,4,4,2 --model dense:2 --epochs 1 --quiet --out %s/s",
+             out);
+    rc = t_run_dptrain(args, &text);
+    unsetenv("DPT_WORLD"), unsetenv("SLURM_STEP_NUM_TASKS");
+    cr_assert_eq(rc, 0, "exit %d: %s", rc, text);
+    free(text), free(r);
+}
 
 #ifndef DPT_HAVE_MPI
 Test(mpi, skipped_without_mpi)

@@ -57,14 +57,32 @@ void dpt_world_chunk_bounds(size_t n, size_t ranks, size_t *chunk)
     chunk[ranks] = n;
 }
 
-/* A launcher started this process: Open MPI's mpirun (OMPI_COMM_WORLD_SIZE), a PMIx
- * launcher such as srun --mpi=pmix (PMIX_RANK), or a PMI-1/2 one (PMI_RANK). DPT_WORLD=single
- * keeps a launched process alone (e.g. a tool run under mpirun by hand). */
-static bool launched(void)
+/* DPT_WORLD=single keeps a launched process alone (e.g. a tool run under mpirun by hand). */
+static bool forced_single(void)
 {
     const char *w = getenv("DPT_WORLD");
-    if (w && !strcmp(w, "single")) return false;
+    return w && !strcmp(w, "single");
+}
+
+/* A launcher started this process: Open MPI's mpirun (OMPI_COMM_WORLD_SIZE), a PMIx
+ * launcher such as srun --mpi=pmix (PMIX_RANK), or a PMI-1/2 one (PMI_RANK). */
+static bool launched(void)
+{
+    if (forced_single()) return false;
     return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+}
+
+/* srun sets SLURM_STEP_NUM_TASKS in every task of a step (not in a batch script). Several
+ * tasks with neither PMIx nor PMI (srun --mpi=none, Slurm's default MpiDefault) would each
+ * train alone, racing for one run directory: refuse, naming the fix. */
+static dpt_status_t tasks_without_launcher(void)
+{
+    const char *n = getenv("SLURM_STEP_NUM_TASKS");
+    if (forced_single() || !n || atol(n) <= 1) return DPT_OK;
+    return dpt_error(DPT_ERR_INVALID_ARG,
+                     "srun started %s tasks without an MPI plugin, so each would train alone: "
+                     "run srun --mpi=pmix (or set MpiDefault=pmix in slurm.conf)",
+                     n);
 }
 
 #ifdef DPT_HAVE_MPI
@@ -83,7 +101,8 @@ static dpt_status_t mpi_fail(int rc, const char *what)
 
 dpt_status_t dpt_world_init(int *argc, char ***argv)
 {
-    if (joined || !launched()) return DPT_OK;
+    if (joined) return DPT_OK;
+    if (!launched()) return tasks_without_launcher();
     int provided = 0, rank = 0, size = 1;
     int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
     if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Init_thread");
@@ -275,11 +294,10 @@ double dpt_world_time(void)
 
 dpt_status_t dpt_world_init(int *argc, char ***argv)
 {
-    if (launched())
-        return dpt_error(DPT_ERR_UNSUPPORTED,
-                         "started by an MPI launcher, but this dptrain was built without MPI "
-                         "(install libopenmpi-dev and configure with -DDPT_MPI=ON)");
-    return DPT_OK;
+    if (!launched()) return tasks_without_launcher();
+    return dpt_error(DPT_ERR_UNSUPPORTED,
+                     "started by an MPI launcher, but this dptrain was built without MPI "
+                     "(install libopenmpi-dev and configure with -DDPT_MPI=ON)");
 }
 void dpt_world_finalize(void) {}
 void dpt_world_abort(int code) {}
