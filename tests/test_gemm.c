@@ -198,3 +198,16 @@ Test(thin, dots_shapes_and_edges)
         for (int acc = 0; acc < 2; acc++)
             check_thin_dots(shapes[s][0], shapes[s][1], shapes[s][2], acc);
 }
+
+/* The small-matrix path is what decides thin convolutions: BLIS 0.9.0 has it in its AVX2 sets
+ * and not in skx or generic (ctest runs test_op_conv once more on generic). */
+Test(gemm, small_path_follows_the_kernel_set)
+{
+    dpt_gemm_init();
+    const char *name = dpt_gemm_kernel_name();
+    const bool has = !strcmp(name, "haswell") || !strncmp(name, "zen", 3);
+    const bool lacks = !strcmp(name, "skx") || !strcmp(name, "generic");
+    if (has) cr_assert(dpt_gemm_small_path(), "%s has BLIS's sup path", name);
+    if (lacks) cr_assert_not(dpt_gemm_small_path(), "%s has no sup path", name);
+    cr_assert(has || lacks, "kernel set %s: add it to this test", name);
+}

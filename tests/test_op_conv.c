@@ -245,11 +245,16 @@ Test(op_conv, one_by_one_and_large_kernel)
 }
 
 /* Both product paths on the same geometries: 3 input channels with a 3x3 kernel lower to 27
- * rows (the thin kernels of kernels/thin.c, up to 32 rows per group), 4 to 36 (BLIS); one
+ * rows (the thin kernels of kernels/thin.c, up to 32 rows per group, where the kernel set
+ * has no small-matrix path or the convolution is grouped), 4 to 36 (BLIS); one
  * input channel is the Fashion-MNIST stem; a depthwise layer with 40 channels runs thin
  * with dx, in blocks. */
 Test(op_conv, thin_and_blis_products)
 {
+    /* Under ctest's second run: the kernel set asked for (generic: no small-matrix path, so
+     * the ungrouped thin products) must be the one in use. */
+    const char *want = getenv("DPT_TEST_EXPECT_KERNEL");
+    if (want) cr_assert_str_eq(dpt_gemm_kernel_name(), want);
     rng_state = 6;
     const char *items[] = {"conv:5:3", "conv:6:3:stride=2", "conv:5:3:pad=0:bias=0",
                            "conv:4:2:pad=1"};

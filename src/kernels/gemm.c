@@ -14,6 +14,7 @@
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static char kernel_name[32] = "uninitialised";
 static char kernel_reason[160] = "";
+static bool small_path; /* the kernel set has BLIS's small-matrix (sup) path for sgemm */
 
 /* Each worker thread gets its own runtime objects fixed at one thread, so BLIS never spawns
  * threads inside a worker and never copies the global runtime under its mutex per call: one
@@ -154,6 +155,8 @@ static void init_blis(void)
     bli_init();
     arch_t id = bli_arch_query_id();
     snprintf(kernel_name, sizeof kernel_name, "%s", bli_arch_string(id));
+    /* Sets without the path (skx, generic) have zero thresholds. */
+    small_path = bli_cntx_get_l3_sup_thresh_dt(BLIS_FLOAT, BLIS_MT, bli_gks_query_cntx()) > 0;
     /* Child processes (e.g. a PyTorch comparison) should see the user's environment. */
     if (we_set) unsetenv("BLIS_ARCH_TYPE");
 }
@@ -180,6 +183,12 @@ const char *dpt_gemm_kernel_name(void)
 const char *dpt_gemm_kernel_reason(void)
 {
     return kernel_reason;
+}
+
+bool dpt_gemm_small_path(void)
+{
+    dpt_gemm_init();
+    return small_path;
 }
 
 const char *dpt_gemm_blis_version(void)

@@ -40,6 +40,10 @@ const char *dpt_gemm_kernel_name(void);
 const char *dpt_gemm_kernel_reason(void);
 const char *dpt_gemm_blis_version(void);
 
+/* Whether the kernel set in use has BLIS's small-matrix ("sup") path for sgemm, which reads
+ * small operands without packing them (haswell, zen, zen2, zen3 in BLIS 0.9.0; not skx). */
+bool dpt_gemm_small_path(void);
+
 /* How BLIS is asked to treat B. Small products go through BLIS's unpacked "sup" path by
  * default, which is fastest for x W but reads a transposed operand poorly; packing B fixes
  * that (perf/bench_step_gemm times each product of a step both ways). */

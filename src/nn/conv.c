@@ -73,16 +73,20 @@ static size_t block_of(const conv_dims_t *d, size_t rows)
     return nb ? nb : 1;
 }
 
-/* Lowered rows per group (C/G*K*K) up to which the three products of a block run through
- * kernels/thin.c instead of BLIS: with so short an inner dimension BLIS's packing costs more
- * than the multiply-adds. Measured on one thread (AMD EPYC, Zen 5, skx kernels), forward +
- * backward of the Fashion-MNIST CNN's first convolution (1 -> 32 channels, K*K = 9):
- * see docs/performance.md. */
+/* Lowered rows per group (C/G*K*K) up to which the three products of a block may run through
+ * kernels/thin.c instead of BLIS: with so short an inner dimension, BLIS's packing costs more
+ * than the multiply-adds. They do for grouped convolutions (depthwise: 5.5x the same-shape
+ * sgemm on an AMD EPYC Zen 5), and for the others only where BLIS's kernel set has no
+ * small-matrix path that skips the packing: forward + backward of the Fashion-MNIST CNN's
+ * first convolution (1 -> 32 channels, K*K = 9) on one thread, thin against BLIS, 2.8 against
+ * 5.2 ms a step with skx on the Zen 5, but 3.8 against 3.2 ms with zen3 (small-matrix path) on
+ * an AMD EPYC Zen 4 (ResNet-20's stem 5.5 against 4.6 ms); see docs/performance.md. The
+ * choice changes the products only, not the workspace. */
 #define CONV_THIN_K 32
 
 static bool is_thin(const conv_dims_t *d)
 {
-    return d->ckg <= CONV_THIN_K;
+    return d->ckg <= CONV_THIN_K && (d->g > 1 || !dpt_gemm_small_path());
 }
 
 /* Y_g [OUT/G x cols] (+)= W_g col_g: the forward product of one group (col_g's rows ldc
