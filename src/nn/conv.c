@@ -294,6 +294,21 @@ static void zero_wrapped(const conv_dims_t *d, const window_t *v, float *row)
     }
 }
 
+/* dst[i] = src[2i]: stride 2 (downsampling convolutions) as a constant, so the compiler
+ * vectorises it with permutes; a run-time stride costs a scalar load per element. */
+static void gather_stride2(float *restrict dst, const float *restrict src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[2 * i];
+}
+
+/* dst[2i] += src[i], the adjoint of gather_stride2. */
+static void scatter_add_stride2(float *restrict dst, const float *restrict src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[2 * i] += src[i];
+}
+
 /* Row (ki, kj) of col for one input plane xc [H][W]: row[oh*Wo + ow] = xc[ih][iw] or 0. */
 static void lower_row(const conv_dims_t *d, const window_t *v, size_t ki, size_t kj,
                       const float *restrict xc, float *restrict row)
@@ -319,8 +334,11 @@ static void lower_row(const conv_dims_t *d, const window_t *v, size_t ki, size_t
         const float *src = src0 + (oh - v->oh_lo) * d->s * d->w;
         for (size_t ow = 0; ow < v->ow_lo; ow++)
             dst[ow] = 0.0f;
-        for (size_t ow = v->ow_lo; ow < v->ow_hi; ow++)
-            dst[ow] = src[(ow - v->ow_lo) * d->s];
+        if (d->s == 2)
+            gather_stride2(dst + v->ow_lo, src, v->ow_hi - v->ow_lo);
+        else
+            for (size_t ow = v->ow_lo; ow < v->ow_hi; ow++)
+                dst[ow] = src[(ow - v->ow_lo) * d->s];
         for (size_t ow = v->ow_hi; ow < d->wo; ow++)
             dst[ow] = 0.0f;
     }
@@ -358,6 +376,10 @@ static void raise_row(const conv_dims_t *d, const window_t *v, size_t ki, size_t
     for (size_t oh = v->oh_lo; oh < v->oh_hi; oh++) {
         float *dst = dst0 + (oh - v->oh_lo) * d->s * d->w;
         const float *src = row + oh * d->wo + v->ow_lo;
+        if (d->s == 2) {
+            scatter_add_stride2(dst, src, v->ow_hi - v->ow_lo);
+            continue;
+        }
         for (size_t ow = 0; ow < v->ow_hi - v->ow_lo; ow++)
             dst[ow * d->s] += src[ow];
     }
