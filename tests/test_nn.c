@@ -584,6 +584,57 @@ Test(model, narrow_gemm_share_separates_wide_and_narrow_models)
 
 /* The 2x2 fast path of max pooling's forward: outputs and input gradients by hand, written and
  * (two consumers of one input) accumulated. */
+/* The 2x2 fast path (forward) and maxpool backward against a naive reference on planes wider
+ * than one vector with a partial one, odd sizes (the last row and column are in no window and
+ * get 0), ties (values on a coarse grid: the first maximum in scan order wins), and, through a
+ * residual add of two pools, accumulation. */
+Test(pool, maxpool_2x2_fast_path_matches_a_naive_reference)
+{
+    const dpt_shape_t in = {2, 7, 37};
+    const size_t ho = 3, wo = 18, n_in = 2 * 7 * 37, n_out = 2 * ho * wo;
+    float *x = malloc(n_in * sizeof *x), *dy = malloc(n_out * sizeof *dy);
+    float *want = calloc(n_in, sizeof *want);
+    for (size_t i = 0; i < n_in; i++)
+        x[i] = (float)((i * 7919u) % 5u); /* 0..4: many ties */
+    for (size_t i = 0; i < n_out; i++)
+        dy[i] = 1.0f + (float)i;
+    for (size_t c = 0; c < 2; c++)
+        for (size_t oy = 0; oy < ho; oy++)
+            for (size_t ox = 0; ox < wo; ox++) {
+                const float *xc = x + c * 7 * 37;
+                size_t best = (2 * oy) * 37 + 2 * ox;
+                for (size_t q = 1; q < 4; q++) {
+                    size_t at = (2 * oy + q / 2) * 37 + 2 * ox + q % 2;
+                    if (xc[at] > xc[best]) best = at;
+                }
+                want[c * 7 * 37 + best] += dy[(c * ho + oy) * wo + ox];
+            }
+    for (int twice = 0; twice < 2; twice++) {
+        const char *spec = twice ? "res(maxpool:2|maxpool:2)" : "maxpool:2";
+        dpt_model_t *m;
+        cr_assert_eq(dpt_model_create_shaped(spec, in, n_out, &m), DPT_OK, "%s", dpt_last_error());
+        dpt_plan_t *p;
+        cr_assert_eq(dpt_plan_create(m, 1, true, &p), DPT_OK);
+        memcpy(dpt_plan_input(p), x, n_in * sizeof(float));
+        uint32_t id = 0;
+        dpt_step_ctx_t ctx = {.training = true, .sample_ids = &id};
+        dpt_plan_forward(p, NULL, 1, &ctx, NULL);
+        memcpy(dpt_plan_dlogits(p), dy, n_out * sizeof(float));
+        /* stale values in the input's gradient slot: the pool must write every position */
+        float *slot = (float *)dpt_plan_input_grad(p);
+        for (size_t i = 0; i < n_in; i++)
+            slot[i] = NAN;
+        dpt_plan_backward(p, NULL, NULL, 1, &ctx, NULL);
+        for (size_t i = 0; i < n_in; i++)
+            cr_assert_eq(dpt_plan_input_grad(p)[i], (twice ? 2 : 1) * want[i],
+                         "%s dx[%zu]: %g, want %g", twice ? "res" : "single", i,
+                         dpt_plan_input_grad(p)[i], (twice ? 2 : 1) * want[i]);
+        dpt_plan_free(p);
+        dpt_model_free(m);
+    }
+    free(x), free(dy), free(want);
+}
+
 Test(pool, maxpool_2x2_fast_path_by_hand)
 {
     const float x[16] = {1, 5, 2, 0, 3, 4, 9, 9, 0, 0, 0, 0, 7, 1, 2, 8};
