@@ -582,8 +582,6 @@ Test(model, narrow_gemm_share_separates_wide_and_narrow_models)
     dpt_model_free(mlp), dpt_model_free(r20), dpt_model_free(cnn);
 }
 
-/* The 2x2 fast path of max pooling's forward: outputs and input gradients by hand, written and
- * (two consumers of one input) accumulated. */
 /* The 2x2 fast path (forward) and maxpool backward against a naive reference on planes wider
  * than one vector with a partial one, odd sizes (the last row and column are in no window and
  * get 0), ties (values on a coarse grid: the first maximum in scan order wins), and, through a
@@ -635,6 +633,8 @@ Test(pool, maxpool_2x2_fast_path_matches_a_naive_reference)
     free(x), free(dy), free(want);
 }
 
+/* The 2x2 fast path of max pooling's forward: outputs and input gradients by hand, written and
+ * (two consumers of one input) accumulated. */
 Test(pool, maxpool_2x2_fast_path_by_hand)
 {
     const float x[16] = {1, 5, 2, 0, 3, 4, 9, 9, 0, 0, 0, 0, 7, 1, 2, 8};
