@@ -89,7 +89,7 @@ static bool is_thin(const conv_dims_t *d)
     return d->ckg <= CONV_THIN_K && (d->g > 1 || !dpt_gemm_small_path());
 }
 
-/* Y_g [OUT/G x cols] (+)= W_g col_g: the forward product of one group (col_g's rows ldc
+/* Y_g [OUT/G x cols] = W_g col_g: the forward product of one group (col_g's rows ldc
  * floats apart, Y_g's ldy). */
 static void product_forward(const conv_dims_t *d, const float *wg, const float *colg, size_t ldc,
                             size_t cols, float *yg, size_t ldy)
