@@ -217,13 +217,14 @@ static size_t padded_ld(size_t cols)
  * Bounded whatever rows is: nb*HoWo < HoWo + CONV_BLOCK_COLS, so under
  * (C*K*K + OUT) * (HoWo + CONV_BLOCK_COLS + 128) + OUT*C*K*K/G floats. */
 typedef struct ws_layout {
+    bool direct; /* col is x itself (a direct 1x1 conv one sample at a time) */
     size_t ld, col, y, dwt, total;
 } ws_layout_t;
 
 static ws_layout_t layout_of(const conv_dims_t *d, size_t nb)
 {
-    ws_layout_t l = {.ld = padded_ld(nb * d->howo), .col = 0};
-    l.y = is_direct(d) && nb == 1 ? 0 : d->ckk * l.ld;
+    ws_layout_t l = {.direct = is_direct(d) && nb == 1, .ld = padded_ld(nb * d->howo), .col = 0};
+    l.y = l.direct ? 0 : d->ckk * l.ld;
     l.dwt = l.y + d->out * l.ld;
     l.total = l.dwt + d->out * d->ckg;
     return l;
@@ -294,19 +295,28 @@ static void zero_wrapped(const conv_dims_t *d, const window_t *v, float *row)
     }
 }
 
-/* dst[i] = src[2i]: stride 2 (downsampling convolutions) as a constant, so the compiler
- * vectorises it with permutes; a run-time stride costs a scalar load per element. */
-static void gather_stride2(float *restrict dst, const float *restrict src, size_t n)
+/* dst[i] = src[i*s]. Stride 2 (downsampling convolutions) gets its own loop with the stride
+ * as a constant, which the compiler vectorises with permutes; a run-time stride costs a scalar
+ * load per element. */
+static void gather_strided(float *restrict dst, const float *restrict src, size_t n, size_t s)
 {
-    for (size_t i = 0; i < n; i++)
-        dst[i] = src[2 * i];
+    if (s == 2)
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[2 * i];
+    else
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[i * s];
 }
 
-/* dst[2i] += src[i], the adjoint of gather_stride2. */
-static void scatter_add_stride2(float *restrict dst, const float *restrict src, size_t n)
+/* dst[i*s] += src[i], the adjoint of gather_strided. */
+static void scatter_add_strided(float *restrict dst, const float *restrict src, size_t n, size_t s)
 {
-    for (size_t i = 0; i < n; i++)
-        dst[2 * i] += src[i];
+    if (s == 2)
+        for (size_t i = 0; i < n; i++)
+            dst[2 * i] += src[i];
+    else
+        for (size_t i = 0; i < n; i++)
+            dst[i * s] += src[i];
 }
 
 /* Row (ki, kj) of col for one input plane xc [H][W]: row[oh*Wo + ow] = xc[ih][iw] or 0. */
@@ -334,11 +344,7 @@ static void lower_row(const conv_dims_t *d, const window_t *v, size_t ki, size_t
         const float *src = src0 + (oh - v->oh_lo) * d->s * d->w;
         for (size_t ow = 0; ow < v->ow_lo; ow++)
             dst[ow] = 0.0f;
-        if (d->s == 2)
-            gather_stride2(dst + v->ow_lo, src, v->ow_hi - v->ow_lo);
-        else
-            for (size_t ow = v->ow_lo; ow < v->ow_hi; ow++)
-                dst[ow] = src[(ow - v->ow_lo) * d->s];
+        gather_strided(dst + v->ow_lo, src, v->ow_hi - v->ow_lo, d->s);
         for (size_t ow = v->ow_hi; ow < d->wo; ow++)
             dst[ow] = 0.0f;
     }
@@ -375,13 +381,7 @@ static void raise_row(const conv_dims_t *d, const window_t *v, size_t ki, size_t
     }
     for (size_t oh = v->oh_lo; oh < v->oh_hi; oh++) {
         float *dst = dst0 + (oh - v->oh_lo) * d->s * d->w;
-        const float *src = row + oh * d->wo + v->ow_lo;
-        if (d->s == 2) {
-            scatter_add_stride2(dst, src, v->ow_hi - v->ow_lo);
-            continue;
-        }
-        for (size_t ow = 0; ow < v->ow_hi - v->ow_lo; ow++)
-            dst[ow * d->s] += src[ow];
+        scatter_add_strided(dst, row + oh * d->wo + v->ow_lo, v->ow_hi - v->ow_lo, d->s);
     }
 }
 
@@ -435,8 +435,8 @@ static void conv_forward(const dpt_node_t *n, const dpt_op_io_t *io)
     const float *bias = n->a.bias ? io->params + n->offset[1] : NULL;
     const size_t in_sz = d.c * d.hw, out_sz = d.out * d.howo, wg_sz = d.og * d.ckg;
     const size_t nb_max = block_of(&d, io->rows);
-    const bool direct = is_direct(&d) && nb_max == 1;
     const ws_layout_t l = layout_of(&d, nb_max);
+    const bool direct = l.direct;
     float *Y = io->ws + l.y;
     for (size_t r0 = 0; r0 < io->rows; r0 += nb_max) {
         const size_t nb = io->rows - r0 < nb_max ? io->rows - r0 : nb_max, cols = nb * d.howo;
@@ -504,8 +504,8 @@ static void conv_backward(const dpt_node_t *n, const dpt_op_io_t *io)
     const bool acc = io->dx_acc[0];
     const size_t in_sz = d.c * d.hw, out_sz = d.out * d.howo, wg_sz = d.og * d.ckg;
     const size_t nb_max = block_of(&d, io->rows);
-    const bool direct = is_direct(&d) && nb_max == 1;
     const ws_layout_t l = layout_of(&d, nb_max);
+    const bool direct = l.direct;
     float *dwt = io->ws + l.dwt, *dY = io->ws + l.y;
     if (n->a.bias) bias_grad(&d, io->dy, io->rows, io->grads + n->offset[1]);
     if (io->rows == 0) memset(dwt, 0, d.out * d.ckg * sizeof *dwt);
