@@ -280,15 +280,32 @@ Test(op_conv, sample_blocks)
     check_item("conv:4:3:stride=2", SHAPE(2, 45, 46), 2);
 }
 
+/* The Winograd lowering (3x3, stride 1, pad 1, one group) against the same reference: odd and
+ * one-pixel planes (tiles cut by the border), planes whose tile rows fill whole chunks of 16
+ * tiles (32 wide) or part of them (40 wide: 20 tiles a row), blocks of several samples with a
+ * partial last one, and `auto`, which picks it from 8 input channels on planes of 2x2 or more. */
+Test(op_conv, winograd_matches_reference)
+{
+    rng_state = 7;
+    check_item("conv:4:3:algo=winograd", SHAPE(3, 7, 5), 3);
+    check_item("conv:5:3:algo=winograd:bias=0", SHAPE(2, 1, 1), 2);
+    check_item("conv:3:3:algo=winograd", SHAPE(4, 2, 9), 3);
+    check_item("conv:6:3:algo=winograd", SHAPE(5, 1, 6), 2);
+    check_item("conv:5:3", SHAPE(8, 9, 7), 3);      /* auto */
+    check_item("conv:4:3", SHAPE(8, 32, 32), 6);    /* 256 tiles: blocks of 4 and 2 */
+    check_item("conv:3:3", SHAPE(9, 40, 6), 2);     /* 60 tiles, 20 a row */
+    check_item("conv:2:3", SHAPE(8, 6, 40), 2);     /* 60 tiles, 20 a row */
+    check_item("conv:7:3", SHAPE(10, 14, 14), 45);  /* 49 tiles: blocks of 21, 21, 3 */
+    check_item("conv:6:3:algo=winograd", SHAPE(1, 4, 4), 3);
+}
+
 /* The reference's gradients are hand-derived too: check the op's against central
  * differences of L = sum(y * R) in double. L is linear in each of W, b and x, so the
  * difference quotient is exact but for the float rounding of y. */
-Test(op_conv, gradients_match_finite_differences)
+static void check_finite_differences(const char *item, dpt_shape_t in)
 {
-    rng_state = 5;
     node_t t;
-    const dpt_shape_t in = SHAPE(4, 5, 6);
-    build_ok(&t, "conv:4:3:stride=2:pad=1:groups=2", in);
+    build_ok(&t, item, in);
     const dpt_node_t *n = &t.n;
     const size_t rows = 2, in_sz = dpt_shape_size(in), out_sz = dpt_shape_size(n->out);
     float *params = random_floats(t.n_params), *x = random_floats(rows * in_sz);
@@ -321,10 +338,17 @@ Test(op_conv, gradients_match_finite_differences)
             }
             vars[v][i] = saved;
             const double fd = (l[1] - l[0]) / (2 * h);
-            cr_assert(fabs(fd - ana[v][i]) <= 1e-4 * (1 + fabs(fd)), "%s[%zu]: %g vs fd %g",
-                      v ? "dx" : "dparams", i, ana[v][i], fd);
+            cr_assert(fabs(fd - ana[v][i]) <= 1e-4 * (1 + fabs(fd)), "%s: %s[%zu]: %g vs fd %g",
+                      item, v ? "dx" : "dparams", i, ana[v][i], fd);
         }
     free(params), free(x), free(r), free(y), free(grads), free(dx), free(ws);
+}
+
+Test(op_conv, gradients_match_finite_differences)
+{
+    rng_state = 5;
+    check_finite_differences("conv:4:3:stride=2:pad=1:groups=2", SHAPE(4, 5, 6));
+    check_finite_differences("conv:3:3:algo=winograd", SHAPE(2, 5, 6));
 }
 
 /* Same inputs, same bits, and the row block a sample falls in does not change its output. */
@@ -425,7 +449,7 @@ Test(op_conv, declare_and_flops)
 Test(op_conv, workspace_bounded)
 {
     node_t t;
-    build_ok(&t, "conv:64:3", SHAPE(64, 8, 8));
+    build_ok(&t, "conv:64:3:algo=im2col", SHAPE(64, 8, 8));
     const size_t bound = (64 * 9 + 64) * (64 + 256 + 128) + 64 * 64 * 9;
     const size_t w1 = dpt_op_conv.workspace_floats(&t.n, 1);
     const size_t w_many = dpt_op_conv.workspace_floats(&t.n, 100000);
@@ -437,6 +461,23 @@ Test(op_conv, workspace_bounded)
     build_ok(&t, "conv:4:1", SHAPE(3, 32, 32));
     cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 64), 4 * 1040 + 4 * 3,
                  "direct 1x1: Y (1024 columns, rows 1040 apart) and dW^T");
+}
+
+/* Winograd's workspace: U and dU^T (16 x OUT x C each), V and M (16 matrices of C, OUT rows
+ * of a block's tile columns, an odd number of 64-byte lines apart), the padded plane and the
+ * tile table; it too stops growing at one block. */
+Test(op_conv, winograd_workspace_bounded)
+{
+    node_t t;
+    build_ok(&t, "conv:64:3", SHAPE(64, 8, 8)); /* auto: Winograd */
+    /* 16 tiles a sample; blocks of 16 rows (256 columns, rows 272 apart); 64 * 272 floats is
+     * 1088 lines, even, so the matrices are 64 * 272 + 16 apart */
+    const size_t per_rows16 = 2 * 16 * 64 * 64 + 2 * 16 * (64 * 272 + 16) + 10 * 10 + 16;
+    cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 16), per_rows16);
+    cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 100000),
+                 dpt_op_conv.workspace_floats(&t.n, 64), "one block of 64 rows at most");
+    cr_assert_leq(dpt_op_conv.workspace_floats(&t.n, 1),
+                  dpt_op_conv.workspace_floats(&t.n, 64));
 }
 
 Test(op_conv, kernel_larger_than_input)
@@ -490,4 +531,12 @@ Test(op_conv, bad_arguments)
                  "pad must be an integer in [0, 64]");
     assert_fails(build(&t, "conv:8:3:groups=0", in), DPT_ERR_INVALID_ARG,
                  "groups must be an integer in [1, 65536]");
+    assert_fails(build(&t, "conv:8:3:algo=fft", in), DPT_ERR_INVALID_ARG,
+                 "algo must be one of auto, im2col, winograd, got 'fft'");
+    const char *no_wino[] = {"conv:8:3:algo=winograd:stride=2", "conv:8:3:algo=winograd:pad=0",
+                             "conv:8:5:algo=winograd", "conv:3:3:algo=winograd:groups=3"};
+    for (size_t i = 0; i < sizeof no_wino / sizeof *no_wino; i++)
+        assert_fails(build(&t, no_wino[i], in), DPT_ERR_INVALID_ARG,
+                     "conv3: algo=winograd takes a 3x3 kernel at stride 1 with pad 1 and one "
+                     "group");
 }

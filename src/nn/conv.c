@@ -22,6 +22,7 @@
 
 #include "kernels/gemm.h"
 #include "kernels/thin.h"
+#include "nn/conv_winograd.h"
 #include "nn/op.h"
 
 /* Columns a block of samples aims for: nb = ceil(CONV_BLOCK_COLS / HoWo), at most rows.
@@ -89,6 +90,36 @@ static bool is_thin(const conv_dims_t *d)
     return d->ckg <= CONV_THIN_K && (d->g > 1 || !dpt_gemm_small_path());
 }
 
+/* The lowering, `algo=` of the spec (the order of its choices). */
+typedef enum { CONV_ALGO_AUTO, CONV_ALGO_IM2COL, CONV_ALGO_WINOGRAD } conv_algo_t;
+
+/* Input channels from which `auto` picks Winograd for a convolution it can take: below, its
+ * 16 products have too short an inner dimension to beat one im2col product of C*9 rows (the
+ * stems of ResNet-20, 3 channels, and of the Fashion-MNIST CNN, 1, stay on im2col). */
+#define CONV_WINO_MIN_C 8
+
+/* The shapes nn/conv_winograd.c takes: 3x3, stride 1, pad 1, one group. */
+static bool winograd_fits(const conv_dims_t *d)
+{
+    return d->k == 3 && d->s == 1 && d->p == 1 && d->g == 1;
+}
+
+/* Whether this convolution runs through the Winograd lowering: a function of the spec and
+ * the shape only, so of nothing thread- or machine-related. */
+static bool is_winograd(const dpt_node_t *n, const conv_dims_t *d)
+{
+    if (n->a.algo == CONV_ALGO_WINOGRAD) return true;
+    /* A plane one pixel high or wide fills half of each 2x2 tile: 16 products for 2 outputs
+     * against im2col's 18, nothing gained. */
+    return n->a.algo == CONV_ALGO_AUTO && winograd_fits(d) && d->c >= CONV_WINO_MIN_C &&
+           d->h >= 2 && d->w >= 2;
+}
+
+static dpt_wino_dims_t wino_dims(const conv_dims_t *d)
+{
+    return (dpt_wino_dims_t){.c = d->c, .h = d->h, .w = d->w, .out = d->out};
+}
+
 /* Y_g [OUT/G x cols] = W_g col_g: the forward product of one group (col_g's rows ldc
  * floats apart, Y_g's ldy). */
 static void product_forward(const conv_dims_t *d, const float *wg, const float *colg, size_t ldc,
@@ -130,6 +161,7 @@ static const dpt_spec_key_t conv_keys[] = {DPT_SPEC_I("out", NULL, 1, 65536, DPT
                                            DPT_SPEC_I("pad", "@(k-1)/2: same", 0, 64, 0),
                                            DPT_SPEC_B("bias", "1"),
                                            DPT_SPEC_I("groups", "1", 1, 65536, 0),
+                                           DPT_SPEC_E("algo", "auto", "auto|im2col|winograd"),
                                            DPT_SPEC_END};
 
 static dpt_status_t conv_parse(dpt_node_t *n, const dpt_spec_part_t *p)
@@ -141,6 +173,7 @@ static dpt_status_t conv_parse(dpt_node_t *n, const dpt_spec_part_t *p)
     n->a.pad = dpt_spec_is_set(p, "pad") ? dpt_spec_size(p, "pad") : (n->a.k - 1) / 2;
     n->a.bias = dpt_spec_int(p, "bias") != 0;
     n->a.groups = dpt_spec_size(p, "groups");
+    n->a.algo = dpt_spec_int(p, "algo");
     return DPT_OK;
 }
 
@@ -172,6 +205,12 @@ static dpt_status_t conv_infer(dpt_node_t *n)
                          "the cap of %zu",
                          n->name, in.c * k * k, ho * wo, CONV_MAX_COL_FLOATS);
     n->out = (dpt_shape_t){n->a.out, ho, wo};
+    const conv_dims_t d = dims_of(n);
+    if (n->a.algo == CONV_ALGO_WINOGRAD && !winograd_fits(&d))
+        return dpt_error(DPT_ERR_INVALID_ARG,
+                         "model spec: %s: algo=winograd takes a 3x3 kernel at stride 1 with pad "
+                         "1 and one group (got %zux%zu, stride %zu, pad %zu, groups %zu)",
+                         n->name, k, k, s, p, g);
     return DPT_OK;
 }
 
@@ -233,6 +272,10 @@ static ws_layout_t layout_of(const conv_dims_t *d, size_t nb)
 static size_t conv_workspace_floats(const dpt_node_t *n, size_t rows)
 {
     const conv_dims_t d = dims_of(n);
+    if (is_winograd(n, &d)) {
+        const dpt_wino_dims_t wd = wino_dims(&d);
+        return dpt_wino_workspace_floats(&wd, rows);
+    }
     return layout_of(&d, block_of(&d, rows)).total;
 }
 
@@ -433,6 +476,11 @@ static void conv_forward(const dpt_node_t *n, const dpt_op_io_t *io)
     const conv_dims_t d = dims_of(n);
     const float *w = io->params + n->offset[0];
     const float *bias = n->a.bias ? io->params + n->offset[1] : NULL;
+    if (is_winograd(n, &d)) {
+        const dpt_wino_dims_t wd = wino_dims(&d);
+        dpt_wino_forward(&wd, w, bias, io->x[0], io->rows, io->y, io->ws);
+        return;
+    }
     const size_t in_sz = d.c * d.hw, out_sz = d.out * d.howo, wg_sz = d.og * d.ckg;
     const size_t nb_max = block_of(&d, io->rows);
     const ws_layout_t l = layout_of(&d, nb_max);
@@ -508,6 +556,12 @@ static void conv_backward(const dpt_node_t *n, const dpt_op_io_t *io)
     const bool direct = l.direct;
     float *dwt = io->ws + l.dwt, *dY = io->ws + l.y;
     if (n->a.bias) bias_grad(&d, io->dy, io->rows, io->grads + n->offset[1]);
+    if (is_winograd(n, &d)) {
+        const dpt_wino_dims_t wd = wino_dims(&d);
+        dpt_wino_backward(&wd, w, io->x[0], io->dy, io->rows, io->grads + n->offset[0], dx, acc,
+                          io->ws);
+        return;
+    }
     if (io->rows == 0) memset(dwt, 0, d.out * d.ckg * sizeof *dwt);
     for (size_t r0 = 0; r0 < io->rows; r0 += nb_max) {
         const size_t nb = io->rows - r0 < nb_max ? io->rows - r0 : nb_max, cols = nb * d.howo;

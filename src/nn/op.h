@@ -40,6 +40,7 @@ typedef struct dpt_node_attr {
     size_t stride;   /* conv/pool/zpad */
     size_t pad;      /* conv/pool: zero padding on each side */
     size_t groups;   /* conv */
+    int algo;        /* conv: lowering, a conv_algo_t of nn/conv.c */
     bool bias;       /* dense/conv: has a bias */
     bool init_he;    /* dense: He-normal weights instead of Xavier-uniform */
     float p;         /* dropout probability */
