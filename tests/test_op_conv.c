@@ -291,11 +291,11 @@ Test(op_conv, winograd_matches_reference)
     check_item("conv:5:3:algo=winograd:bias=0", SHAPE(2, 1, 1), 2);
     check_item("conv:3:3:algo=winograd", SHAPE(4, 2, 9), 3);
     check_item("conv:6:3:algo=winograd", SHAPE(5, 1, 6), 2);
-    check_item("conv:5:3", SHAPE(8, 9, 7), 3);      /* auto */
-    check_item("conv:4:3", SHAPE(8, 32, 32), 6);    /* 256 tiles: blocks of 4 and 2 */
-    check_item("conv:3:3", SHAPE(9, 40, 6), 2);     /* 60 tiles, 20 a row */
-    check_item("conv:2:3", SHAPE(8, 6, 40), 2);     /* 60 tiles, 20 a row */
-    check_item("conv:7:3", SHAPE(10, 14, 14), 45);  /* 49 tiles: blocks of 21, 21, 3 */
+    check_item("conv:5:3", SHAPE(8, 9, 7), 3);     /* auto */
+    check_item("conv:4:3", SHAPE(8, 32, 32), 6);   /* 256 tiles: blocks of 4 and 2 */
+    check_item("conv:3:3", SHAPE(9, 40, 6), 2);    /* 60 tiles, 20 a row */
+    check_item("conv:2:3", SHAPE(8, 6, 40), 2);    /* 60 tiles, 20 a row */
+    check_item("conv:7:3", SHAPE(10, 14, 14), 45); /* 49 tiles: blocks of 21, 21, 3 */
     check_item("conv:6:3:algo=winograd", SHAPE(1, 4, 4), 3);
 }
 
@@ -474,10 +474,9 @@ Test(op_conv, winograd_workspace_bounded)
      * 1088 lines, even, so the matrices are 64 * 272 + 16 apart */
     const size_t per_rows16 = 2 * 16 * 64 * 64 + 2 * 16 * (64 * 272 + 16) + 10 * 10 + 16;
     cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 16), per_rows16);
-    cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 100000),
-                 dpt_op_conv.workspace_floats(&t.n, 64), "one block of 64 rows at most");
-    cr_assert_leq(dpt_op_conv.workspace_floats(&t.n, 1),
-                  dpt_op_conv.workspace_floats(&t.n, 64));
+    cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 100000), dpt_op_conv.workspace_floats(&t.n, 64),
+                 "one block of 64 rows at most");
+    cr_assert_leq(dpt_op_conv.workspace_floats(&t.n, 1), dpt_op_conv.workspace_floats(&t.n, 64));
 }
 
 Test(op_conv, kernel_larger_than_input)

@@ -192,9 +192,9 @@ static inline __attribute__((always_inline)) size_t tile_at(const int32_t *off, 
 }
 
 /* V (row vc of V[0], V[xi] xs floats on) = B^T d B of the patches of one padded plane p. */
-static inline __attribute__((always_inline)) void
-input_chunk_as(const float *p, size_t pw, const int32_t *off, size_t n, float *vc, size_t xs,
-               bool row)
+static inline __attribute__((always_inline)) void input_chunk_as(const float *p, size_t pw,
+                                                                 const int32_t *off, size_t n,
+                                                                 float *vc, size_t xs, bool row)
 {
     float v[TILE][LANES];
     for (size_t l = 0; l < LANES; l++) {
@@ -242,9 +242,9 @@ static void lower_sample(const dpt_wino_dims_t *d, const wino_layout_t *l, const
 
 /* The 2x2 tiles A^T M A of a chunk (mo: its columns of M[0] for one channel) into the plane
  * p (pitch pw) at off. */
-static inline __attribute__((always_inline)) void
-output_chunk_as(const float *mo, size_t xs, const int32_t *off, size_t n, float *p, size_t pw,
-                bool row)
+static inline __attribute__((always_inline)) void output_chunk_as(const float *mo, size_t xs,
+                                                                  const int32_t *off, size_t n,
+                                                                  float *p, size_t pw, bool row)
 {
     float m[TILE][LANES], y[4][LANES];
     load_lanes(mo, xs, n, m);
@@ -294,9 +294,9 @@ static void raise_sample(const dpt_wino_dims_t *d, const wino_layout_t *l, const
 
 /* dM = A dy A^T of a chunk's 2x2 tiles of the plane p (pitch pw, zero past the output) into
  * mo (one channel's columns of M[0]). */
-static inline __attribute__((always_inline)) void
-grad_chunk_as(const float *p, size_t pw, const int32_t *off, size_t n, float *mo, size_t xs,
-              bool row)
+static inline __attribute__((always_inline)) void grad_chunk_as(const float *p, size_t pw,
+                                                                const int32_t *off, size_t n,
+                                                                float *mo, size_t xs, bool row)
 {
     float m[TILE][LANES];
     for (size_t l = 0; l < LANES; l++) {
@@ -388,9 +388,8 @@ static void patch_chunk(const float *vc, size_t xs, const int32_t *off, size_t n
 
 /* dx [C][H][W] of one sample (+)= its patch gradients from dV (vb: dV[0] at its first
  * column); the padding border of the plane is dropped. */
-static void raise_grad_sample(const dpt_wino_dims_t *d, const wino_layout_t *l,
-                              const int32_t *off, const float *vb, float *dx, bool acc,
-                              float *plane)
+static void raise_grad_sample(const dpt_wino_dims_t *d, const wino_layout_t *l, const int32_t *off,
+                              const float *vb, float *dx, bool acc, float *plane)
 {
     for (size_t c = 0; c < d->c; c++) {
         memset(plane, 0, l->ph * l->pw * sizeof *plane);
@@ -447,12 +446,12 @@ void dpt_wino_backward(const dpt_wino_dims_t *d, const float *w, const float *x,
         for (size_t xi = 0; xi < TILE; xi++) {
             float *vx = v + xi * l.vs, *mx = m + xi * l.ms;
             /* dU[xi]^T [C x OUT] (+)= V dM^T: the first block writes */
-            dpt_sgemm(false, true, d->c, d->out, cols, 1.0f, vx, l.ld, mx, l.ld,
-                      r0 ? 1.0f : 0.0f, dut + xi * d->c * d->out, d->out);
+            dpt_sgemm(false, true, d->c, d->out, cols, 1.0f, vx, l.ld, mx, l.ld, r0 ? 1.0f : 0.0f,
+                      dut + xi * d->c * d->out, d->out);
             /* dV[xi] = U^T dM over V[xi], which this block no longer needs */
             if (dx)
-                dpt_sgemm(true, false, d->c, cols, d->out, 1.0f, u + xi * d->out * d->c, d->c,
-                          mx, l.ld, 0.0f, vx, l.ld);
+                dpt_sgemm(true, false, d->c, cols, d->out, 1.0f, u + xi * d->out * d->c, d->c, mx,
+                          l.ld, 0.0f, vx, l.ld);
         }
         if (dx)
             for (size_t b = 0; b < nb; b++)
