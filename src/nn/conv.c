@@ -239,14 +239,14 @@ static size_t conv_declare(const dpt_node_t *n, dpt_tensor_decl_t *decl)
  * same cache sets, and BLIS then reads them 1.3-1.8x slower (measured on one thread, AMD EPYC
  * Zen 4, zen3 kernels: forward 16x1024x144 81 -> 46 us, weight gradient 32x256x288 53 -> 43 us,
  * input gradient 59 -> 45 us). */
-static size_t padded_ld(size_t cols)
+size_t dpt_conv_padded_ld(size_t cols)
 {
     size_t ld = (cols + 15) / 16 * 16;
     return ld % 128 == 0 ? ld + 16 : ld;
 }
 
 /* The workspace for blocks of nb samples, in floats from its start (cols = nb*HoWo, its rows
- * ld = padded_ld(cols) apart):
+ * ld = dpt_conv_padded_ld(cols) apart):
  *   col  [C*K*K x ld]     im2col of the block, then dcol over it; absent for a direct 1x1 conv
  *                         one sample at a time (col is x)
  *   Y    [OUT x ld]       the block's output or output gradient, scattered to / gathered from
@@ -262,7 +262,8 @@ typedef struct ws_layout {
 
 static ws_layout_t layout_of(const conv_dims_t *d, size_t nb)
 {
-    ws_layout_t l = {.direct = is_direct(d) && nb == 1, .ld = padded_ld(nb * d->howo), .col = 0};
+    ws_layout_t l = {
+        .direct = is_direct(d) && nb == 1, .ld = dpt_conv_padded_ld(nb * d->howo), .col = 0};
     l.y = l.direct ? 0 : d->ckk * l.ld;
     l.dwt = l.y + d->out * l.ld;
     l.total = l.dwt + d->out * d->ckg;

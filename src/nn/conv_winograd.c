@@ -40,13 +40,6 @@ typedef struct wino_layout {
     size_t u, dut, v, m, plane, off, total; /* offsets in floats */
 } wino_layout_t;
 
-/* A multiple of 16 floats that is not a multiple of 128 (see padded_ld in nn/conv.c). */
-static size_t padded_ld(size_t cols)
-{
-    size_t ld = (cols + 15) / 16 * 16;
-    return ld % 128 == 0 ? ld + 16 : ld;
-}
-
 /* The stride of the 16 matrices of V or M, each of n floats (a multiple of 16): an odd number
  * of 64-byte lines, so the 16 rows a transform reads or writes at once fall into 16
  * different cache sets. At C*ld floats, a multiple of 1024 whenever C is of 64, all 16 fell
@@ -64,7 +57,7 @@ static wino_layout_t layout_of(const dpt_wino_dims_t *d, size_t rows)
     l.nb = (WINO_BLOCK_COLS + l.tiles - 1) / l.tiles;
     if (l.nb > rows) l.nb = rows;
     if (l.nb == 0) l.nb = 1;
-    l.ld = padded_ld(l.nb * l.tiles);
+    l.ld = dpt_conv_padded_ld(l.nb * l.tiles);
     l.vs = odd_lines(d->c * l.ld), l.ms = odd_lines(d->out * l.ld);
     l.u = 0;
     l.dut = l.u + TILE * d->out * d->c;
@@ -260,7 +253,7 @@ static inline __attribute__((always_inline)) void output_chunk_as(const float *m
         y[2][l] = s[1][0] + s[1][1] + s[1][2];
         y[3][l] = s[1][1] - s[1][2] - s[1][3];
     }
-    for (size_t l = 0; l < (row ? LANES : n); l++) { /* a row chunk's lanes past n land past W */
+    for (size_t l = 0; l < n; l++) {
         float *q = p + tile_at(off, l, row);
         q[0] = y[0][l], q[1] = y[1][l], q[pw] = y[2][l], q[pw + 1] = y[3][l];
     }
@@ -363,8 +356,8 @@ static void patch_chunk(const float *vc, size_t xs, const int32_t *off, size_t n
         }
     }
     if (is_row_chunk(off)) {
-        /* Left halves, then right halves: each pass writes distinct positions, in vectors.
-         * Lanes past n add zeros. */
+        /* Left halves, then right halves: each pass writes distinct positions, in vectors
+         * (a row chunk is always whole: n == LANES). */
         for (size_t r = 0; r < 4; r++) {
             float *q = p + off[0] + r * pw;
             for (size_t l = 0; l < LANES; l++) {

@@ -13,6 +13,10 @@ typedef struct dpt_wino_dims {
     size_t c, h, w, out;
 } dpt_wino_dims_t;
 
+/* The row stride of a lowered block matrix of `cols` columns (defined in nn/conv.c, shared by
+ * both lowerings): a multiple of 16 floats that is not a multiple of 128. */
+size_t dpt_conv_padded_ld(size_t cols);
+
 /* Scratch floats for a pass over `rows` samples (bounded whatever rows is). */
 size_t dpt_wino_workspace_floats(const dpt_wino_dims_t *d, size_t rows);
 
