@@ -281,9 +281,11 @@ Test(op_conv, sample_blocks)
 }
 
 /* The Winograd lowering (3x3, stride 1, pad 1, one group) against the same reference: odd and
- * one-pixel planes (tiles cut by the border), planes whose tile rows fill whole chunks of 16
- * tiles (32 wide) or part of them (40 wide: 20 tiles a row), blocks of several samples with a
- * partial last one, and `auto`, which picks it from 8 input channels on planes of 2x2 or more. */
+ * one-pixel planes (tiles cut by the border), every way of walking tiles: runs of 16 (32 wide;
+ * 56 wide, two runs a row, the second with 4 empty lanes), of 8 (16 wide; 14 and 13 wide, 7
+ * tiles and an empty lane), of 4 (9x7) and gathered lanes (40 wide: 20 tiles a row; 5 and 6
+ * wide), blocks of several samples with a partial last one, and `auto`, which picks it from 8
+ * input channels on planes of 2x2 or more. */
 Test(op_conv, winograd_matches_reference)
 {
     rng_state = 7;
@@ -295,7 +297,10 @@ Test(op_conv, winograd_matches_reference)
     check_item("conv:4:3", SHAPE(8, 32, 32), 6);   /* 256 tiles: blocks of 4 and 2 */
     check_item("conv:3:3", SHAPE(9, 40, 6), 2);    /* 60 tiles, 20 a row */
     check_item("conv:2:3", SHAPE(8, 6, 40), 2);    /* 60 tiles, 20 a row */
-    check_item("conv:7:3", SHAPE(10, 14, 14), 45); /* 49 tiles: blocks of 21, 21, 3 */
+    check_item("conv:7:3", SHAPE(10, 14, 14), 45); /* 7 x 8 columns: blocks of 19, 19, 7 */
+    check_item("conv:3:3", SHAPE(8, 5, 13), 3);
+    check_item("conv:4:3", SHAPE(8, 16, 16), 3);
+    check_item("conv:3:3", SHAPE(8, 5, 56), 2);
     check_item("conv:6:3:algo=winograd", SHAPE(1, 4, 4), 3);
 }
 
@@ -348,7 +353,8 @@ Test(op_conv, gradients_match_finite_differences)
 {
     rng_state = 5;
     check_finite_differences("conv:4:3:stride=2:pad=1:groups=2", SHAPE(4, 5, 6));
-    check_finite_differences("conv:3:3:algo=winograd", SHAPE(2, 5, 6));
+    check_finite_differences("conv:3:3:algo=winograd", SHAPE(2, 5, 6));  /* gathered */
+    check_finite_differences("conv:3:3:algo=winograd", SHAPE(2, 6, 14)); /* runs of 8 */
 }
 
 /* Same inputs, same bits, and the row block a sample falls in does not change its output. */
@@ -464,15 +470,16 @@ Test(op_conv, workspace_bounded)
 }
 
 /* Winograd's workspace: U and dU^T (16 x OUT x C each), V and M (16 matrices of C, OUT rows
- * of a block's tile columns, an odd number of 64-byte lines apart), the padded plane and the
- * tile table; it too stops growing at one block. */
+ * of a block's tile columns, an odd number of 64-byte lines apart), the block's padded planes
+ * and a zero plane, and the tile table; it too stops growing at one block. */
 Test(op_conv, winograd_workspace_bounded)
 {
     node_t t;
     build_ok(&t, "conv:64:3", SHAPE(64, 8, 8)); /* auto: Winograd */
-    /* 16 tiles a sample; blocks of 16 rows (256 columns, rows 272 apart); 64 * 272 floats is
-     * 1088 lines, even, so the matrices are 64 * 272 + 16 apart */
-    const size_t per_rows16 = 2 * 16 * 64 * 64 + 2 * 16 * (64 * 272 + 16) + 10 * 10 + 16;
+    /* 16 tiles a sample (runs of 4); blocks of 16 rows (256 columns, rows 272 apart); 64 * 272
+     * floats is 1088 lines, even, so the matrices are 64 * 272 + 16 apart; 16 + 1 planes of
+     * 10 x 10; a table entry a column */
+    const size_t per_rows16 = 2 * 16 * 64 * 64 + 2 * 16 * (64 * 272 + 16) + 17 * 10 * 10 + 256;
     cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 16), per_rows16);
     cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 100000), dpt_op_conv.workspace_floats(&t.n, 64),
                  "one block of 64 rows at most");

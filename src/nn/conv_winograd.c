@@ -32,12 +32,21 @@
 #define WINO_BLOCK_COLS 1024
 enum { TILE = 16, LANES = 16 };
 
+/* A block's nb samples are transformed together, channel by channel: their planes lie one
+ * after the other (ps floats each, pitch pw), followed by one plane of zeros, and column t of
+ * V and M is the tile that starts at off[t] in them. The columns come in chunks of LANES,
+ * each chunk LANES/g runs of g lanes, a run g consecutive tiles of one tile row (the lanes 2
+ * floats apart, which the compiler turns into vector loads and stores). With g = 1 every lane
+ * is gathered on its own. Lanes with no tile (a tile row's lanes past tw, the columns past
+ * the block's samples) read zeros, so their columns of V and dM are exactly 0: they add
+ * nothing to any product or gradient, and their outputs are dropped. */
 typedef struct wino_layout {
-    size_t th, tw, tiles; /* tile rows, columns, and both a sample */
-    size_t pw, ph;        /* the padded plane: 2*tw + 2 columns, 2*th + 2 rows */
-    size_t nb, ld;        /* samples a block, row stride of V and M */
-    size_t vs, ms;        /* the stride from V[xi] to V[xi+1], from M[xi] to M[xi+1] */
-    size_t u, dut, v, m, plane, off, total; /* offsets in floats */
+    size_t th, tw;     /* tile rows and columns of a sample */
+    size_t g, rw, sc;  /* lanes a run, a tile row (tw rounded up to g) and a sample (th*rw) */
+    size_t pw, ph, ps; /* a plane's pitch 2*rw + 2, its rows 2*th + 2, its floats */
+    size_t nb, cols;   /* samples a block; columns of a full one (whole chunks) */
+    size_t ld, vs, ms; /* row stride of V and M; the stride from V[xi] to V[xi+1], M's */
+    size_t u, dut, v, m, planes, off, total; /* offsets in floats */
 } wino_layout_t;
 
 /* The stride of the 16 matrices of V or M, each of n floats (a multiple of 16): an odd number
@@ -49,29 +58,52 @@ static size_t odd_lines(size_t n)
     return n / 16 % 2 ? n : n + 16;
 }
 
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) / to * to;
+}
+
+/* Lanes of a run for tile rows tw tiles wide: 4, 8 or 16, the fewest that hold a row (wider
+ * rows take several runs of 16), if the empty lanes that adds cost at most one product column
+ * in 8 (14x14 planes: 7 tiles a row in 8 lanes); else 1, gathered. Runs are 2.7x faster than
+ * gathered lanes for 16 channels at 32x32 (AMD EPYC Zen 4). */
+static size_t run_lanes(size_t tw)
+{
+    const size_t g = tw <= 4 ? 4 : tw <= 8 ? 8 : 16;
+    return 7 * round_up(tw, g) <= 8 * tw ? g : 1;
+}
+
 static wino_layout_t layout_of(const dpt_wino_dims_t *d, size_t rows)
 {
     wino_layout_t l = {.th = (d->h + 1) / 2, .tw = (d->w + 1) / 2};
-    l.tiles = l.th * l.tw;
-    l.pw = 2 * l.tw + 2, l.ph = 2 * l.th + 2;
-    l.nb = (WINO_BLOCK_COLS + l.tiles - 1) / l.tiles;
+    l.g = run_lanes(l.tw);
+    l.rw = round_up(l.tw, l.g), l.sc = l.th * l.rw;
+    l.pw = 2 * l.rw + 2, l.ph = 2 * l.th + 2, l.ps = l.pw * l.ph;
+    l.nb = (WINO_BLOCK_COLS + l.sc - 1) / l.sc;
     if (l.nb > rows) l.nb = rows;
     if (l.nb == 0) l.nb = 1;
-    l.ld = dpt_conv_padded_ld(l.nb * l.tiles);
+    l.cols = round_up(l.nb * l.sc, LANES);
+    l.ld = dpt_conv_padded_ld(l.cols);
     l.vs = odd_lines(d->c * l.ld), l.ms = odd_lines(d->out * l.ld);
     l.u = 0;
     l.dut = l.u + TILE * d->out * d->c;
     l.v = l.dut + TILE * d->c * d->out;
     l.m = l.v + TILE * l.vs;
-    l.plane = l.m + TILE * l.ms;
-    l.off = l.plane + l.ph * l.pw;
-    l.total = l.off + (l.tiles + LANES - 1) / LANES * LANES;
+    l.planes = l.m + TILE * l.ms;
+    l.off = l.planes + (l.nb + 1) * l.ps;
+    l.total = l.off + l.cols;
     return l;
 }
 
 size_t dpt_wino_workspace_floats(const dpt_wino_dims_t *d, size_t rows)
 {
     return layout_of(d, rows).total;
+}
+
+/* The columns of a block of nb samples: whole chunks. */
+static size_t block_cols(const wino_layout_t *l, size_t nb)
+{
+    return round_up(nb * l->sc, LANES);
 }
 
 /* u[xi][o][c] = (G g G^T)[xi] for each kernel g = w[o][c]. */
@@ -124,218 +156,215 @@ static void untransform_weight_grad(const dpt_wino_dims_t *d, const float *dut, 
         }
 }
 
-/* The tile table: off[t] = 2ti*pw + 2tj, where tile t = ti*tw + tj starts in a plane of pitch
- * pw (its 4x4 input patch in the padded plane, its 2x2 output tile in an unpadded one), and 0
- * for the lanes past the last tile. The transforms run over LANES consecutive tiles of a
- * sample at a time, whatever the plane's width, so V and M are read and written in whole
- * vectors and small planes (8x8: 4 tiles a row) waste no lanes; the plane side is gathered
- * through the table. */
+/* The tile table of a full block (see wino_layout_t): column t = b*sc + ti*rw + tj is tile
+ * (ti, tj) of sample b, at 2ti*pw + 2tj in its plane; columns past the samples lie in the
+ * zero plane, run lanes 2 apart there too. A shorter last block uses the first columns: its
+ * missing samples' planes stay zero. */
 static int32_t *tile_table(const wino_layout_t *l, float *ws)
 {
     int32_t *off = (int32_t *)(ws + l->off);
-    const size_t n = (l->tiles + LANES - 1) / LANES * LANES;
-    for (size_t t = 0; t < n; t++)
-        off[t] = t < l->tiles ? (int32_t)(2 * (t / l->tw) * l->pw + 2 * (t % l->tw)) : 0;
+    for (size_t t = 0; t < l->cols; t++) {
+        size_t at = l->nb * l->ps + (l->g == 1 ? 0 : 2 * (t % l->g));
+        if (t < l->nb * l->sc) {
+            const size_t b = t / l->sc, ti = t % l->sc / l->rw, tj = t % l->rw;
+            at = b * l->ps + 2 * ti * l->pw + 2 * tj;
+        }
+        off[t] = (int32_t)at;
+    }
     return off;
 }
 
-/* dst[xi*xs + l] = m[xi][l] for l < n. Whole chunks copy a constant size, which the compiler
- * turns into one vector store; a call to memcpy per row cost more than the transform. */
-static void store_lanes(float m[TILE][LANES], size_t n, float *dst, size_t xs)
+/* dst[xi*xs + l] = m[xi][l]: a constant size, which the compiler turns into vector stores; a
+ * call to memcpy per row cost more than the transform. */
+static inline void store_lanes(float m[TILE][LANES], float *dst, size_t xs)
 {
-    if (n == LANES)
-        for (size_t xi = 0; xi < TILE; xi++)
-            memcpy(dst + xi * xs, m[xi], LANES * sizeof(float));
-    else
-        for (size_t xi = 0; xi < TILE; xi++)
-            for (size_t l = 0; l < n; l++)
-                dst[xi * xs + l] = m[xi][l];
+    for (size_t xi = 0; xi < TILE; xi++)
+        memcpy(dst + xi * xs, m[xi], LANES * sizeof(float));
 }
 
-/* m[xi][l] = src[xi*xs + l] for l < n, 0 beyond. */
-static void load_lanes(const float *src, size_t xs, size_t n, float m[TILE][LANES])
+static inline void load_lanes(const float *src, size_t xs, float m[TILE][LANES])
 {
-    if (n == LANES)
-        for (size_t xi = 0; xi < TILE; xi++)
-            memcpy(m[xi], src + xi * xs, LANES * sizeof(float));
-    else
-        for (size_t xi = 0; xi < TILE; xi++)
-            for (size_t l = 0; l < LANES; l++)
-                m[xi][l] = l < n ? src[xi * xs + l] : 0.0f;
+    for (size_t xi = 0; xi < TILE; xi++)
+        memcpy(m[xi], src + xi * xs, LANES * sizeof(float));
 }
 
-/* The chunk of tiles whose table entries start at off: n = min(LANES, tiles left). */
-static size_t chunk_of(const wino_layout_t *l, size_t t0)
-{
-    return l->tiles - t0 < LANES ? l->tiles - t0 : LANES;
-}
+/* Each transform below walks a chunk run by run: lane l = r*g + j is tile j of run r, which
+ * starts at p + off[r*g] + 2j. It is written once for a run width g and instantiated for
+ * each (always inline, so g is a constant the loops are vectorised for). */
+#define DPT_WINO_INLINE static inline __attribute__((always_inline))
+#define WINO_DISPATCH(g, call)                                                                     \
+    switch (g) {                                                                                   \
+    case 16:                                                                                       \
+        call(16);                                                                                  \
+        break;                                                                                     \
+    case 8:                                                                                        \
+        call(8);                                                                                   \
+        break;                                                                                     \
+    case 4:                                                                                        \
+        call(4);                                                                                   \
+        break;                                                                                     \
+    default:                                                                                       \
+        call(1);                                                                                   \
+        break;                                                                                     \
+    }
 
-/* Whether a chunk's tiles lie in one tile row: then tile l starts 2l floats after tile 0,
- * and the transforms read and write the plane in (stride-2) vectors instead of gathering
- * through the table, 2.7x faster for 16 channels at 32x32. Both ways compute the same. */
-static bool is_row_chunk(const int32_t *off)
-{
-    return off[LANES - 1] - off[0] == 2 * (LANES - 1);
-}
-
-/* Where tile l of a chunk starts in the plane (row: a constant, so the compiler vectorises). */
-static inline __attribute__((always_inline)) size_t tile_at(const int32_t *off, size_t l, bool row)
-{
-    return row ? (size_t)off[0] + 2 * l : (size_t)off[l];
-}
-
-/* V (row vc of V[0], V[xi] xs floats on) = B^T d B of the patches of one padded plane p. */
-static inline __attribute__((always_inline)) void input_chunk_as(const float *p, size_t pw,
-                                                                 const int32_t *off, size_t n,
-                                                                 float *vc, size_t xs, bool row)
+/* V (vc: one channel's chunk of V[0], V[xi] xs floats on) = B^T d B of the patches. */
+DPT_WINO_INLINE void input_chunk_as(const float *p, size_t pw, const int32_t *off, float *vc,
+                                    size_t xs, size_t g)
 {
     float v[TILE][LANES];
-    for (size_t l = 0; l < LANES; l++) {
-        float e[4][4]; /* d B, row by row */
+    for (size_t r = 0; r < LANES / g; r++)
+        for (size_t j = 0; j < g; j++) {
+            const size_t l = r * g + j;
+            float e[4][4]; /* d B, row by row */
 #pragma GCC unroll 4
-        for (size_t r = 0; r < 4; r++) {
-            const float *q = p + tile_at(off, l, row) + r * pw;
-            e[r][0] = q[0] - q[2];
-            e[r][1] = q[1] + q[2];
-            e[r][2] = q[2] - q[1];
-            e[r][3] = q[1] - q[3];
-        }
+            for (size_t i = 0; i < 4; i++) {
+                const float *q = p + off[r * g] + 2 * j + i * pw;
+                e[i][0] = q[0] - q[2];
+                e[i][1] = q[1] + q[2];
+                e[i][2] = q[2] - q[1];
+                e[i][3] = q[1] - q[3];
+            }
 #pragma GCC unroll 4
-        for (size_t j = 0; j < 4; j++) { /* B^T (d B) */
-            v[j][l] = e[0][j] - e[2][j];
-            v[4 + j][l] = e[1][j] + e[2][j];
-            v[8 + j][l] = e[2][j] - e[1][j];
-            v[12 + j][l] = e[1][j] - e[3][j];
+            for (size_t k = 0; k < 4; k++) { /* B^T (d B) */
+                v[k][l] = e[0][k] - e[2][k];
+                v[4 + k][l] = e[1][k] + e[2][k];
+                v[8 + k][l] = e[2][k] - e[1][k];
+                v[12 + k][l] = e[1][k] - e[3][k];
+            }
         }
-    }
-    store_lanes(v, n, vc, xs);
+    store_lanes(v, vc, xs);
 }
 
-static void input_chunk(const float *p, size_t pw, const int32_t *off, size_t n, float *vc,
-                        size_t xs)
+static void input_chunk(const wino_layout_t *l, const float *p, const int32_t *off, float *vc)
 {
-    if (is_row_chunk(off))
-        input_chunk_as(p, pw, off, n, vc, xs, true);
-    else
-        input_chunk_as(p, pw, off, n, vc, xs, false);
+#define CALL(g) input_chunk_as(p, l->pw, off, vc, l->vs, g)
+    WINO_DISPATCH(l->g, CALL)
+#undef CALL
 }
 
-/* Lowers sample x [C][H][W] into its T columns of V (vb: V[0] at its first column). */
-static void lower_sample(const dpt_wino_dims_t *d, const wino_layout_t *l, const int32_t *off,
-                         const float *x, float *vb, float *plane)
+/* Lowers a block of nb samples x (each [C][H][W], in_sz floats apart) into V. */
+static void lower_block(const dpt_wino_dims_t *d, const wino_layout_t *l, const int32_t *off,
+                        const float *x, size_t nb, float *v, float *planes)
 {
-    memset(plane, 0, l->ph * l->pw * sizeof *plane);
+    const size_t in_sz = d->c * d->h * d->w, cols = block_cols(l, nb);
+    memset(planes, 0, (l->nb + 1) * l->ps * sizeof *planes); /* borders stay zero */
     for (size_t c = 0; c < d->c; c++) {
-        for (size_t r = 0; r < d->h; r++) /* the border stays zero */
-            memcpy(plane + (r + 1) * l->pw + 1, x + (c * d->h + r) * d->w, d->w * sizeof *plane);
-        for (size_t t0 = 0; t0 < l->tiles; t0 += LANES)
-            input_chunk(plane, l->pw, off + t0, chunk_of(l, t0), vb + c * l->ld + t0, l->vs);
+        for (size_t b = 0; b < nb; b++)
+            for (size_t r = 0; r < d->h; r++)
+                memcpy(planes + b * l->ps + (r + 1) * l->pw + 1,
+                       x + b * in_sz + (c * d->h + r) * d->w, d->w * sizeof *planes);
+        for (size_t t0 = 0; t0 < cols; t0 += LANES)
+            input_chunk(l, planes, off + t0, v + c * l->ld + t0);
     }
 }
 
-/* The 2x2 tiles A^T M A of a chunk (mo: its columns of M[0] for one channel) into the plane
- * p (pitch pw) at off. */
-static inline __attribute__((always_inline)) void output_chunk_as(const float *mo, size_t xs,
-                                                                  const int32_t *off, size_t n,
-                                                                  float *p, size_t pw, bool row)
-{
-    float m[TILE][LANES], y[4][LANES];
-    load_lanes(mo, xs, n, m);
-    for (size_t l = 0; l < LANES; l++) {
-        float s[2][4]; /* A^T M */
-#pragma GCC unroll 4
-        for (size_t j = 0; j < 4; j++) {
-            s[0][j] = m[j][l] + m[4 + j][l] + m[8 + j][l];
-            s[1][j] = m[4 + j][l] - m[8 + j][l] - m[12 + j][l];
-        }
-        y[0][l] = s[0][0] + s[0][1] + s[0][2];
-        y[1][l] = s[0][1] - s[0][2] - s[0][3];
-        y[2][l] = s[1][0] + s[1][1] + s[1][2];
-        y[3][l] = s[1][1] - s[1][2] - s[1][3];
-    }
-    for (size_t l = 0; l < n; l++) {
-        float *q = p + tile_at(off, l, row);
-        q[0] = y[0][l], q[1] = y[1][l], q[pw] = y[2][l], q[pw + 1] = y[3][l];
-    }
-}
-
-static void output_chunk(const float *mo, size_t xs, const int32_t *off, size_t n, float *p,
-                         size_t pw)
-{
-    if (is_row_chunk(off))
-        output_chunk_as(mo, xs, off, n, p, pw, true);
-    else
-        output_chunk_as(mo, xs, off, n, p, pw, false);
-}
-
-/* y [OUT][H][W] of one sample from its columns of M (mb), plus the bias. */
-static void raise_sample(const dpt_wino_dims_t *d, const wino_layout_t *l, const int32_t *off,
-                         const float *mb, const float *bias, float *y, float *plane)
-{
-    for (size_t o = 0; o < d->out; o++) {
-        for (size_t t0 = 0; t0 < l->tiles; t0 += LANES)
-            output_chunk(mb + o * l->ld + t0, l->ms, off + t0, chunk_of(l, t0), plane, l->pw);
-        const float bo = bias ? bias[o] : 0.0f;
-        for (size_t r = 0; r < d->h; r++) {
-            const float *src = plane + r * l->pw;
-            float *dst = y + (o * d->h + r) * d->w;
-            for (size_t s = 0; s < d->w; s++)
-                dst[s] = src[s] + bo;
-        }
-    }
-}
-
-/* dM = A dy A^T of a chunk's 2x2 tiles of the plane p (pitch pw, zero past the output) into
- * mo (one channel's columns of M[0]). */
-static inline __attribute__((always_inline)) void grad_chunk_as(const float *p, size_t pw,
-                                                                const int32_t *off, size_t n,
-                                                                float *mo, size_t xs, bool row)
+/* The 2x2 tiles A^T M A of a chunk (mo: one channel's chunk of M[0]) into the planes p
+ * (unpadded: tile (ti, tj) at 2ti*pw + 2tj). */
+DPT_WINO_INLINE void output_chunk_as(const float *mo, size_t xs, const int32_t *off, float *p,
+                                     size_t pw, size_t g)
 {
     float m[TILE][LANES];
-    for (size_t l = 0; l < LANES; l++) {
-        const float *q = p + tile_at(off, l, row);
-        const float a = q[0], b = q[1], c = q[pw], e = q[pw + 1];
-        const float u[4] = {a, a + c, a - c, -c}, w[4] = {b, b + e, b - e, -e}; /* A dy */
+    load_lanes(mo, xs, m);
+    for (size_t r = 0; r < LANES / g; r++)
+        for (size_t j = 0; j < g; j++) {
+            const size_t l = r * g + j;
+            float s[2][4]; /* A^T M */
 #pragma GCC unroll 4
-        for (size_t i = 0; i < 4; i++) { /* (A dy) A^T */
-            m[4 * i][l] = u[i];
-            m[4 * i + 1][l] = u[i] + w[i];
-            m[4 * i + 2][l] = u[i] - w[i];
-            m[4 * i + 3][l] = -w[i];
+            for (size_t k = 0; k < 4; k++) {
+                s[0][k] = m[k][l] + m[4 + k][l] + m[8 + k][l];
+                s[1][k] = m[4 + k][l] - m[8 + k][l] - m[12 + k][l];
+            }
+            float *q = p + off[r * g] + 2 * j;
+            q[0] = s[0][0] + s[0][1] + s[0][2];
+            q[1] = s[0][1] - s[0][2] - s[0][3];
+            q[pw] = s[1][0] + s[1][1] + s[1][2];
+            q[pw + 1] = s[1][1] - s[1][2] - s[1][3];
         }
-    }
-    store_lanes(m, n, mo, xs);
 }
 
-static void grad_chunk(const float *p, size_t pw, const int32_t *off, size_t n, float *mo,
-                       size_t xs)
+static void output_chunk(const wino_layout_t *l, const float *mo, const int32_t *off, float *p)
 {
-    if (is_row_chunk(off))
-        grad_chunk_as(p, pw, off, n, mo, xs, true);
-    else
-        grad_chunk_as(p, pw, off, n, mo, xs, false);
+#define CALL(g) output_chunk_as(mo, l->ms, off, p, l->pw, g)
+    WINO_DISPATCH(l->g, CALL)
+#undef CALL
 }
 
-/* dM of one sample's dy [OUT][H][W] into its columns of M (mb). */
-static void lower_grad_sample(const dpt_wino_dims_t *d, const wino_layout_t *l, const int32_t *off,
-                              const float *dy, float *mb, float *plane)
+/* y (each sample [OUT][H][W], out_sz floats apart) of a block of nb samples from M, plus
+ * the bias. */
+static void raise_block(const dpt_wino_dims_t *d, const wino_layout_t *l, const int32_t *off,
+                        const float *m, size_t nb, const float *bias, float *y, float *planes)
 {
-    memset(plane, 0, l->ph * l->pw * sizeof *plane); /* past H and W stays zero */
+    const size_t out_sz = d->out * d->h * d->w, cols = block_cols(l, nb);
     for (size_t o = 0; o < d->out; o++) {
-        for (size_t r = 0; r < d->h; r++)
-            memcpy(plane + r * l->pw, dy + (o * d->h + r) * d->w, d->w * sizeof *plane);
-        for (size_t t0 = 0; t0 < l->tiles; t0 += LANES)
-            grad_chunk(plane, l->pw, off + t0, chunk_of(l, t0), mb + o * l->ld + t0, l->ms);
+        for (size_t t0 = 0; t0 < cols; t0 += LANES)
+            output_chunk(l, m + o * l->ld + t0, off + t0, planes);
+        const float bo = bias ? bias[o] : 0.0f;
+        for (size_t b = 0; b < nb; b++)
+            for (size_t r = 0; r < d->h; r++) {
+                const float *src = planes + b * l->ps + r * l->pw;
+                float *dst = y + b * out_sz + (o * d->h + r) * d->w;
+                for (size_t s = 0; s < d->w; s++)
+                    dst[s] = src[s] + bo;
+            }
     }
 }
 
-/* Adds B dV B^T of a chunk's patches (vc: one channel's columns of dV[0]) into the padded
- * plane p at off, tile after tile (neighbouring patches overlap; the order is fixed). */
-static void patch_chunk(const float *vc, size_t xs, const int32_t *off, size_t n, float *p,
-                        size_t pw)
+/* dM = A dy A^T of a chunk's 2x2 tiles of the planes p (unpadded, zero past H and W) into mo
+ * (one channel's chunk of M[0]). */
+DPT_WINO_INLINE void grad_chunk_as(const float *p, size_t pw, const int32_t *off, float *mo,
+                                   size_t xs, size_t g)
+{
+    float m[TILE][LANES];
+    for (size_t r = 0; r < LANES / g; r++)
+        for (size_t j = 0; j < g; j++) {
+            const size_t l = r * g + j;
+            const float *q = p + off[r * g] + 2 * j;
+            const float a = q[0], b = q[1], c = q[pw], e = q[pw + 1];
+            const float u[4] = {a, a + c, a - c, -c}, w[4] = {b, b + e, b - e, -e}; /* A dy */
+#pragma GCC unroll 4
+            for (size_t i = 0; i < 4; i++) { /* (A dy) A^T */
+                m[4 * i][l] = u[i];
+                m[4 * i + 1][l] = u[i] + w[i];
+                m[4 * i + 2][l] = u[i] - w[i];
+                m[4 * i + 3][l] = -w[i];
+            }
+        }
+    store_lanes(m, mo, xs);
+}
+
+static void grad_chunk(const wino_layout_t *l, const float *p, const int32_t *off, float *mo)
+{
+#define CALL(g) grad_chunk_as(p, l->pw, off, mo, l->ms, g)
+    WINO_DISPATCH(l->g, CALL)
+#undef CALL
+}
+
+/* dM of a block of nb samples' dy (each [OUT][H][W]) into M. */
+static void lower_grad_block(const dpt_wino_dims_t *d, const wino_layout_t *l, const int32_t *off,
+                             const float *dy, size_t nb, float *m, float *planes)
+{
+    const size_t out_sz = d->out * d->h * d->w, cols = block_cols(l, nb);
+    memset(planes, 0, (l->nb + 1) * l->ps * sizeof *planes); /* past H and W stays zero */
+    for (size_t o = 0; o < d->out; o++) {
+        for (size_t b = 0; b < nb; b++)
+            for (size_t r = 0; r < d->h; r++)
+                memcpy(planes + b * l->ps + r * l->pw, dy + b * out_sz + (o * d->h + r) * d->w,
+                       d->w * sizeof *planes);
+        for (size_t t0 = 0; t0 < cols; t0 += LANES)
+            grad_chunk(l, planes, off + t0, m + o * l->ld + t0);
+    }
+}
+
+/* Adds B dV B^T of a chunk's patches (vc: one channel's chunk of dV[0]) into the padded
+ * planes p. Neighbouring patches overlap: each run adds its left halves, then its right
+ * halves (each pass writes distinct positions, in vectors), and runs go in order, so every
+ * sum runs in an order fixed by the shape. */
+DPT_WINO_INLINE void patch_chunk_as(const float *vc, size_t xs, const int32_t *off, float *p,
+                                    size_t pw, size_t g)
 {
     float v[TILE][LANES], dd[TILE][LANES];
-    load_lanes(vc, xs, n, v);
+    load_lanes(vc, xs, v);
     for (size_t l = 0; l < LANES; l++) {
         float f[4][4]; /* dV B^T, row by row */
 #pragma GCC unroll 4
@@ -355,48 +384,47 @@ static void patch_chunk(const float *vc, size_t xs, const int32_t *off, size_t n
             dd[12 + k][l] = -f[3][k];
         }
     }
-    if (is_row_chunk(off)) {
-        /* Left halves, then right halves: each pass writes distinct positions, in vectors
-         * (a row chunk is always whole: n == LANES). */
-        for (size_t r = 0; r < 4; r++) {
-            float *q = p + off[0] + r * pw;
-            for (size_t l = 0; l < LANES; l++) {
-                q[2 * l] += dd[4 * r][l];
-                q[2 * l + 1] += dd[4 * r + 1][l];
+    for (size_t r = 0; r < LANES / g; r++)
+        for (size_t i = 0; i < 4; i++) {
+            float *q = p + off[r * g] + i * pw;
+            for (size_t j = 0; j < g; j++) {
+                q[2 * j] += dd[4 * i][r * g + j];
+                q[2 * j + 1] += dd[4 * i + 1][r * g + j];
             }
-            for (size_t l = 0; l < LANES; l++) {
-                q[2 * l + 2] += dd[4 * r + 2][l];
-                q[2 * l + 3] += dd[4 * r + 3][l];
+            for (size_t j = 0; j < g; j++) {
+                q[2 * j + 2] += dd[4 * i + 2][r * g + j];
+                q[2 * j + 3] += dd[4 * i + 3][r * g + j];
             }
         }
-        return;
-    }
-    for (size_t l = 0; l < n; l++) {
-        float *q = p + off[l];
-        for (size_t r = 0; r < 4; r++)
-            for (size_t k = 0; k < 4; k++)
-                q[r * pw + k] += dd[4 * r + k][l];
-    }
 }
 
-/* dx [C][H][W] of one sample (+)= its patch gradients from dV (vb: dV[0] at its first
- * column); the padding border of the plane is dropped. */
-static void raise_grad_sample(const dpt_wino_dims_t *d, const wino_layout_t *l, const int32_t *off,
-                              const float *vb, float *dx, bool acc, float *plane)
+static void patch_chunk(const wino_layout_t *l, const float *vc, const int32_t *off, float *p)
 {
+#define CALL(g) patch_chunk_as(vc, l->vs, off, p, l->pw, g)
+    WINO_DISPATCH(l->g, CALL)
+#undef CALL
+}
+
+/* dx (each sample [C][H][W]) of a block of nb samples (+)= its patch gradients from dV; the
+ * padding border of the planes is dropped. */
+static void raise_grad_block(const dpt_wino_dims_t *d, const wino_layout_t *l, const int32_t *off,
+                             const float *v, size_t nb, float *dx, bool acc, float *planes)
+{
+    const size_t in_sz = d->c * d->h * d->w, cols = block_cols(l, nb);
     for (size_t c = 0; c < d->c; c++) {
-        memset(plane, 0, l->ph * l->pw * sizeof *plane);
-        for (size_t t0 = 0; t0 < l->tiles; t0 += LANES)
-            patch_chunk(vb + c * l->ld + t0, l->vs, off + t0, chunk_of(l, t0), plane, l->pw);
-        for (size_t r = 0; r < d->h; r++) {
-            const float *src = plane + (r + 1) * l->pw + 1;
-            float *dst = dx + (c * d->h + r) * d->w;
-            if (acc)
-                for (size_t s = 0; s < d->w; s++)
-                    dst[s] += src[s];
-            else
-                memcpy(dst, src, d->w * sizeof *dst);
-        }
+        memset(planes, 0, (l->nb + 1) * l->ps * sizeof *planes);
+        for (size_t t0 = 0; t0 < cols; t0 += LANES)
+            patch_chunk(l, v + c * l->ld + t0, off + t0, planes);
+        for (size_t b = 0; b < nb; b++)
+            for (size_t r = 0; r < d->h; r++) {
+                const float *src = planes + b * l->ps + (r + 1) * l->pw + 1;
+                float *dst = dx + b * in_sz + (c * d->h + r) * d->w;
+                if (acc)
+                    for (size_t s = 0; s < d->w; s++)
+                        dst[s] += src[s];
+                else
+                    memcpy(dst, src, d->w * sizeof *dst);
+            }
     }
 }
 
@@ -409,14 +437,12 @@ void dpt_wino_forward(const dpt_wino_dims_t *d, const float *w, const float *bia
     const int32_t *off = tile_table(&l, ws);
     transform_weights(d, w, u);
     for (size_t r0 = 0; r0 < rows; r0 += l.nb) {
-        const size_t nb = rows - r0 < l.nb ? rows - r0 : l.nb, cols = nb * l.tiles;
-        for (size_t b = 0; b < nb; b++)
-            lower_sample(d, &l, off, x + (r0 + b) * in_sz, v + b * l.tiles, ws + l.plane);
+        const size_t nb = rows - r0 < l.nb ? rows - r0 : l.nb, cols = block_cols(&l, nb);
+        lower_block(d, &l, off, x + r0 * in_sz, nb, v, ws + l.planes);
         for (size_t xi = 0; xi < TILE; xi++)
             dpt_sgemm(false, false, d->out, cols, d->c, 1.0f, u + xi * d->out * d->c, d->c,
                       v + xi * l.vs, l.ld, 0.0f, m + xi * l.ms, l.ld);
-        for (size_t b = 0; b < nb; b++)
-            raise_sample(d, &l, off, m + b * l.tiles, bias, y + (r0 + b) * out_sz, ws + l.plane);
+        raise_block(d, &l, off, m, nb, bias, y + r0 * out_sz, ws + l.planes);
     }
 }
 
@@ -430,12 +456,10 @@ void dpt_wino_backward(const dpt_wino_dims_t *d, const float *w, const float *x,
     if (dx) transform_weights(d, w, u);
     if (rows == 0) memset(dut, 0, TILE * d->c * d->out * sizeof *dut);
     for (size_t r0 = 0; r0 < rows; r0 += l.nb) {
-        const size_t nb = rows - r0 < l.nb ? rows - r0 : l.nb, cols = nb * l.tiles;
-        for (size_t b = 0; b < nb; b++) {
-            /* V is recomputed rather than saved: it is 4x the input. */
-            lower_sample(d, &l, off, x + (r0 + b) * in_sz, v + b * l.tiles, ws + l.plane);
-            lower_grad_sample(d, &l, off, dy + (r0 + b) * out_sz, m + b * l.tiles, ws + l.plane);
-        }
+        const size_t nb = rows - r0 < l.nb ? rows - r0 : l.nb, cols = block_cols(&l, nb);
+        /* V is recomputed rather than saved: it is 4x the input. */
+        lower_block(d, &l, off, x + r0 * in_sz, nb, v, ws + l.planes);
+        lower_grad_block(d, &l, off, dy + r0 * out_sz, nb, m, ws + l.planes);
         for (size_t xi = 0; xi < TILE; xi++) {
             float *vx = v + xi * l.vs, *mx = m + xi * l.ms;
             /* dU[xi]^T [C x OUT] (+)= V dM^T: the first block writes */
@@ -446,10 +470,7 @@ void dpt_wino_backward(const dpt_wino_dims_t *d, const float *w, const float *x,
                 dpt_sgemm(true, false, d->c, cols, d->out, 1.0f, u + xi * d->out * d->c, d->c, mx,
                           l.ld, 0.0f, vx, l.ld);
         }
-        if (dx)
-            for (size_t b = 0; b < nb; b++)
-                raise_grad_sample(d, &l, off, v + b * l.tiles, dx + (r0 + b) * in_sz, dx_acc,
-                                  ws + l.plane);
+        if (dx) raise_grad_block(d, &l, off, v, nb, dx + r0 * in_sz, dx_acc, ws + l.planes);
     }
     untransform_weight_grad(d, dut, dw);
 }
