@@ -111,19 +111,29 @@ Test(gemm, generic_fallback_is_replaced_and_recognised_sets_are_kept)
                   __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
                   __builtin_cpu_supports("avx512cd");
     bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    const char *pick = dpt_gemm_pick_for("generic");
-    if (avx512)
+    const bool amd = __builtin_cpu_is("amd");
+    const char *pick = dpt_gemm_pick_for("generic", 0.1),
+               *narrow = dpt_gemm_pick_for("generic", 0.9);
+    if (avx512) {
         cr_assert_str_eq(pick, "skx");
-    else if (avx2)
+        /* narrow models take an AVX2 set with BLIS's small-matrix path */
+        cr_assert_str_eq(narrow, amd ? "zen3" : "haswell");
+    } else if (avx2) {
         cr_assert(pick && (!strcmp(pick, "zen") || !strcmp(pick, "haswell")));
-    else
+        cr_assert_str_eq(narrow, pick);
+    } else {
         cr_assert_null(pick);
-    cr_assert_null(dpt_gemm_pick_for("zen3"), "a set BLIS recognised is kept");
-    /* except haswell on an Intel CPU with AVX-512, which BLIS 0.9.0 does not list */
+        cr_assert_null(narrow);
+    }
+    cr_assert_null(dpt_gemm_pick_for("zen3", 0.1), "a set BLIS recognised is kept");
+    cr_assert_null(dpt_gemm_pick_for("zen3", 0.9), "a set BLIS recognised is kept");
+    /* except haswell on an Intel CPU with AVX-512, which BLIS 0.9.0 does not list, for wide
+     * models */
     if (avx512 && __builtin_cpu_is("intel"))
-        cr_assert_str_eq(dpt_gemm_pick_for("haswell"), "skx");
+        cr_assert_str_eq(dpt_gemm_pick_for("haswell", 0.1), "skx");
     else
-        cr_assert_null(dpt_gemm_pick_for("haswell"));
+        cr_assert_null(dpt_gemm_pick_for("haswell", 0.1));
+    cr_assert_null(dpt_gemm_pick_for("haswell", 0.9));
 }
 
 /* kernels/thin.c: dpt_thin_gemm with A read directly and transposed (strides), row counts

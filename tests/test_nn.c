@@ -565,7 +565,9 @@ Test(pool, gap_and_zpad_by_hand)
 }
 
 /* The kernel-set hint: the MLP's GEMMs are wide, ResNet-20's mostly narrow (16 and 32
- * channels), at the nominal 64 rows whatever the batch. */
+ * channels), at the nominal 64 rows whatever the batch; the products counted are those an op
+ * runs: the small CNN's 32 -> 64 conv is wide as im2col (K = 288) and narrow as Winograd (16
+ * products with K = 32). */
 Test(model, narrow_gemm_share_separates_wide_and_narrow_models)
 {
     dpt_model_t *mlp, *r20, *cnn;
@@ -580,6 +582,17 @@ Test(model, narrow_gemm_share_separates_wide_and_narrow_models)
     cr_assert(b > 0.5 && b < 0.8, "resnet20: %g", b);
     cr_assert_eq(dpt_model_narrow_gemm_share(cnn), 1.0);
     dpt_model_free(mlp), dpt_model_free(r20), dpt_model_free(cnn);
+    const dpt_shape_t fmnist = {1, 28, 28};
+    cr_assert_eq(
+        dpt_model_create_shaped("conv:32:3,maxpool:2,conv:64:3,dense:10", fmnist, 10, &cnn),
+        DPT_OK);
+    cr_assert_gt(dpt_model_narrow_gemm_share(cnn), 0.5);
+    dpt_model_free(cnn);
+    cr_assert_eq(dpt_model_create_shaped("conv:32:3,maxpool:2,conv:64:3:algo=im2col,dense:10",
+                                         fmnist, 10, &cnn),
+                 DPT_OK);
+    cr_assert_lt(dpt_model_narrow_gemm_share(cnn), 0.5);
+    dpt_model_free(cnn);
 }
 
 /* The 2x2 fast path (forward) and maxpool backward against a naive reference on planes wider

@@ -143,8 +143,9 @@ size_t dpt_model_node_count(const dpt_model_t *m);
 /* Node i (< count) with its GEMM shape for a pass over `rows` samples. */
 void dpt_model_node_info(const dpt_model_t *m, size_t i, size_t rows, dpt_node_info_t *out);
 
-/* Share of the GEMM FLOPs of a forward pass in products with min(M, N) < 64 at 64 rows: the
- * hint the kernel-set choice takes (dpt_gemm_init_narrow). */
+/* Share of the GEMM FLOPs of a forward pass in products with min(M, N, K) < 64 at 64 rows (the
+ * products an op runs: a Winograd convolution's are OUT x tile columns x C): the hint the
+ * kernel-set choice takes (dpt_gemm_init_narrow). */
 double dpt_model_narrow_gemm_share(const dpt_model_t *m);
 
 /* Prints one line per node: name, kind, output shape, parameters, forward MFLOPs per sample. */

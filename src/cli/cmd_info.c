@@ -19,7 +19,8 @@ static const char *const usage =
     "                      memory one worker replica needs for --rows samples (default 16,\n"
     "                      the auto micro-batch of image networks at batch 128);\n"
     "                      --input is the sample shape (default 1x28x28), --classes the\n"
-    "                      classes (default 10); 'help' lists the grammar and presets\n"
+    "                      classes (default 10), and the BLIS kernel set this model\n"
+    "                      runs with; 'help' lists the grammar and presets\n"
     "  --help              this text\n";
 
 static int show_checkpoint(const char *path)
@@ -72,6 +73,12 @@ static int show_model(const char *spec, const char *input, size_t classes, size_
            (double)dpt_model_workspace_bytes(m, rows) / 1048576.0);
     printf("parameter_buffer = %.1f MiB (%zu floats with state and alignment)\n",
            (double)dpt_model_param_count(m) * 4.0 / 1048576.0, dpt_model_param_count(m));
+    /* The set this model trains and evaluates with: the choice depends on its products. */
+    const double narrow = dpt_model_narrow_gemm_share(m);
+    dpt_gemm_init_narrow(narrow);
+    printf("narrow_gemm_share = %.3f (of the GEMM FLOPs, in products with min(M, N, K) < 64)\n",
+           narrow);
+    printf("blis_kernel_set = %s (%s)\n", dpt_gemm_kernel_name(), dpt_gemm_kernel_reason());
     dpt_model_free(m);
     return 0;
 }

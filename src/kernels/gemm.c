@@ -13,7 +13,7 @@
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static char kernel_name[32] = "uninitialised";
-static char kernel_reason[160] = "";
+static char kernel_reason[256] = "";
 static bool small_path; /* the kernel set has BLIS's small-matrix (sup) path for sgemm */
 
 /* Each worker thread gets its own runtime objects fixed at one thread, so BLIS never spawns
@@ -37,18 +37,27 @@ static bool cpu_has_avx2_fma(void)
 }
 
 /* The kernel set dptrain uses when BLIS falls back to `generic`: the fastest the CPU
- * supports. Measured on an AMD EPYC family 0x1A (Zen 5) that BLIS 0.9.0 does not recognise:
- * sgemm 256x784x256 on one thread skx ~150-178 GFLOP/s, zen ~99, zen3 ~80-93, haswell ~50,
- * generic ~25-30 (docs/performance.md). Returns -1 when the CPU has nothing better. */
-static int fallback_arch(const char **why)
+ * supports for the model. Measured on an AMD EPYC family 0x1A (Zen 5) that BLIS 0.9.0 does not
+ * recognise: sgemm 256x784x256 on one thread skx ~150-178 GFLOP/s, zen ~99, zen3 ~80-93,
+ * haswell ~50, generic ~25-30; whole training steps on one thread, the MLP 1.31x faster on skx
+ * than on zen3, but ResNet-20 1.45x and the small CNN 1.08x faster on zen3, whose small-matrix
+ * path skips the packing that dominates narrow products (docs/performance.md). Returns -1
+ * when the CPU has nothing better. */
+static int fallback_arch(double narrow, const char **why)
 {
+    __builtin_cpu_init();
+    const bool amd = __builtin_cpu_is("amd");
+    if (cpu_has_avx512_skx_set() && narrow > 0.5 && cpu_has_avx2_fma()) {
+        *why = "chosen by dptrain: BLIS fell back to generic; most of the model's GEMM FLOPs are "
+               "in narrow products (min(M, N, K) < 64), where an AVX2 set's small-matrix path "
+               "beats skx";
+        return amd ? BLIS_ARCH_ZEN3 : BLIS_ARCH_HASWELL;
+    }
     if (cpu_has_avx512_skx_set()) {
         *why = "chosen by dptrain: BLIS fell back to generic; CPU has AVX-512 F/DQ/CD/BW/VL";
         return BLIS_ARCH_SKX;
     }
     if (cpu_has_avx2_fma()) {
-        __builtin_cpu_init();
-        bool amd = __builtin_cpu_is("amd");
         *why = amd ? "chosen by dptrain: BLIS fell back to generic; AMD CPU with AVX2+FMA"
                    : "chosen by dptrain: BLIS fell back to generic; CPU with AVX2+FMA";
         return amd ? BLIS_ARCH_ZEN : BLIS_ARCH_HASWELL;
@@ -104,12 +113,12 @@ void dpt_gemm_probe(void)
     if (probed_arch == -2 && !(user && *user)) probed_arch = blis_own_arch();
 }
 
-static int pick_arch(int own, const char **why)
+static int pick_arch(int own, double narrow, const char **why)
 {
     if (own == BLIS_ARCH_HASWELL && intel_avx512()) {
-        if (narrow_hint > 0.5) {
+        if (narrow > 0.5) {
             *why = "BLIS's own detection (haswell); kept over skx because most of the model's "
-                   "GEMM FLOPs are in narrow products (min(M, N) < 64)";
+                   "GEMM FLOPs are in narrow products (min(M, N, K) < 64)";
             return -1;
         }
         *why = "forced: BLIS picked haswell (AVX2) on an Intel CPU with AVX-512, where skx is "
@@ -120,16 +129,16 @@ static int pick_arch(int own, const char **why)
         *why = "BLIS's own detection (it recognises this CPU)";
         return -1;
     }
-    return fallback_arch(why);
+    return fallback_arch(narrow, why);
 }
 
-const char *dpt_gemm_pick_for(const char *blis_own)
+const char *dpt_gemm_pick_for(const char *blis_own, double narrow_share)
 {
     int own = -1;
     for (int id = 0; id < BLIS_NUM_ARCHS; id++)
         if (strcmp(bli_arch_string((arch_t)id), blis_own) == 0) own = id;
     const char *why;
-    int arch = pick_arch(own, &why);
+    int arch = pick_arch(own, narrow_share, &why);
     return arch < 0 ? NULL : bli_arch_string((arch_t)arch);
 }
 
@@ -142,7 +151,7 @@ static void init_blis(void)
     } else {
         const char *why;
         dpt_gemm_probe();
-        int arch = pick_arch(probed_arch, &why);
+        int arch = pick_arch(probed_arch, narrow_hint, &why);
         snprintf(kernel_reason, sizeof kernel_reason, "%s", why);
         if (arch >= 0) {
             char buf[16];

@@ -24,15 +24,18 @@ dpt_status_t dpt_gemm_init(void);
 void dpt_gemm_probe(void);
 
 /* dpt_gemm_init with a hint about the products to come: the share of their FLOPs in GEMMs
- * with min(M, N) < 64 ("narrow"). On Intel CPUs with AVX-512 where BLIS 0.9.0 picks its AVX2
+ * with min(M, N, K) < 64 ("narrow"). On Intel CPUs with AVX-512 where BLIS 0.9.0 picks its AVX2
  * `haswell` set, dptrain forces `skx` unless that share is over one half: skx is 1.1-1.4x
  * faster on wide products (the MLP, 64+ channels) and haswell's small-matrix path on narrow
- * ones (ResNet-20's 16- and 32-channel stages). Only the first call of either function counts. */
+ * ones (ResNet-20's 16- and 32-channel stages). On CPUs with AVX-512 that BLIS does not
+ * recognise (AMD Zen 5), the same rule picks skx or, for narrow models, zen3 (AMD) or haswell.
+ * Only the first call of either function counts. */
 dpt_status_t dpt_gemm_init_narrow(double narrow_share);
 
 /* The decision rule, for tests: given the kernel set BLIS picks by itself on this CPU
- * ("zen3", "generic", ...), the set dptrain forces instead, or NULL to keep BLIS's choice. */
-const char *dpt_gemm_pick_for(const char *blis_own);
+ * ("zen3", "generic", ...) and the model's narrow share, the set dptrain forces instead, or
+ * NULL to keep BLIS's choice. */
+const char *dpt_gemm_pick_for(const char *blis_own, double narrow_share);
 
 /* Name of the kernel set in use ("skx", "zen", "generic", ...), the reason it was chosen,
  * and the BLIS version string. Valid after dpt_gemm_init. */

@@ -604,6 +604,18 @@ static void conv_gemm_shape(const dpt_node_t *n, size_t rows, size_t mnk[3])
     mnk[0] = d.og, mnk[1] = block_of(&d, rows) * d.howo, mnk[2] = d.ckg;
 }
 
+/* Winograd's 16 products are OUT x (a block's tile columns) x C; im2col's are gemm_shape's. */
+static void conv_product_shape(const dpt_node_t *n, size_t rows, size_t mnk[3])
+{
+    const conv_dims_t d = dims_of(n);
+    if (!is_winograd(n, &d)) {
+        conv_gemm_shape(n, rows, mnk);
+        return;
+    }
+    const dpt_wino_dims_t wd = wino_dims(&d);
+    mnk[0] = d.out, mnk[1] = dpt_wino_block_columns(&wd, rows), mnk[2] = d.c;
+}
+
 const dpt_op_t dpt_op_conv = {
     .spec = {"conv", conv_keys},
     .parse = conv_parse,
@@ -614,4 +626,5 @@ const dpt_op_t dpt_op_conv = {
     .backward = conv_backward,
     .flops = conv_flops,
     .gemm_shape = conv_gemm_shape,
+    .product_shape = conv_product_shape,
 };

@@ -95,6 +95,11 @@ static wino_layout_t layout_of(const dpt_wino_dims_t *d, size_t rows)
     return l;
 }
 
+size_t dpt_wino_block_columns(const dpt_wino_dims_t *d, size_t rows)
+{
+    return layout_of(d, rows).cols;
+}
+
 size_t dpt_wino_workspace_floats(const dpt_wino_dims_t *d, size_t rows)
 {
     return layout_of(d, rows).total;

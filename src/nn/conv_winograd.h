@@ -17,6 +17,9 @@ typedef struct dpt_wino_dims {
  * both lowerings): a multiple of 16 floats that is not a multiple of 128. */
 size_t dpt_conv_padded_ld(size_t cols);
 
+/* Columns of the products of a pass over `rows` samples: a block's tiles (and empty lanes). */
+size_t dpt_wino_block_columns(const dpt_wino_dims_t *d, size_t rows);
+
 /* Scratch floats for a pass over `rows` samples (bounded whatever rows is). */
 size_t dpt_wino_workspace_floats(const dpt_wino_dims_t *d, size_t rows);
 

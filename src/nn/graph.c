@@ -441,10 +441,13 @@ double dpt_model_narrow_gemm_share(const dpt_model_t *m)
         const dpt_node_t *n = &m->nodes[i];
         if (!n->op->gemm_shape) continue;
         size_t mnk[3];
-        n->op->gemm_shape(n, 64, mnk);
+        (n->op->product_shape ? n->op->product_shape : n->op->gemm_shape)(n, 64, mnk);
         double f = node_flops(n);
         all += f;
-        if ((mnk[0] < mnk[1] ? mnk[0] : mnk[1]) < 64) narrow += f;
+        /* A short side of any of the three, K included: packing then costs as much as the
+         * product, and BLIS's small-matrix path, which skips it, wins. */
+        size_t side = mnk[0] < mnk[1] ? mnk[0] : mnk[1];
+        if ((side < mnk[2] ? side : mnk[2]) < 64) narrow += f;
     }
     return all > 0 ? narrow / all : 0.0;
 }

@@ -138,6 +138,10 @@ typedef struct dpt_op {
     /* The main GEMM of a forward pass over `rows` samples as {M, N, K} (may be NULL: none),
      * for benchmarks' same-shape sgemm roofline. */
     void (*gemm_shape)(const dpt_node_t *n, size_t rows, size_t mnk[3]);
+    /* The products the op actually runs, {M, N, K}, where they differ from gemm_shape (a
+     * Winograd convolution: OUT x tile columns x C), for the kernel-set choice (may be NULL:
+     * gemm_shape). */
+    void (*product_shape)(const dpt_node_t *n, size_t rows, size_t mnk[3]);
 } dpt_op_t;
 
 /* Every op, for the parser's table (src/nn/graph.c lists them). */
