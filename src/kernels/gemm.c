@@ -3,6 +3,7 @@
 #include "kernels/gemm.h"
 
 #include <blis.h>
+#include <cpuid.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -198,6 +199,28 @@ bool dpt_gemm_small_path(void)
 {
     dpt_gemm_init();
     return small_path;
+}
+
+/* AMD family 0x1A (Zen 5) and later: AVX-512 at full width (Zen 4, 0x19, splits 512-bit
+ * operations in two halves). */
+static bool amd_full_width_avx512(void)
+{
+    unsigned eax, ebx, ecx, edx;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_is("amd") || !cpu_has_avx512_skx_set() ||
+        !__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return false;
+    unsigned family = (eax >> 8) & 0xf;
+    if (family == 0xf) family += (eax >> 20) & 0xff;
+    return family >= 0x1a;
+}
+
+bool dpt_gemm_thin_wins(void)
+{
+#if defined(__AVX512F__)
+    if (amd_full_width_avx512()) return true;
+#endif
+    return !dpt_gemm_small_path();
 }
 
 const char *dpt_gemm_blis_version(void)

@@ -47,6 +47,14 @@ const char *dpt_gemm_blis_version(void);
  * small operands without packing them (haswell, zen, zen2, zen3 in BLIS 0.9.0; not skx). */
 bool dpt_gemm_small_path(void);
 
+/* Whether kernels/thin.c beats BLIS on products with a short side (an inner dimension or an
+ * output of 64 or less: thin convolutions, Winograd's 16 products) on this CPU and kernel set:
+ * where the set has no small-matrix path, and on AMD Zen 5 and later (AVX-512 at full width)
+ * in an AVX-512 build, where thin.c ran Winograd's products 1.2-1.6x faster than zen3's
+ * small-matrix path. On a Zen 4 BLIS's zen3 path wins (docs/performance.md). A property of
+ * the machine, so fixed for a process and the same for every thread count. */
+bool dpt_gemm_thin_wins(void);
+
 /* How BLIS is asked to treat B. Small products go through BLIS's unpacked "sup" path by
  * default, which is fastest for x W but reads a transposed operand poorly; packing B fixes
  * that (perf/bench_step_gemm times each product of a step both ways). */

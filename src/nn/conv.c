@@ -81,13 +81,14 @@ static size_t block_of(const conv_dims_t *d, size_t rows)
  * small-matrix path that skips the packing: forward + backward of the Fashion-MNIST CNN's
  * first convolution (1 -> 32 channels, K*K = 9) on one thread, thin against BLIS, 2.8 against
  * 5.2 ms a step with skx on the Zen 5, but 3.8 against 3.2 ms with zen3 (small-matrix path) on
- * an AMD EPYC Zen 4 (ResNet-20's stem 5.5 against 4.6 ms); see docs/performance.md. The
- * choice changes the products only, not the workspace. */
+ * an AMD EPYC Zen 4 (ResNet-20's stem 5.5 against 4.6 ms), and on the Zen 5 whatever the
+ * set (dpt_gemm_thin_wins); see docs/performance.md. The choice changes the products only,
+ * not the workspace. */
 #define CONV_THIN_K 32
 
 static bool is_thin(const conv_dims_t *d)
 {
-    return d->ckg <= CONV_THIN_K && (d->g > 1 || !dpt_gemm_small_path());
+    return d->ckg <= CONV_THIN_K && (d->g > 1 || dpt_gemm_thin_wins());
 }
 
 /* The lowering, `algo=` of the spec (the order of its choices). */
