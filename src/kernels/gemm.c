@@ -215,12 +215,18 @@ static bool amd_full_width_avx512(void)
     return family >= 0x1a;
 }
 
-bool dpt_gemm_thin_wins(void)
+bool dpt_gemm_thin_any_shape(void)
 {
 #if defined(__AVX512F__)
-    if (amd_full_width_avx512()) return true;
+    return amd_full_width_avx512();
+#else
+    return false;
 #endif
-    return !dpt_gemm_small_path();
+}
+
+bool dpt_gemm_thin_wins(void)
+{
+    return dpt_gemm_thin_any_shape() || !dpt_gemm_small_path();
 }
 
 const char *dpt_gemm_blis_version(void)

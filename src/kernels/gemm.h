@@ -55,6 +55,12 @@ bool dpt_gemm_small_path(void);
  * the machine, so fixed for a process and the same for every thread count. */
 bool dpt_gemm_thin_wins(void);
 
+/* Whether dpt_thin_gemm also beats BLIS on products with no short side (a convolution's
+ * forward W col and input gradient W^T dY with K = C*K*K of 144-576): on AMD Zen 5 and later
+ * in an AVX-512 build, 1.7-1.9x zen3's speed on ResNet-20's strided convolutions (64 x 256 x
+ * 288: 100 -> 192 GFLOP/s). Not its dots (weight gradients over 256 columns: 61 against 84). */
+bool dpt_gemm_thin_any_shape(void);
+
 /* How BLIS is asked to treat B. Small products go through BLIS's unpacked "sup" path by
  * default, which is fastest for x W but reads a transposed operand poorly; packing B fixes
  * that (perf/bench_step_gemm times each product of a step both ways). */

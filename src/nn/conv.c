@@ -91,6 +91,13 @@ static bool is_thin(const conv_dims_t *d)
     return d->ckg <= CONV_THIN_K && (d->g > 1 || dpt_gemm_thin_wins());
 }
 
+/* The forward and input-gradient products also take the thin kernels for any K where they
+ * win there too (dpt_gemm_thin_any_shape: AMD Zen 5). */
+static bool is_thin_gemm(const conv_dims_t *d)
+{
+    return is_thin(d) || dpt_gemm_thin_any_shape();
+}
+
 /* The lowering, `algo=` of the spec (the order of its choices). */
 typedef enum { CONV_ALGO_AUTO, CONV_ALGO_IM2COL, CONV_ALGO_WINOGRAD } conv_algo_t;
 
@@ -126,7 +133,7 @@ static dpt_wino_dims_t wino_dims(const conv_dims_t *d)
 static void product_forward(const conv_dims_t *d, const float *wg, const float *colg, size_t ldc,
                             size_t cols, float *yg, size_t ldy)
 {
-    if (is_thin(d))
+    if (is_thin_gemm(d))
         dpt_thin_gemm(d->og, cols, d->ckg, wg, d->ckg, 1, colg, ldc, yg, ldy, false);
     else
         dpt_sgemm(false, false, d->og, cols, d->ckg, 1.0f, wg, d->ckg, colg, ldc, 0.0f, yg, ldy);
@@ -149,7 +156,7 @@ static void product_weight_grad(const conv_dims_t *d, const float *colg, size_t 
 static void product_input_grad(const conv_dims_t *d, const float *wg, const float *dyg, size_t ldy,
                                size_t cols, bool acc, float *dst, size_t ldd)
 {
-    if (is_thin(d))
+    if (is_thin_gemm(d))
         dpt_thin_gemm(d->ckg, cols, d->og, wg, 1, d->ckg, dyg, ldy, dst, ldd, acc);
     else
         dpt_sgemm(true, false, d->ckg, cols, d->og, 1.0f, wg, d->ckg, dyg, ldy, acc ? 1.0f : 0.0f,
