@@ -16,6 +16,9 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static char kernel_name[32] = "uninitialised";
 static char kernel_reason[256] = "";
 static bool small_path; /* the kernel set has BLIS's small-matrix (sup) path for sgemm */
+/* kernels/thin.c beats BLIS on every product shape (any) or on short ones (short), fixed at
+ * initialisation: asked per product, so no CPUID there. */
+static bool thin_any, thin_short;
 
 /* Each worker thread gets its own runtime objects fixed at one thread, so BLIS never spawns
  * threads inside a worker and never copies the global runtime under its mutex per call: one
@@ -143,6 +146,22 @@ const char *dpt_gemm_pick_for(const char *blis_own, double narrow_share)
     return arch < 0 ? NULL : bli_arch_string((arch_t)arch);
 }
 
+#if defined(__AVX512F__)
+/* AMD family 0x1A (Zen 5) and later: AVX-512 at full width (Zen 4, 0x19, splits 512-bit
+ * operations in two halves). Asked only where the build uses AVX-512 (thin.c's vectors). */
+static bool amd_full_width_avx512(void)
+{
+    unsigned eax, ebx, ecx, edx;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_is("amd") || !cpu_has_avx512_skx_set() ||
+        !__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return false;
+    unsigned family = (eax >> 8) & 0xf;
+    if (family == 0xf) family += (eax >> 20) & 0xff;
+    return family >= 0x1a;
+}
+#endif
+
 static void init_blis(void)
 {
     const char *user = getenv("BLIS_ARCH_TYPE");
@@ -167,6 +186,10 @@ static void init_blis(void)
     snprintf(kernel_name, sizeof kernel_name, "%s", bli_arch_string(id));
     /* Sets without the path (skx, generic) have zero thresholds. */
     small_path = bli_cntx_get_l3_sup_thresh_dt(BLIS_FLOAT, BLIS_MT, bli_gks_query_cntx()) > 0;
+#if defined(__AVX512F__)
+    thin_any = amd_full_width_avx512();
+#endif
+    thin_short = thin_any || !small_path;
     /* Child processes (e.g. a PyTorch comparison) should see the user's environment. */
     if (we_set) unsetenv("BLIS_ARCH_TYPE");
 }
@@ -201,32 +224,16 @@ bool dpt_gemm_small_path(void)
     return small_path;
 }
 
-/* AMD family 0x1A (Zen 5) and later: AVX-512 at full width (Zen 4, 0x19, splits 512-bit
- * operations in two halves). */
-static bool amd_full_width_avx512(void)
-{
-    unsigned eax, ebx, ecx, edx;
-    __builtin_cpu_init();
-    if (!__builtin_cpu_is("amd") || !cpu_has_avx512_skx_set() ||
-        !__get_cpuid(1, &eax, &ebx, &ecx, &edx))
-        return false;
-    unsigned family = (eax >> 8) & 0xf;
-    if (family == 0xf) family += (eax >> 20) & 0xff;
-    return family >= 0x1a;
-}
-
 bool dpt_gemm_thin_any_shape(void)
 {
-#if defined(__AVX512F__)
-    return amd_full_width_avx512();
-#else
-    return false;
-#endif
+    dpt_gemm_init();
+    return thin_any;
 }
 
 bool dpt_gemm_thin_wins(void)
 {
-    return dpt_gemm_thin_any_shape() || !dpt_gemm_small_path();
+    dpt_gemm_init();
+    return thin_short;
 }
 
 const char *dpt_gemm_blis_version(void)

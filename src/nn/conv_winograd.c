@@ -112,29 +112,46 @@ static size_t block_cols(const wino_layout_t *l, size_t nb)
     return round_up(nb * l->sc, LANES);
 }
 
+/* U of n (<= LANES) kernels g = w[o][c..c+n) (src: the first, 9 floats each) into dst (u[0] at
+ * [o][c], U[xi] xs floats on): transposed to lanes first, so the transform runs on vectors of
+ * n kernels and stores them contiguously. */
+static inline __attribute__((always_inline)) void weight_chunk(const float *src, size_t n,
+                                                               float *dst, size_t xs)
+{
+    float g[9][LANES], u[TILE][LANES];
+    for (size_t l = 0; l < n; l++)
+        for (size_t k = 0; k < 9; k++)
+            g[k][l] = src[l * 9 + k];
+    for (size_t l = 0; l < n; l++) {
+        float t[4][3]; /* G g */
+        for (size_t k = 0; k < 3; k++) {
+            t[0][k] = g[k][l];
+            t[1][k] = 0.5f * (g[k][l] + g[3 + k][l] + g[6 + k][l]);
+            t[2][k] = 0.5f * (g[k][l] - g[3 + k][l] + g[6 + k][l]);
+            t[3][k] = g[6 + k][l];
+        }
+#pragma GCC unroll 4
+        for (size_t i = 0; i < 4; i++) { /* (G g) G^T */
+            u[4 * i + 0][l] = t[i][0];
+            u[4 * i + 1][l] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+            u[4 * i + 2][l] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+            u[4 * i + 3][l] = t[i][2];
+        }
+    }
+    for (size_t xi = 0; xi < TILE; xi++)
+        memcpy(dst + xi * xs, u[xi], n * sizeof(float));
+}
+
 /* u[xi][o][c] = (G g G^T)[xi] for each kernel g = w[o][c]. */
 static void transform_weights(const dpt_wino_dims_t *d, const float *w, float *u)
 {
     const size_t oc = d->out * d->c;
-    for (size_t o = 0; o < d->out; o++)
-        for (size_t c = 0; c < d->c; c++) {
-            const float *g = w + (o * d->c + c) * 9;
-            float t[4][3]; /* G g */
-            for (size_t k = 0; k < 3; k++) {
-                t[0][k] = g[k];
-                t[1][k] = 0.5f * (g[k] + g[3 + k] + g[6 + k]);
-                t[2][k] = 0.5f * (g[k] - g[3 + k] + g[6 + k]);
-                t[3][k] = g[6 + k];
-            }
-            float *dst = u + o * d->c + c;
-#pragma GCC unroll 4
-            for (size_t i = 0; i < 4; i++) { /* (G g) G^T */
-                dst[(4 * i + 0) * oc] = t[i][0];
-                dst[(4 * i + 1) * oc] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                dst[(4 * i + 2) * oc] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                dst[(4 * i + 3) * oc] = t[i][2];
-            }
-        }
+    for (size_t o = 0; o < d->out; o++) {
+        size_t c = 0;
+        for (; c + LANES <= d->c; c += LANES)
+            weight_chunk(w + (o * d->c + c) * 9, LANES, u + o * d->c + c, oc);
+        if (c < d->c) weight_chunk(w + (o * d->c + c) * 9, d->c - c, u + o * d->c + c, oc);
+    }
 }
 
 /* dw[o][c] = G^T dU G, dU[xi] = dut[xi][c][o]. */
