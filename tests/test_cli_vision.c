@@ -148,6 +148,9 @@ Test(vision, model_help_lists_presets_with_parameter_counts)
     cr_assert_eq(t_run_dptrain("info --model resnet20 --input 3x32x32", &out), 0, "%s", out);
     cr_assert(strstr(out, "total: 70 nodes, 269722 trainable parameters"), "%s", out);
     cr_assert(strstr(out, "replica_memory = "), "%s", out);
+    /* ResNet-20's products are mostly narrow (16 and 32 channels): 0.680 of its FLOPs at 3x32x32 */
+    cr_assert(strstr(out, "narrow_gemm_share = 0.680 "), "%s", out);
+    cr_assert(strstr(out, "blis_kernel_set = "), "%s", out);
     free(out);
 }
 
