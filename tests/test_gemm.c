@@ -23,8 +23,15 @@ static double at(const float *x, size_t ld, bool trans, size_t i, size_t j)
     return trans ? x[j * ld + i] : x[i * ld + j];
 }
 
-static void check_mode(dpt_gemm_b_mode_t mode, bool ta, bool tb, size_t m, size_t n, size_t k,
-                       float alpha, float beta)
+/* What check_call runs: dpt_sgemm_mode with `mode`, or (product >= 0) dpt_product with
+ * thin = product, alpha 1 and acc = (beta == 1). */
+typedef struct {
+    dpt_gemm_b_mode_t mode;
+    int product;
+} call_t;
+
+static void check_call(call_t call, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
+                       float beta)
 {
     size_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
     size_t arows = ta ? k : m, brows = tb ? n : k;
@@ -34,7 +41,10 @@ static void check_mode(dpt_gemm_b_mode_t mode, bool ta, bool tb, size_t m, size_
     fill(b, brows * ldb, 2);
     fill(c, m * ldc, 3);
     memcpy(c0, c, m * ldc * sizeof *c);
-    dpt_sgemm_mode(mode, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (call.product >= 0)
+        dpt_product(call.product, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta == 1.0f);
+    else
+        dpt_sgemm_mode(call.mode, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     for (size_t i = 0; i < m; i++) {
         for (size_t j = 0; j < n; j++) {
             double s = 0;
@@ -42,8 +52,8 @@ static void check_mode(dpt_gemm_b_mode_t mode, bool ta, bool tb, size_t m, size_
                 s += at(a, lda, ta, i, p) * at(b, ldb, tb, p, j);
             double want = alpha * s + beta * c0[i * ldc + j];
             cr_assert_float_eq(c[i * ldc + j], want, 1e-4 * (1 + fabs(want)),
-                               "mode=%d ta=%d tb=%d (%zu,%zu): %g vs %g", (int)mode, ta, tb, i, j,
-                               c[i * ldc + j], want);
+                               "mode=%d product=%d ta=%d tb=%d (%zu,%zu): %g vs %g", (int)call.mode,
+                               call.product, ta, tb, i, j, c[i * ldc + j], want);
         }
         /* Padding between rows must be untouched. */
         for (size_t j = n; j < ldc; j++)
@@ -56,9 +66,22 @@ static void check_mode(dpt_gemm_b_mode_t mode, bool ta, bool tb, size_t m, size_
  * dpt_sgemm, which picks one of them. */
 static void check_case(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, float beta)
 {
-    check_mode(DPT_GEMM_B_BLIS_DEFAULT, ta, tb, m, n, k, alpha, beta);
-    check_mode(DPT_GEMM_B_PACKED, ta, tb, m, n, k, alpha, beta);
-    check_mode(dpt_gemm_b_mode_for(ta, tb), ta, tb, m, n, k, alpha, beta);
+    check_call((call_t){DPT_GEMM_B_BLIS_DEFAULT, -1}, ta, tb, m, n, k, alpha, beta);
+    check_call((call_t){DPT_GEMM_B_PACKED, -1}, ta, tb, m, n, k, alpha, beta);
+    check_call((call_t){dpt_gemm_b_mode_for(ta, tb), -1}, ta, tb, m, n, k, alpha, beta);
+}
+
+/* dpt_product, the door the ops' products take, through either kernel, for every transpose
+ * (A^T B^T has no thin form and falls back to BLIS), written and accumulated. */
+Test(gemm, product_takes_either_kernel)
+{
+    const size_t shapes[][3] = {{16, 1040, 16}, {7, 33, 50}, {64, 20, 9}, {1, 1, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int thin = 0; thin < 2; thin++)
+            for (int t = 0; t < 4; t++)
+                for (int acc = 0; acc < 2; acc++)
+                    check_call((call_t){DPT_GEMM_B_BLIS_DEFAULT, thin}, t & 1, t >> 1, shapes[s][0],
+                               shapes[s][1], shapes[s][2], 1.0f, acc ? 1.0f : 0.0f);
 }
 
 Test(gemm, b_mode_depends_on_the_transposes_only)
@@ -137,8 +160,9 @@ Test(gemm, generic_fallback_is_replaced_and_recognised_sets_are_kept)
 }
 
 /* kernels/thin.c: dpt_thin_gemm with A read directly and transposed (strides), row counts
- * that are and are not multiples of the 4-row block, column counts that end in a 64-wide, a
- * 16-wide and a one-column piece, written and accumulated; against a double loop. */
+ * that are and are not multiples of the row block (6 rows with AVX-512, 4 without), column counts
+ * that end in a 64-wide, a 16-wide and a one-column piece, written and accumulated; against a
+ * double loop. */
 static void check_thin_gemm(size_t m, size_t n, size_t k, bool a_trans, bool acc)
 {
     const size_t a_rs = a_trans ? 1 : k, a_cs = a_trans ? m : 1, ldb = n + 3, ldc = n + 5;

@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kernels/thin.h"
+
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static char kernel_name[32] = "uninitialised";
 static char kernel_reason[256] = "";
@@ -282,4 +284,16 @@ void dpt_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float a
 {
     dpt_sgemm_mode(dpt_gemm_b_mode_for(trans_a, trans_b), trans_a, trans_b, m, n, k, alpha, a, lda,
                    b, ldb, beta, c, ldc);
+}
+
+void dpt_product(bool thin, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
+                 const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
+                 bool acc)
+{
+    if (thin && trans_b && !trans_a)
+        dpt_thin_dots(m, n, k, a, lda, b, ldb, c, ldc, acc);
+    else if (thin && !trans_b)
+        dpt_thin_gemm(m, n, k, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, ldb, c, ldc, acc);
+    else
+        dpt_sgemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, acc ? 1.0f : 0.0f, c, ldc);
 }

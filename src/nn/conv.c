@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "kernels/gemm.h"
-#include "kernels/thin.h"
 #include "nn/conv_winograd.h"
 #include "nn/op.h"
 
@@ -133,10 +132,8 @@ static dpt_wino_dims_t wino_dims(const conv_dims_t *d)
 static void product_forward(const conv_dims_t *d, const float *wg, const float *colg, size_t ldc,
                             size_t cols, float *yg, size_t ldy)
 {
-    if (is_thin_gemm(d))
-        dpt_thin_gemm(d->og, cols, d->ckg, wg, d->ckg, 1, colg, ldc, yg, ldy, false);
-    else
-        dpt_sgemm(false, false, d->og, cols, d->ckg, 1.0f, wg, d->ckg, colg, ldc, 0.0f, yg, ldy);
+    dpt_product(is_thin_gemm(d), false, false, d->og, cols, d->ckg, wg, d->ckg, colg, ldc, yg, ldy,
+                false);
 }
 
 /* dW_g^T [CKg x OUT/G] (+)= col_g dY_g^T. In BLIS, the same product with the long side as M
@@ -145,22 +142,16 @@ static void product_forward(const conv_dims_t *d, const float *wg, const float *
 static void product_weight_grad(const conv_dims_t *d, const float *colg, size_t ldc,
                                 const float *dyg, size_t ldy, size_t cols, bool acc, float *dwtg)
 {
-    if (is_thin(d))
-        dpt_thin_dots(d->ckg, d->og, cols, colg, ldc, dyg, ldy, dwtg, d->og, acc);
-    else
-        dpt_sgemm(false, true, d->ckg, d->og, cols, 1.0f, colg, ldc, dyg, ldy, acc ? 1.0f : 0.0f,
-                  dwtg, d->og);
+    dpt_product(is_thin(d), false, true, d->ckg, d->og, cols, colg, ldc, dyg, ldy, dwtg, d->og,
+                acc);
 }
 
 /* dcol_g [CKg x cols] (+)= W_g^T dY_g, into dst (row stride ldd). */
 static void product_input_grad(const conv_dims_t *d, const float *wg, const float *dyg, size_t ldy,
                                size_t cols, bool acc, float *dst, size_t ldd)
 {
-    if (is_thin_gemm(d))
-        dpt_thin_gemm(d->ckg, cols, d->og, wg, 1, d->ckg, dyg, ldy, dst, ldd, acc);
-    else
-        dpt_sgemm(true, false, d->ckg, cols, d->og, 1.0f, wg, d->ckg, dyg, ldy, acc ? 1.0f : 0.0f,
-                  dst, ldd);
+    dpt_product(is_thin_gemm(d), true, false, d->ckg, cols, d->og, wg, d->ckg, dyg, ldy, dst, ldd,
+                acc);
 }
 
 static const dpt_spec_key_t conv_keys[] = {DPT_SPEC_I("out", NULL, 1, 65536, DPT_SPEC_POS),

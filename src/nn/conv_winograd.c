@@ -24,7 +24,6 @@
 #include <string.h>
 
 #include "kernels/gemm.h"
-#include "kernels/thin.h"
 
 /* Tile columns a block of samples aims for. Measured on one thread (AMD EPYC Zen 4, zen3
  * kernels), the 16 products of a block against the im2col product of the same samples:
@@ -451,41 +450,6 @@ static void raise_grad_block(const dpt_wino_dims_t *d, const wino_layout_t *l, c
     }
 }
 
-/* The 16 products have a short side (C or OUT channels against a block's ~1024 tile columns);
- * kernels/thin.c runs them where it beats BLIS on this CPU (dpt_gemm_thin_wins; 1.2-1.6x on an
- * AMD EPYC Zen 5), BLIS elsewhere. Both sum in an order fixed by the shape. */
-
-/* M[xi] [OUT x cols] = U[xi] [OUT x C] V[xi] [C x cols]. */
-static void product_forward(const dpt_wino_dims_t *d, const wino_layout_t *l, bool thin,
-                            const float *u, const float *v, size_t cols, float *m)
-{
-    if (thin)
-        dpt_thin_gemm(d->out, cols, d->c, u, d->c, 1, v, l->ld, m, l->ld, false);
-    else
-        dpt_sgemm(false, false, d->out, cols, d->c, 1.0f, u, d->c, v, l->ld, 0.0f, m, l->ld);
-}
-
-/* dU[xi]^T [C x OUT] (+)= V[xi] dM[xi]^T over the block's columns. */
-static void product_weight_grad(const dpt_wino_dims_t *d, const wino_layout_t *l, bool thin,
-                                const float *v, const float *m, size_t cols, bool acc, float *dut)
-{
-    if (thin)
-        dpt_thin_dots(d->c, d->out, cols, v, l->ld, m, l->ld, dut, d->out, acc);
-    else
-        dpt_sgemm(false, true, d->c, d->out, cols, 1.0f, v, l->ld, m, l->ld, acc ? 1.0f : 0.0f, dut,
-                  d->out);
-}
-
-/* dV[xi] [C x cols] = U[xi]^T dM[xi]. */
-static void product_input_grad(const dpt_wino_dims_t *d, const wino_layout_t *l, bool thin,
-                               const float *u, const float *m, size_t cols, float *v)
-{
-    if (thin)
-        dpt_thin_gemm(d->c, cols, d->out, u, 1, d->c, m, l->ld, v, l->ld, false);
-    else
-        dpt_sgemm(true, false, d->c, cols, d->out, 1.0f, u, d->c, m, l->ld, 0.0f, v, l->ld);
-}
-
 void dpt_wino_forward(const dpt_wino_dims_t *d, const float *w, const float *bias, const float *x,
                       size_t rows, float *y, float *ws)
 {
@@ -493,14 +457,16 @@ void dpt_wino_forward(const dpt_wino_dims_t *d, const float *w, const float *bia
     const size_t in_sz = d->c * d->h * d->w, out_sz = d->out * d->h * d->w;
     float *u = ws + l.u, *v = ws + l.v, *m = ws + l.m;
     const int32_t *off = tile_table(&l, ws);
+    /* The 16 products have a short side (C or OUT channels against ~1024 tile columns):
+     * kernels/thin.c runs them where it beats BLIS (1.2-1.6x on an AMD EPYC Zen 5). */
     const bool thin = dpt_gemm_thin_wins();
     transform_weights(d, w, u);
     for (size_t r0 = 0; r0 < rows; r0 += l.nb) {
         const size_t nb = rows - r0 < l.nb ? rows - r0 : l.nb, cols = block_cols(&l, nb);
         lower_block(d, &l, off, x + r0 * in_sz, nb, v, ws + l.planes);
-        for (size_t xi = 0; xi < TILE; xi++)
-            product_forward(d, &l, thin, u + xi * d->out * d->c, v + xi * l.vs, cols,
-                            m + xi * l.ms);
+        for (size_t xi = 0; xi < TILE; xi++) /* M[xi] [OUT x cols] = U[xi] V[xi] */
+            dpt_product(thin, false, false, d->out, cols, d->c, u + xi * d->out * d->c, d->c,
+                        v + xi * l.vs, l.ld, m + xi * l.ms, l.ld, false);
         raise_block(d, &l, off, m, nb, bias, y + r0 * out_sz, ws + l.planes);
     }
 }
@@ -522,10 +488,13 @@ void dpt_wino_backward(const dpt_wino_dims_t *d, const float *w, const float *x,
         lower_grad_block(d, &l, off, dy + r0 * out_sz, nb, m, ws + l.planes);
         for (size_t xi = 0; xi < TILE; xi++) {
             float *vx = v + xi * l.vs, *mx = m + xi * l.ms;
-            /* the first block writes dU, the others add */
-            product_weight_grad(d, &l, thin, vx, mx, cols, r0 > 0, dut + xi * d->c * d->out);
-            /* dV[xi] over V[xi], which this block no longer needs */
-            if (dx) product_input_grad(d, &l, thin, u + xi * d->out * d->c, mx, cols, vx);
+            /* dU[xi]^T [C x OUT] (+)= V dM^T: the first block writes, the others add */
+            dpt_product(thin, false, true, d->c, d->out, cols, vx, l.ld, mx, l.ld,
+                        dut + xi * d->c * d->out, d->out, r0 > 0);
+            /* dV[xi] = U^T dM over V[xi], which this block no longer needs */
+            if (dx)
+                dpt_product(thin, true, false, d->c, cols, d->out, u + xi * d->out * d->c, d->c, mx,
+                            l.ld, vx, l.ld, false);
         }
         if (dx) raise_grad_block(d, &l, off, v, nb, dx + r0 * in_sz, dx_acc, ws + l.planes);
     }

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "kernels/gemm.h"
-#include "kernels/thin.h"
 #include "nn/op.h"
 
 static const dpt_spec_key_t dense_keys[] = {
@@ -41,22 +40,18 @@ static void dense_forward(const dpt_node_t *n, const dpt_op_io_t *io)
 {
     const size_t in = dpt_shape_size(n->in_shape[0]), out = n->a.out, rows = io->rows;
     const float *w = io->params + n->offset[0];
-    float beta = 0.0f;
     if (n->a.bias) {
-        /* Broadcast the bias first, then accumulate x W on top of it (beta = 1). */
+        /* Broadcast the bias first, then accumulate x W on top of it. */
         const float *b = io->params + n->offset[1];
         for (size_t r = 0; r < rows; r++)
             memcpy(io->y + r * out, b, out * sizeof *io->y);
-        beta = 1.0f;
     }
     /* x W: kernels/thin.c where it beats BLIS on every forward shape measured (AMD Zen 5,
      * dpt_gemm_thin_any_shape: 64 x 256 x 784 at 155 GFLOP/s against skx's 113 and zen3's 93;
      * the small CNN's 16 x 128 x 3136 at 127 against 86); the weight and input gradients
      * stay on BLIS, which was as fast or faster there (docs/performance.md). */
-    if (dpt_gemm_thin_any_shape())
-        dpt_thin_gemm(rows, out, in, io->x[0], in, 1, w, out, io->y, out, beta != 0.0f);
-    else
-        dpt_sgemm(false, false, rows, out, in, 1.0f, io->x[0], in, w, out, beta, io->y, out);
+    dpt_product(dpt_gemm_thin_any_shape(), false, false, rows, out, in, io->x[0], in, w, out, io->y,
+                out, n->a.bias);
 }
 
 static void dense_backward(const dpt_node_t *n, const dpt_op_io_t *io)
