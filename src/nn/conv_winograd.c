@@ -265,17 +265,26 @@ static void input_chunk(const wino_layout_t *l, const float *p, const int32_t *o
 #undef CALL
 }
 
-/* Lowers a block of nb samples x (each [C][H][W], in_sz floats apart) into V. */
+/* Copies channel ch of nb samples (each `channels` planes of H x W) into their planes, each
+ * plane's row 0 at `at` (pw + 1 past a one-pixel border, or 0); the rest is left as it is. */
+static void fill_planes(const dpt_wino_dims_t *d, const wino_layout_t *l, const float *src,
+                        size_t channels, size_t ch, size_t nb, size_t at, float *planes)
+{
+    const size_t sample = channels * d->h * d->w;
+    for (size_t b = 0; b < nb; b++)
+        for (size_t r = 0; r < d->h; r++)
+            memcpy(planes + b * l->ps + at + r * l->pw, src + b * sample + (ch * d->h + r) * d->w,
+                   d->w * sizeof *planes);
+}
+
+/* Lowers a block of nb samples x (each [C][H][W]) into V. */
 static void lower_block(const dpt_wino_dims_t *d, const wino_layout_t *l, const int32_t *off,
                         const float *x, size_t nb, float *v, float *planes)
 {
-    const size_t in_sz = d->c * d->h * d->w, cols = block_cols(l, nb);
+    const size_t cols = block_cols(l, nb);
     memset(planes, 0, (l->nb + 1) * l->ps * sizeof *planes); /* borders stay zero */
     for (size_t c = 0; c < d->c; c++) {
-        for (size_t b = 0; b < nb; b++)
-            for (size_t r = 0; r < d->h; r++)
-                memcpy(planes + b * l->ps + (r + 1) * l->pw + 1,
-                       x + b * in_sz + (c * d->h + r) * d->w, d->w * sizeof *planes);
+        fill_planes(d, l, x, d->c, c, nb, l->pw + 1, planes);
         for (size_t t0 = 0; t0 < cols; t0 += LANES)
             input_chunk(l, planes, off + t0, v + c * l->ld + t0);
     }
@@ -366,13 +375,10 @@ static void grad_chunk(const wino_layout_t *l, const float *p, const int32_t *of
 static void lower_grad_block(const dpt_wino_dims_t *d, const wino_layout_t *l, const int32_t *off,
                              const float *dy, size_t nb, float *m, float *planes)
 {
-    const size_t out_sz = d->out * d->h * d->w, cols = block_cols(l, nb);
+    const size_t cols = block_cols(l, nb);
     memset(planes, 0, (l->nb + 1) * l->ps * sizeof *planes); /* past H and W stays zero */
     for (size_t o = 0; o < d->out; o++) {
-        for (size_t b = 0; b < nb; b++)
-            for (size_t r = 0; r < d->h; r++)
-                memcpy(planes + b * l->ps + r * l->pw, dy + b * out_sz + (o * d->h + r) * d->w,
-                       d->w * sizeof *planes);
+        fill_planes(d, l, dy, d->out, o, nb, 0, planes);
         for (size_t t0 = 0; t0 < cols; t0 += LANES)
             grad_chunk(l, planes, off + t0, m + o * l->ld + t0);
     }
