@@ -16,8 +16,8 @@ void dpt_thin_gemm(size_t m, size_t n, size_t k, const float *a, size_t a_rs, si
                    const float *b, size_t ldb, float *c, size_t ldc, bool acc);
 
 /* C[m x n] (+)= A[m x k] B[n x k]^T for small m and n and a long k: m*n dot products of rows
- * of A with rows of B. Each dot sums 16 lanes of k-strided partial sums, then the lanes in a
- * fixed order. With acc, C is added to; otherwise written. */
+ * of A with rows of B. Each dot sums 16 lanes of k-strided partial sums, then the lanes by a
+ * fixed tree (thin.c). With acc, C is added to; otherwise written. */
 void dpt_thin_dots(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
                    size_t ldb, float *c, size_t ldc, bool acc);
 
