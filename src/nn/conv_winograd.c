@@ -210,6 +210,34 @@ static inline void load_lanes(const float *src, size_t xs, float m[TILE][LANES])
         memcpy(m[xi], src + xi * xs, LANES * sizeof(float));
 }
 
+/* dst[2j] = a[j], dst[2j+1] = b[j] for j < g: the two columns of g 2x2 tiles side by side in
+ * a plane row. Built in a local array of constant size and then stored whole, which the
+ * compiler turns into permutes and full vector stores; written element by element into the
+ * plane, the same loop ran as scalar or 2-float stores (perf annotate). */
+static inline __attribute__((always_inline)) void interleave(const float *a, const float *b,
+                                                             size_t g, float *dst)
+{
+    float t[2 * LANES];
+    for (size_t j = 0; j < g; j++) {
+        t[2 * j] = a[j];
+        t[2 * j + 1] = b[j];
+    }
+    memcpy(dst, t, 2 * g * sizeof *dst);
+}
+
+/* dst[x] += t[x] for x < 2g, t the interleave of a and b as above. */
+static inline __attribute__((always_inline)) void interleave_add(const float *a, const float *b,
+                                                                 size_t g, float *dst)
+{
+    float t[2 * LANES];
+    for (size_t j = 0; j < g; j++) {
+        t[2 * j] = a[j];
+        t[2 * j + 1] = b[j];
+    }
+    for (size_t x = 0; x < 2 * g; x++)
+        dst[x] += t[x];
+}
+
 /* Each transform below walks a chunk run by run: lane l = r*g + j is tile j of run r, which
  * starts at p + off[r*g] + 2j. It is written once for a run width g and instantiated for
  * each (always inline, so g is a constant the loops are vectorised for). */
@@ -295,23 +323,25 @@ static void lower_block(const dpt_wino_dims_t *d, const wino_layout_t *l, const 
 DPT_WINO_INLINE void output_chunk_as(const float *mo, size_t xs, const int32_t *off, float *p,
                                      size_t pw, size_t g)
 {
-    float m[TILE][LANES];
+    float m[TILE][LANES], y[4][LANES]; /* y: the tiles' (0,0), (0,1), (1,0), (1,1) */
     load_lanes(mo, xs, m);
-    for (size_t r = 0; r < LANES / g; r++)
-        for (size_t j = 0; j < g; j++) {
-            const size_t l = r * g + j;
-            float s[2][4]; /* A^T M */
+    for (size_t l = 0; l < LANES; l++) {
+        float s[2][4]; /* A^T M */
 #pragma GCC unroll 4
-            for (size_t k = 0; k < 4; k++) {
-                s[0][k] = m[k][l] + m[4 + k][l] + m[8 + k][l];
-                s[1][k] = m[4 + k][l] - m[8 + k][l] - m[12 + k][l];
-            }
-            float *q = p + off[r * g] + 2 * j;
-            q[0] = s[0][0] + s[0][1] + s[0][2];
-            q[1] = s[0][1] - s[0][2] - s[0][3];
-            q[pw] = s[1][0] + s[1][1] + s[1][2];
-            q[pw + 1] = s[1][1] - s[1][2] - s[1][3];
+        for (size_t k = 0; k < 4; k++) {
+            s[0][k] = m[k][l] + m[4 + k][l] + m[8 + k][l];
+            s[1][k] = m[4 + k][l] - m[8 + k][l] - m[12 + k][l];
         }
+        y[0][l] = s[0][0] + s[0][1] + s[0][2];
+        y[1][l] = s[0][1] - s[0][2] - s[0][3];
+        y[2][l] = s[1][0] + s[1][1] + s[1][2];
+        y[3][l] = s[1][1] - s[1][2] - s[1][3];
+    }
+    for (size_t r = 0; r < LANES / g; r++) {
+        float *q = p + off[r * g];
+        interleave(y[0] + r * g, y[1] + r * g, g, q);
+        interleave(y[2] + r * g, y[3] + r * g, g, q + pw);
+    }
 }
 
 static void output_chunk(const wino_layout_t *l, const float *mo, const int32_t *off, float *p)
@@ -415,14 +445,8 @@ DPT_WINO_INLINE void patch_chunk_as(const float *vc, size_t xs, const int32_t *o
     for (size_t r = 0; r < LANES / g; r++)
         for (size_t i = 0; i < 4; i++) {
             float *q = p + off[r * g] + i * pw;
-            for (size_t j = 0; j < g; j++) {
-                q[2 * j] += dd[4 * i][r * g + j];
-                q[2 * j + 1] += dd[4 * i + 1][r * g + j];
-            }
-            for (size_t j = 0; j < g; j++) {
-                q[2 * j + 2] += dd[4 * i + 2][r * g + j];
-                q[2 * j + 3] += dd[4 * i + 3][r * g + j];
-            }
+            interleave_add(dd[4 * i] + r * g, dd[4 * i + 1] + r * g, g, q);
+            interleave_add(dd[4 * i + 2] + r * g, dd[4 * i + 3] + r * g, g, q + 2);
         }
 }
 
