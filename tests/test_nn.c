@@ -241,6 +241,31 @@ Test(dropout, mask_depends_on_sample_not_row_position)
     teardown(&a), teardown(&b);
 }
 
+/* The bytes a replica needs for a stack of `pairs` dense:256,relu pairs on 256 inputs. */
+static size_t stack_bytes(size_t pairs, size_t rows)
+{
+    char spec[1024] = "";
+    for (size_t i = 0; i < pairs; i++)
+        strcat(spec, "dense:256,relu,");
+    strcat(spec, "dense:10");
+    dpt_model_t *m;
+    cr_assert_eq(dpt_model_create(spec, 256, 10, &m), DPT_OK, "%s", dpt_last_error());
+    size_t bytes = dpt_model_replica_bytes(m, rows);
+    dpt_model_free(m);
+    return bytes;
+}
+
+Test(model, gradient_buffers_are_shared_along_the_backward_walk)
+{
+    /* Eight more dense+relu pairs add 16 activations of 64 x 256 floats; with one gradient slot
+     * per node they would add as many gradients again, with the plan's shared buffers none. */
+    const size_t rows = 64, per_node = rows * 256 * sizeof(float);
+    const size_t grown = stack_bytes(16, rows) - stack_bytes(8, rows);
+    cr_assert_geq(grown, 16 * per_node);
+    cr_assert_lt(grown, 16 * per_node + per_node, "grew by %zu bytes for 16 nodes of %zu", grown,
+                 per_node);
+}
+
 Test(model, layout_is_aligned_and_counts_parameters)
 {
     dpt_model_t *m;
