@@ -177,6 +177,15 @@ Test(gradcheck, residual_identity_fan_out)
     gradient_check_shaped("conv:3:3,tanh,res(conv:3:3,bn,tanh,conv:3:3),tanh,gap,dense:3",
                           (dpt_shape_t){2, 5, 5}, 3);
 }
+Test(gradcheck, relu_in_place_over_bn_and_add)
+{
+    /* Each relu writes over its input (bn, then the block's add, whose input fans out). */
+    gradient_check("dense:6,bn,relu,res(dense:6,bn,relu,dense:6),relu,dense:3", 4, 3);
+}
+Test(gradcheck, relu_in_place_over_conv_and_maxpool)
+{
+    gradient_check_shaped("conv:2:3,relu,maxpool:2,relu,dense:3", (dpt_shape_t){1, 4, 4}, 3);
+}
 Test(gradcheck, residual_zero_padded_shortcut)
 {
     gradient_check_shaped("conv:2:3,tanh,res(conv:4:3:stride=2,tanh|zpad:4:stride=2),gap,dense:3",
@@ -241,12 +250,13 @@ Test(dropout, mask_depends_on_sample_not_row_position)
     teardown(&a), teardown(&b);
 }
 
-/* The bytes a replica needs for a stack of `pairs` dense:256,relu pairs on 256 inputs. */
-static size_t stack_bytes(size_t pairs, size_t rows)
+/* The bytes a replica needs for `pairs` copies of `pair` (e.g. "dense:256,tanh,") and a
+ * dense:10 on 256 inputs. */
+static size_t stack_bytes(const char *pair, size_t pairs, size_t rows)
 {
     char spec[1024] = "";
     for (size_t i = 0; i < pairs; i++)
-        strcat(spec, "dense:256,relu,");
+        strcat(spec, pair);
     strcat(spec, "dense:10");
     dpt_model_t *m;
     cr_assert_eq(dpt_model_create(spec, 256, 10, &m), DPT_OK, "%s", dpt_last_error());
@@ -255,15 +265,31 @@ static size_t stack_bytes(size_t pairs, size_t rows)
     return bytes;
 }
 
+/* Bytes a replica grows by from 8 to 16 copies of pair, in nodes of 64 x 256 floats. */
+static double growth_in_nodes(const char *pair)
+{
+    const size_t rows = 64, per_node = rows * 256 * sizeof(float);
+    return (double)(stack_bytes(pair, 16, rows) - stack_bytes(pair, 8, rows)) / (double)per_node;
+}
+
 Test(model, gradient_buffers_are_shared_along_the_backward_walk)
 {
-    /* Eight more dense+relu pairs add 16 activations of 64 x 256 floats; with one gradient slot
-     * per node they would add as many gradients again, with the plan's shared buffers none. */
-    const size_t rows = 64, per_node = rows * 256 * sizeof(float);
-    const size_t grown = stack_bytes(16, rows) - stack_bytes(8, rows);
-    cr_assert_geq(grown, 16 * per_node);
-    cr_assert_lt(grown, 16 * per_node + per_node, "grew by %zu bytes for 16 nodes of %zu", grown,
-                 per_node);
+    /* Eight more dense+tanh pairs add 16 activations; with one gradient slot per node they
+     * would add as many gradients again, with the plan's shared buffers none. */
+    const double grown = growth_in_nodes("dense:256,tanh,");
+    cr_assert(grown >= 16.0 && grown < 17.0, "grew by %.2f nodes for 16 nodes", grown);
+}
+
+Test(model, relu_runs_in_place_where_nothing_else_reads_its_input)
+{
+    double grown = growth_in_nodes("dense:256,relu,");
+    cr_assert(grown >= 8.0 && grown < 9.0, "dense+relu: grew by %.2f nodes for 8 pairs", grown);
+    /* tanh's backward reads its output, so the relu after it keeps its own buffer. */
+    grown = growth_in_nodes("dense:256,tanh,relu,");
+    cr_assert(grown >= 24.0 && grown < 25.0, "dense+tanh+relu: grew by %.2f nodes", grown);
+    /* A dense output read by relu and by the block's add is not overwritten either. */
+    grown = growth_in_nodes("dense:256,res(relu),");
+    cr_assert(grown >= 24.0 && grown < 25.0, "dense+res(relu): grew by %.2f nodes", grown);
 }
 
 Test(model, layout_is_aligned_and_counts_parameters)

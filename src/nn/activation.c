@@ -33,11 +33,12 @@ static size_t elems(const dpt_node_t *n, const dpt_op_io_t *io)
             }                                                                                      \
     }
 
+/* No restrict on x and y: relu runs in place (y == x, op.h's in_place). */
 #define ACT_FORWARD(fn, expr)                                                                      \
     static void fn(const dpt_node_t *n, const dpt_op_io_t *io)                                     \
     {                                                                                              \
-        const float *restrict x = io->x[0];                                                        \
-        float *restrict y = io->y;                                                                 \
+        const float *x = io->x[0];                                                                 \
+        float *y = io->y;                                                                          \
         size_t cnt = elems(n, io);                                                                 \
         for (size_t i = 0; i < cnt; i++) {                                                         \
             float v = x[i];                                                                        \
@@ -65,11 +66,17 @@ ACT_BACKWARD(sigmoid_backward, dy[i] * u * (1.0f - u))
 ACT_FORWARD(gelu_forward, 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_C * v * v * v))))
 ACT_BACKWARD(gelu_backward, dy[i] * gelu_grad(v))
 
-#define ACTIVATION(sym, nm, fwd, bwd)                                                              \
-    const dpt_op_t sym = {                                                                         \
-        .spec = {nm, NULL}, .infer = dpt_op_infer_same, .forward = fwd, .backward = bwd}
+/* in_place: relu's backward tests x > 0, which holds where y > 0; reads_y: the backward's
+ * derivative is written in y (tanh, sigmoid). */
+#define ACTIVATION(sym, nm, fwd, bwd, in_place_, reads_y)                                          \
+    const dpt_op_t sym = {.spec = {nm, NULL},                                                      \
+                          .infer = dpt_op_infer_same,                                              \
+                          .forward = fwd,                                                          \
+                          .backward = bwd,                                                         \
+                          .in_place = in_place_,                                                   \
+                          .backward_reads_output = reads_y}
 
-ACTIVATION(dpt_op_relu, "relu", relu_forward, relu_backward);
-ACTIVATION(dpt_op_tanh, "tanh", tanh_forward, tanh_backward);
-ACTIVATION(dpt_op_sigmoid, "sigmoid", sigmoid_forward, sigmoid_backward);
-ACTIVATION(dpt_op_gelu, "gelu", gelu_forward, gelu_backward);
+ACTIVATION(dpt_op_relu, "relu", relu_forward, relu_backward, true, false);
+ACTIVATION(dpt_op_tanh, "tanh", tanh_forward, tanh_backward, false, true);
+ACTIVATION(dpt_op_sigmoid, "sigmoid", sigmoid_forward, sigmoid_backward, false, true);
+ACTIVATION(dpt_op_gelu, "gelu", gelu_forward, gelu_backward, false, false);

@@ -133,6 +133,12 @@ typedef struct dpt_op {
      * into the state tensors (may be NULL). */
     void (*fold_stats)(const dpt_node_t *n, float *params, const float *const *stats,
                        const size_t *rows, size_t shards);
+    /* Forward may write y over x[0] (the plan then gives both one buffer), and backward is
+     * right with x[0] == y: relu, whose x > 0 exactly where y > 0. */
+    bool in_place;
+    /* Backward reads this node's own output y (tanh, sigmoid): no consumer may then write over
+     * it in place. */
+    bool backward_reads_output;
     /* Multiply-adds x 2 of one sample's forward pass (may be NULL: 0). */
     double (*flops)(const dpt_node_t *n);
     /* The main GEMM of a forward pass over `rows` samples as {M, N, K} (may be NULL: none),

@@ -108,6 +108,18 @@ static void plan_grad_buffers(const dpt_model_t *m, const bool *needs, const boo
     }
 }
 
+/* Whether node i writes its output over its input's (one buffer for both): an in-place op
+ * (relu) whose input is a node with no other consumer and whose backward does not read the
+ * output being overwritten. ResNet-20's relus then add no activation of their own, and each
+ * writes into lines the node before it has just written (bn, add). */
+static bool runs_in_place(const dpt_model_t *m, const size_t *consumers, size_t i)
+{
+    const dpt_node_t *n = &m->nodes[i];
+    if (!n->op->in_place || n->n_in != 1 || n->in[0] == DPT_NODE_INPUT) return false;
+    const int j = n->in[0];
+    return consumers[j] == 1 && !m->nodes[j].op->backward_reads_output;
+}
+
 /* Slot sizes in floats (each rounded to 64 bytes), in arena order; fills p's pointers when
  * base is not NULL. Returns the total, or 0 on overflow. */
 static size_t plan_layout(const dpt_model_t *m, size_t rows, bool input_grad, const bool *needs,
@@ -120,11 +132,18 @@ static size_t plan_layout(const dpt_model_t *m, size_t rows, bool input_grad, co
         if (base) *(slot) = base + total;                                                          \
         total += dpt_round_floats(sz);                                                             \
     } while (0)
+    size_t consumers[DPT_MAX_NODES] = {0};
+    for (size_t i = 0; i < m->n_nodes; i++)
+        for (size_t k = 0; k < m->nodes[i].n_in; k++)
+            if (m->nodes[i].in[k] != DPT_NODE_INPUT) consumers[m->nodes[i].in[k]]++;
     TAKE(base ? &p->input : NULL, dpt_shape_size(m->in));
     if (input_grad) TAKE(base ? &p->input_grad_slot : NULL, dpt_shape_size(m->in));
     for (size_t i = 0; i < m->n_nodes; i++) {
         const dpt_node_t *n = &m->nodes[i];
-        TAKE(base ? &p->act[i] : NULL, dpt_shape_size(n->out));
+        if (!runs_in_place(m, consumers, i))
+            TAKE(base ? &p->act[i] : NULL, dpt_shape_size(n->out));
+        else if (base)
+            p->act[i] = p->act[n->in[0]];
         if (n->op->saved_floats) {
             size_t s = dpt_round_floats(n->op->saved_floats(n, rows));
             if (base) p->saved[i] = base + total;
