@@ -134,7 +134,8 @@ typedef struct dpt_op {
     void (*fold_stats)(const dpt_node_t *n, float *params, const float *const *stats,
                        const size_t *rows, size_t shards);
     /* Forward may write y over x[0] (the plan then gives both one buffer), and backward is
-     * right with x[0] == y: relu, whose x > 0 exactly where y > 0. */
+     * right with x[0] overwritten by y: relu, whose x > 0 exactly where y > 0, and add, whose
+     * backward reads no input. */
     bool in_place;
     /* Backward reads this node's own output y (tanh, sigmoid): no consumer may then write over
      * it in place. */

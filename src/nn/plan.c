@@ -108,14 +108,15 @@ static void plan_grad_buffers(const dpt_model_t *m, const bool *needs, const boo
     }
 }
 
-/* Whether node i writes its output over its input's (one buffer for both): an in-place op
- * (relu) whose input is a node with no other consumer and whose backward does not read the
- * output being overwritten. ResNet-20's relus then add no activation of their own, and each
- * writes into lines the node before it has just written (bn, add). */
+/* Whether node i writes its output over its first input's (one buffer for both): an in-place
+ * op (relu, add) whose first input is a node with no other consumer (so not add(x, x)) and
+ * whose backward does not read the output being overwritten. ResNet-20's relus and adds then
+ * add no activation of their own, and each writes into lines the node before it has just
+ * written (bn, add). */
 static bool runs_in_place(const dpt_model_t *m, const size_t *consumers, size_t i)
 {
     const dpt_node_t *n = &m->nodes[i];
-    if (!n->op->in_place || n->n_in != 1 || n->in[0] == DPT_NODE_INPUT) return false;
+    if (!n->op->in_place || n->in[0] == DPT_NODE_INPUT) return false;
     const int j = n->in[0];
     return consumers[j] == 1 && !m->nodes[j].op->backward_reads_output;
 }

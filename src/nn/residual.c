@@ -22,8 +22,8 @@ static dpt_status_t add_infer(dpt_node_t *n)
 static void add_forward(const dpt_node_t *n, const dpt_op_io_t *io)
 {
     const size_t cnt = io->rows * dpt_shape_size(n->out);
-    const float *restrict a = io->x[0], *restrict b = io->x[1];
-    float *restrict y = io->y;
+    const float *a = io->x[0], *b = io->x[1]; /* y may be a: add runs in place (op.h) */
+    float *y = io->y;
     for (size_t i = 0; i < cnt; i++)
         y[i] = a[i] + b[i];
 }
@@ -44,6 +44,7 @@ const dpt_op_t dpt_op_add = {.spec = {"add", NULL},
                              .infer = add_infer,
                              .forward = add_forward,
                              .backward = add_backward,
+                             .in_place = true, /* its backward reads no input */
                              .flops = add_flops};
 
 static const dpt_spec_key_t zpad_keys[] = {DPT_SPEC_I("channels", NULL, 1, 65536, DPT_SPEC_POS),
