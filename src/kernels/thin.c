@@ -5,6 +5,9 @@
  * CPU has FMA (the build is ISO C, which does not contract a*b+c by itself). */
 #include <math.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/thin.h"
 
@@ -69,6 +72,52 @@ gemm_block(size_t width, size_t k, const float *const a[GEMM_ROWS], size_t a_cs,
         memcpy(c[r], s[r], width * sizeof s[r][0]);
 }
 
+#if defined(__AVX512F__) && defined(__FMA__)
+/* gemm_block for a full block (6 rows x 64 columns) in AVX-512 intrinsics: the 24 accumulators,
+ * the 4 vectors of B's row and one broadcast at a time fit the 32 registers. From the plain
+ * loops GCC unrolled k twice and kept 6-8 accumulators and the row pointers on the stack
+ * (objdump). The same fused multiply-add per element, in the same order over k: the same
+ * bits. On an AMD EPYC Zen 5, Winograd's products ran 1.7x (16 x 1024 x 16: 110 -> 185 GFLOP/s),
+ * 1.37x (32 x 1024 x 32: 138 -> 190) and 1.22x (64 x 256 x 64: 173 -> 211) faster. */
+_Static_assert(GEMM_ROWS == 6, "gemm_block_full is written for 6 rows");
+static void gemm_block_full(size_t k, const float *const a[GEMM_ROWS], size_t a_cs, const float *b,
+                            size_t ldb, float *const c[GEMM_ROWS], bool acc)
+{
+    __m512 s[GEMM_ROWS][4];
+    for (size_t r = 0; r < GEMM_ROWS; r++)
+        for (size_t q = 0; q < 4; q++)
+            s[r][q] = acc ? _mm512_loadu_ps(c[r] + 16 * q) : _mm512_setzero_ps();
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (size_t p = 0; p < k; p++, b += ldb) {
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        const __m512 b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+        const size_t o = p * a_cs;
+#define ROW(r, ar)                                                                                 \
+    do {                                                                                           \
+        const __m512 av = _mm512_set1_ps(ar[o]);                                                   \
+        s[r][0] = _mm512_fmadd_ps(av, b0, s[r][0]);                                                \
+        s[r][1] = _mm512_fmadd_ps(av, b1, s[r][1]);                                                \
+        s[r][2] = _mm512_fmadd_ps(av, b2, s[r][2]);                                                \
+        s[r][3] = _mm512_fmadd_ps(av, b3, s[r][3]);                                                \
+    } while (0)
+        ROW(0, a0);
+        ROW(1, a1);
+        ROW(2, a2);
+        ROW(3, a3);
+        ROW(4, a4);
+        ROW(5, a5);
+#undef ROW
+    }
+    for (size_t r = 0; r < GEMM_ROWS; r++)
+        for (size_t q = 0; q < 4; q++)
+            _mm512_storeu_ps(c[r] + 16 * q, s[r][q]);
+}
+#define GEMM_BLOCK_FULL(k, a, a_cs, b, ldb, c, acc) gemm_block_full(k, a, a_cs, b, ldb, c, acc)
+#else
+#define GEMM_BLOCK_FULL(k, a, a_cs, b, ldb, c, acc)                                                \
+    gemm_block(GEMM_COLS, k, a, a_cs, b, ldb, c, acc)
+#endif
+
 void dpt_thin_gemm(size_t m, size_t n, size_t k, const float *a, size_t a_rs, size_t a_cs,
                    const float *b, size_t ldb, float *c, size_t ldc, bool acc)
 {
@@ -89,7 +138,7 @@ void dpt_thin_gemm(size_t m, size_t n, size_t k, const float *a, size_t a_rs, si
                     memcpy(spare[r], c + (i + rows - 1) * ldc + j, width * sizeof(float));
             }
             if (width == GEMM_COLS)
-                gemm_block(GEMM_COLS, k, ar, a_cs, b + j, ldb, cr, acc);
+                GEMM_BLOCK_FULL(k, ar, a_cs, b + j, ldb, cr, acc);
             else if (width == 16)
                 gemm_block(16, k, ar, a_cs, b + j, ldb, cr, acc);
             else /* the last n % 16 columns: a width known at run time only */
