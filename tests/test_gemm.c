@@ -233,6 +233,27 @@ Test(thin, dots_shapes_and_edges)
             check_thin_dots(shapes[s][0], shapes[s][1], shapes[s][2], acc);
 }
 
+/* dpt_thin_transpose: whole 16 x 16 blocks, their edges and matrices smaller than a block,
+ * with row strides wider than the rows. */
+Test(thin, transpose_blocks_and_edges)
+{
+    const size_t shapes[][2] = {{64, 256}, {16, 16}, {37, 50}, {5, 3}, {17, 33}, {1, 40}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const size_t rows = shapes[s][0], cols = shapes[s][1], lds = cols + 7, ldd = rows + 3;
+        float *src = malloc(rows * lds * sizeof *src), *dst = malloc(cols * ldd * sizeof *dst);
+        for (size_t i = 0; i < rows * lds; i++)
+            src[i] = (float)i;
+        for (size_t i = 0; i < cols * ldd; i++)
+            dst[i] = -1.0f;
+        dpt_thin_transpose(rows, cols, src, lds, dst, ldd);
+        for (size_t c = 0; c < cols; c++)
+            for (size_t r = 0; r < ldd; r++)
+                cr_assert_eq(dst[c * ldd + r], r < rows ? src[r * lds + c] : -1.0f,
+                             "%zux%zu: dst[%zu][%zu]", rows, cols, c, r);
+        free(src), free(dst);
+    }
+}
+
 /* The small-matrix path is what decides thin convolutions: BLIS 0.9.0 has it in its AVX2 sets
  * and not in skx or generic (ctest runs test_op_conv once more on generic). */
 Test(gemm, small_path_follows_the_kernel_set)

@@ -302,6 +302,12 @@ Test(op_conv, winograd_matches_reference)
     check_item("conv:4:3", SHAPE(8, 16, 16), 3);
     check_item("conv:3:3", SHAPE(8, 5, 56), 2);
     check_item("conv:6:3:algo=winograd", SHAPE(1, 4, 4), 3);
+    /* 64 channels and more: the weight gradient as dM^T and a GEMM where the thin kernels
+     * run (dpt_gemm_thin_wins); outputs not a multiple of 16 (the transpose's edges), several
+     * blocks (the GEMM adds into dU), and a full 64-wide block */
+    check_item("conv:5:3", SHAPE(64, 6, 7), 3);
+    check_item("conv:20:3", SHAPE(70, 9, 9), 17);
+    check_item("conv:64:3", SHAPE(64, 8, 8), 3);
 }
 
 /* The reference's gradients are hand-derived too: check the op's against central
@@ -477,9 +483,11 @@ Test(op_conv, winograd_workspace_bounded)
     node_t t;
     build_ok(&t, "conv:64:3", SHAPE(64, 8, 8)); /* auto: Winograd */
     /* 16 tiles a sample (runs of 4); blocks of 16 rows (256 columns, rows 272 apart); 64 * 272
-     * floats is 1088 lines, even, so the matrices are 64 * 272 + 16 apart; 16 + 1 planes of
-     * 10 x 10; a table entry a column */
-    const size_t per_rows16 = 2 * 16 * 64 * 64 + 2 * 16 * (64 * 272 + 16) + 17 * 10 * 10 + 256;
+     * floats is 1088 lines, even, so the matrices are 64 * 272 + 16 apart; dM^T of one matrix
+     * (256 x 64: 64 channels take the weight gradient as a transpose and a GEMM); 16 + 1
+     * planes of 10 x 10; a table entry a column */
+    const size_t per_rows16 =
+        2 * 16 * 64 * 64 + 2 * 16 * (64 * 272 + 16) + 256 * 64 + 17 * 10 * 10 + 256;
     cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 16), per_rows16);
     cr_assert_eq(dpt_op_conv.workspace_floats(&t.n, 100000), dpt_op_conv.workspace_floats(&t.n, 64),
                  "one block of 64 rows at most");

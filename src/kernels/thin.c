@@ -73,32 +73,33 @@ gemm_block(size_t width, size_t k, const float *const a[GEMM_ROWS], size_t a_cs,
 }
 
 #if defined(__AVX512F__) && defined(__FMA__)
-/* gemm_block for a full block (6 rows x 64 columns) in AVX-512 intrinsics: the 24 accumulators,
- * the 4 vectors of B's row and one broadcast at a time fit the 32 registers. From the plain
- * loops GCC unrolled k twice and kept 6-8 accumulators and the row pointers on the stack
- * (objdump). The same fused multiply-add per element, in the same order over k: the same
- * bits. On an AMD EPYC Zen 5, Winograd's products ran 1.7x (16 x 1024 x 16: 110 -> 185 GFLOP/s),
- * 1.37x (32 x 1024 x 32: 138 -> 190) and 1.22x (64 x 256 x 64: 173 -> 211) faster. */
-_Static_assert(GEMM_ROWS == 6, "gemm_block_full is written for 6 rows");
-static void gemm_block_full(size_t k, const float *const a[GEMM_ROWS], size_t a_cs, const float *b,
-                            size_t ldb, float *const c[GEMM_ROWS], bool acc)
+/* gemm_block for 6 rows and nv (4, 2 or 1, a constant after inlining) vectors of 16 columns,
+ * in AVX-512 intrinsics: the 6*nv accumulators, B's nv vectors and one broadcast at a time fit
+ * the 32 registers. From the plain loops GCC unrolled k twice and kept 6-8 accumulators and
+ * the row pointers on the stack (objdump). The same fused multiply-add per element, in the
+ * same order over k: the same bits. On an AMD EPYC Zen 5, Winograd's products ran 1.7x (16 x
+ * 1024 x 16: 110 -> 185 GFLOP/s), 1.37x (32 x 1024 x 32: 138 -> 190) and 1.22x (64 x 256 x 64:
+ * 173 -> 211) faster with 4 vectors. */
+_Static_assert(GEMM_ROWS == 6, "gemm_block_vec is written for 6 rows");
+static inline __attribute__((always_inline)) void
+gemm_block_vec(size_t nv, size_t k, const float *const a[GEMM_ROWS], size_t a_cs, const float *b,
+               size_t ldb, float *const c[GEMM_ROWS], bool acc)
 {
     __m512 s[GEMM_ROWS][4];
     for (size_t r = 0; r < GEMM_ROWS; r++)
-        for (size_t q = 0; q < 4; q++)
+        for (size_t q = 0; q < nv; q++)
             s[r][q] = acc ? _mm512_loadu_ps(c[r] + 16 * q) : _mm512_setzero_ps();
     const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
     for (size_t p = 0; p < k; p++, b += ldb) {
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-        const __m512 b2 = _mm512_loadu_ps(b + 32), b3 = _mm512_loadu_ps(b + 48);
+        __m512 bv[4];
+        for (size_t q = 0; q < nv; q++)
+            bv[q] = _mm512_loadu_ps(b + 16 * q);
         const size_t o = p * a_cs;
 #define ROW(r, ar)                                                                                 \
     do {                                                                                           \
         const __m512 av = _mm512_set1_ps(ar[o]);                                                   \
-        s[r][0] = _mm512_fmadd_ps(av, b0, s[r][0]);                                                \
-        s[r][1] = _mm512_fmadd_ps(av, b1, s[r][1]);                                                \
-        s[r][2] = _mm512_fmadd_ps(av, b2, s[r][2]);                                                \
-        s[r][3] = _mm512_fmadd_ps(av, b3, s[r][3]);                                                \
+        for (size_t q = 0; q < nv; q++)                                                            \
+            s[r][q] = _mm512_fmadd_ps(av, bv[q], s[r][q]);                                         \
     } while (0)
         ROW(0, a0);
         ROW(1, a1);
@@ -109,13 +110,14 @@ static void gemm_block_full(size_t k, const float *const a[GEMM_ROWS], size_t a_
 #undef ROW
     }
     for (size_t r = 0; r < GEMM_ROWS; r++)
-        for (size_t q = 0; q < 4; q++)
+        for (size_t q = 0; q < nv; q++)
             _mm512_storeu_ps(c[r] + 16 * q, s[r][q]);
 }
-#define GEMM_BLOCK_FULL(k, a, a_cs, b, ldb, c, acc) gemm_block_full(k, a, a_cs, b, ldb, c, acc)
+#define GEMM_BLOCK_VEC(nv, k, a, a_cs, b, ldb, c, acc)                                             \
+    gemm_block_vec(nv, k, a, a_cs, b, ldb, c, acc)
 #else
-#define GEMM_BLOCK_FULL(k, a, a_cs, b, ldb, c, acc)                                                \
-    gemm_block(GEMM_COLS, k, a, a_cs, b, ldb, c, acc)
+#define GEMM_BLOCK_VEC(nv, k, a, a_cs, b, ldb, c, acc)                                             \
+    gemm_block(16 * (nv), k, a, a_cs, b, ldb, c, acc)
 #endif
 
 void dpt_thin_gemm(size_t m, size_t n, size_t k, const float *a, size_t a_rs, size_t a_cs,
@@ -125,7 +127,10 @@ void dpt_thin_gemm(size_t m, size_t n, size_t k, const float *a, size_t a_rs, si
      * by every row block instead of all of B from memory by each. */
     size_t j = 0;
     while (j < n) {
-        const size_t width = n - j >= GEMM_COLS ? GEMM_COLS : n - j >= 16 ? 16 : n - j;
+        const size_t width = n - j >= GEMM_COLS ? GEMM_COLS
+                             : n - j >= 32      ? 32
+                             : n - j >= 16      ? 16
+                                                : n - j;
         for (size_t i = 0; i < m; i += GEMM_ROWS) {
             const size_t rows = min_sz(GEMM_ROWS, m - i);
             const float *ar[GEMM_ROWS];
@@ -138,9 +143,11 @@ void dpt_thin_gemm(size_t m, size_t n, size_t k, const float *a, size_t a_rs, si
                     memcpy(spare[r], c + (i + rows - 1) * ldc + j, width * sizeof(float));
             }
             if (width == GEMM_COLS)
-                GEMM_BLOCK_FULL(k, ar, a_cs, b + j, ldb, cr, acc);
+                GEMM_BLOCK_VEC(4, k, ar, a_cs, b + j, ldb, cr, acc);
+            else if (width == 32)
+                GEMM_BLOCK_VEC(2, k, ar, a_cs, b + j, ldb, cr, acc);
             else if (width == 16)
-                gemm_block(16, k, ar, a_cs, b + j, ldb, cr, acc);
+                GEMM_BLOCK_VEC(1, k, ar, a_cs, b + j, ldb, cr, acc);
             else /* the last n % 16 columns: a width known at run time only */
                 gemm_block(width, k, ar, a_cs, b + j, ldb, cr, acc);
         }
@@ -261,4 +268,53 @@ void dpt_thin_dots(size_t m, size_t n, size_t k, const float *a, size_t lda, con
                 }
         }
     }
+}
+
+#if defined(__AVX512F__)
+/* dst rows 0-15 = columns of the 16 x 16 block at src: 32-bit, 64-bit and twice 128-bit
+ * interleaves, 64 shuffles for 256 floats. */
+static void transpose16(const float *src, size_t lds, float *dst, size_t ldd)
+{
+    __m512 r[16], t[16], u[16];
+    for (int i = 0; i < 16; i++)
+        r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4)
+        for (int h = 0; h < 2; h++) {
+            const __m512d a = _mm512_castps_pd(t[i + h]), b = _mm512_castps_pd(t[i + h + 2]);
+            u[i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+            u[i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        }
+    for (int i = 0; i < 16; i += 8) /* u[i..i+8) rows 4 a 128-bit lane */
+        for (int j = 0; j < 4; j++) {
+            t[i + j] = _mm512_shuffle_f32x4(u[i + j], u[i + j + 4], 0x88);
+            t[i + j + 4] = _mm512_shuffle_f32x4(u[i + j], u[i + j + 4], 0xdd);
+        }
+    for (int j = 0; j < 8; j++) {
+        _mm512_storeu_ps(dst + (size_t)j * ldd, _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88));
+        _mm512_storeu_ps(dst + (size_t)(j + 8) * ldd, _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd));
+    }
+}
+#endif
+
+void dpt_thin_transpose(size_t rows, size_t cols, const float *src, size_t lds, float *dst,
+                        size_t ldd)
+{
+    size_t r0 = 0;
+#if defined(__AVX512F__)
+    for (; r0 + 16 <= rows; r0 += 16) {
+        size_t c0 = 0;
+        for (; c0 + 16 <= cols; c0 += 16)
+            transpose16(src + r0 * lds + c0, lds, dst + c0 * ldd + r0, ldd);
+        for (size_t c = c0; c < cols; c++)
+            for (size_t r = r0; r < r0 + 16; r++)
+                dst[c * ldd + r] = src[r * lds + c];
+    }
+#endif
+    for (size_t c = 0; c < cols; c++)
+        for (size_t r = r0; r < rows; r++)
+            dst[c * ldd + r] = src[r * lds + c];
 }

@@ -21,4 +21,9 @@ void dpt_thin_gemm(size_t m, size_t n, size_t k, const float *a, size_t a_rs, si
 void dpt_thin_dots(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b,
                    size_t ldb, float *c, size_t ldc, bool acc);
 
+/* dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: the copy that turns a product
+ * A B^T into A (B^T) for dpt_thin_gemm. */
+void dpt_thin_transpose(size_t rows, size_t cols, const float *src, size_t lds, float *dst,
+                        size_t ldd);
+
 #endif
