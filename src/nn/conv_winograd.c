@@ -226,30 +226,34 @@ static inline void load_lanes(const float *src, size_t xs, float m[TILE][LANES])
         memcpy(m[xi], src + xi * xs, LANES * sizeof(float));
 }
 
-/* dst[2j] = a[j], dst[2j+1] = b[j] for j < g: the two columns of g 2x2 tiles side by side in
- * a plane row. Built in a local array of constant size and then stored whole, which the
- * compiler turns into permutes and full vector stores; written element by element into the
+/* t[2j] = a[j], t[2j+1] = b[j] for j < g: the two columns of g 2x2 tiles side by side in a
+ * plane row. Built in a local array of constant size and then stored or added whole, which
+ * the compiler turns into permutes and full vectors; written element by element into the
  * plane, the same loop ran as scalar or 2-float stores (perf annotate). */
+static inline __attribute__((always_inline)) void pair_up(const float *a, const float *b, size_t g,
+                                                          float t[2 * LANES])
+{
+    for (size_t j = 0; j < g; j++) {
+        t[2 * j] = a[j];
+        t[2 * j + 1] = b[j];
+    }
+}
+
+/* dst[0..2g) = the pairs of a and b. */
 static inline __attribute__((always_inline)) void interleave(const float *a, const float *b,
                                                              size_t g, float *dst)
 {
     float t[2 * LANES];
-    for (size_t j = 0; j < g; j++) {
-        t[2 * j] = a[j];
-        t[2 * j + 1] = b[j];
-    }
+    pair_up(a, b, g, t);
     memcpy(dst, t, 2 * g * sizeof *dst);
 }
 
-/* dst[x] += t[x] for x < 2g, t the interleave of a and b as above. */
+/* dst[0..2g) += the pairs of a and b. */
 static inline __attribute__((always_inline)) void interleave_add(const float *a, const float *b,
                                                                  size_t g, float *dst)
 {
     float t[2 * LANES];
-    for (size_t j = 0; j < g; j++) {
-        t[2 * j] = a[j];
-        t[2 * j + 1] = b[j];
-    }
+    pair_up(a, b, g, t);
     for (size_t x = 0; x < 2 * g; x++)
         dst[x] += t[x];
 }
