@@ -1,8 +1,10 @@
-/* Owns the thin-side products (kernels/thin.h). Both kernels work on fixed row blocks whose
- * accumulators fit the vector registers; a block past the edge of the matrix repeats its last
- * valid row and stores only the valid ones, so every output element is computed by the same
- * sequence of operations wherever it falls. fmaf keeps one rounding per multiply-add where the
- * CPU has FMA (the build is ISO C, which does not contract a*b+c by itself). */
+/* Owns the thin-side products (kernels/thin.h) and the transpose that feeds them. Both product
+ * kernels work on fixed row blocks whose accumulators fit the vector registers; a block past
+ * the edge of the matrix repeats its last valid row and stores only the valid ones, so every
+ * output element is computed by the same sequence of operations wherever it falls. fmaf keeps
+ * one rounding per multiply-add where the CPU has FMA (the build is ISO C, which does not
+ * contract a*b+c by itself); the AVX-512 intrinsic blocks use the same fused multiply-add, so
+ * the plain and the intrinsic code give the same bits. */
 #include <math.h>
 #include <string.h>
 #if defined(__AVX512F__)
@@ -48,9 +50,10 @@ static size_t min_sz(size_t a, size_t b)
     return a < b ? a : b;
 }
 
-/* Rows [i, i+GEMM_ROWS) of C over `width` columns (64 or 16, a constant after inlining, so the
- * accumulators stay in registers; or the last few columns). Each element gets the same
- * operations in the same order whatever its block's width. */
+/* Rows [i, i+GEMM_ROWS) of C over `width` columns (64, 32 or 16, a constant after inlining, so
+ * the accumulators stay in registers; or the last few columns): the plain-C block, which AVX-512
+ * builds use for the last n % 16 columns only (gemm_block_vec below takes the rest). Each element
+ * gets the same operations in the same order whatever its block's width. */
 static inline __attribute__((always_inline)) void
 gemm_block(size_t width, size_t k, const float *const a[GEMM_ROWS], size_t a_cs, const float *b,
            size_t ldb, float *const c[GEMM_ROWS], bool acc)

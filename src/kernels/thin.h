@@ -2,7 +2,8 @@
  * input channels (a 3x3 kernel gives an inner dimension of 9 or 27) or a depthwise one (one
  * output channel a group). Plain C loops the compiler vectorises across the long side, in a
  * fixed order of additions that depends on the shape only, so results are reproducible and
- * independent of the thread count, like dpt_sgemm's. Row-major storage throughout. */
+ * independent of the thread count, like dpt_sgemm's. Row-major storage throughout. AVX-512
+ * builds run the full register blocks in intrinsics (thin.c says why). */
 #ifndef DPT_KERNELS_THIN_H
 #define DPT_KERNELS_THIN_H
 
