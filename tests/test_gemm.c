@@ -41,8 +41,10 @@ static void check_call(call_t call, bool ta, bool tb, size_t m, size_t n, size_t
     fill(b, brows * ldb, 2);
     fill(c, m * ldc, 3);
     memcpy(c0, c, m * ldc * sizeof *c);
+    /* with the scratch it asks for, so A B^T from 64 rows takes the transpose and the GEMM */
+    float *scratch = malloc((dpt_product_scratch_floats(ta, tb, m, n, k) + 1) * sizeof *scratch);
     if (call.product >= 0)
-        dpt_product(call.product, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta == 1.0f);
+        dpt_product(call.product, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta == 1.0f, scratch);
     else
         dpt_sgemm_mode(call.mode, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     for (size_t i = 0; i < m; i++) {
@@ -59,7 +61,7 @@ static void check_call(call_t call, bool ta, bool tb, size_t m, size_t n, size_t
         for (size_t j = n; j < ldc; j++)
             cr_assert_eq(c[i * ldc + j], c0[i * ldc + j]);
     }
-    free(a), free(b), free(c), free(c0);
+    free(a), free(b), free(c), free(c0), free(scratch);
 }
 
 /* Both B modes (BLIS's default path and B packed) must compute the same product, and so must
@@ -72,10 +74,14 @@ static void check_case(bool ta, bool tb, size_t m, size_t n, size_t k, float alp
 }
 
 /* dpt_product, the door the ops' products take, through either kernel, for every transpose
- * (A^T B^T has no thin form and falls back to BLIS), written and accumulated. */
+ * (A^T B^T has no thin form and falls back to BLIS), written and accumulated; A B^T from 64
+ * rows through the transpose and the GEMM, with edges in every dimension. */
 Test(gemm, product_takes_either_kernel)
 {
-    const size_t shapes[][3] = {{16, 1040, 16}, {7, 33, 50}, {64, 20, 9}, {1, 1, 1}};
+    const size_t shapes[][3] = {{16, 1040, 16}, {7, 33, 50}, {64, 20, 9}, {66, 17, 35}, {1, 1, 1}};
+    cr_assert_eq(dpt_product_scratch_floats(false, true, 64, 20, 9), 180u);
+    cr_assert_eq(dpt_product_scratch_floats(false, true, 63, 20, 9), 0u);
+    cr_assert_eq(dpt_product_scratch_floats(false, false, 64, 20, 9), 0u);
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
         for (int thin = 0; thin < 2; thin++)
             for (int t = 0; t < 4; t++)

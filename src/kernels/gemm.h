@@ -81,11 +81,18 @@ void dpt_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, float a
 /* C (+)= op(A) op(B) (added to when acc, written otherwise), as dpt_sgemm with alpha 1, through
  * kernels/thin.c when `thin` (dpt_gemm_thin_wins and dpt_gemm_thin_any_shape say where that is
  * the faster kernel; A^T B^T has no thin form and takes BLIS). A B^T runs as dot products of
- * rows (dpt_thin_dots), the others as dpt_thin_gemm with A read through strides. The one place
- * where an op's product picks between the two kernels. */
+ * rows (dpt_thin_dots), or, where dpt_product_scratch_floats is not 0 and scratch (that many
+ * floats, or NULL) is given, as B^T transposed into scratch and a dpt_thin_gemm; the others as
+ * dpt_thin_gemm with A read through strides. The one place where an op's product picks its
+ * kernel. */
 void dpt_product(bool thin, bool trans_a, bool trans_b, size_t m, size_t n, size_t k,
                  const float *a, size_t lda, const float *b, size_t ldb, float *c, size_t ldc,
-                 bool acc);
+                 bool acc, float *scratch);
+
+/* The scratch floats dpt_product can use for this shape (0: it uses none): k x n for A B^T
+ * from 64 rows of A. A function of the shape only, so an op's workspace does not depend on
+ * the machine. */
+size_t dpt_product_scratch_floats(bool trans_a, bool trans_b, size_t m, size_t n, size_t k);
 
 /* dpt_sgemm with an explicit B mode, for tests and benchmarks. */
 void dpt_sgemm_mode(dpt_gemm_b_mode_t mode, bool trans_a, bool trans_b, size_t m, size_t n,

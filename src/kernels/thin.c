@@ -169,38 +169,22 @@ void dpt_thin_gemm(size_t m, size_t n, size_t k, const float *a, size_t a_rs, si
  * gradients (perf annotate, AMD EPYC Zen 5). */
 typedef float lanes_t __attribute__((vector_size(DOT_LANES * sizeof(float))));
 
-static inline __attribute__((always_inline)) void fold(lanes_t *t, int i, int level)
-{
-    /* vectors pass by pointer: by value, their ABI differs with and without AVX-512 */
-    const lanes_t a = t[2 * i], b = t[2 * i + 1];
-    lanes_t r;
-    switch (level) { /* lanes of a then b: the low and the high half of each group */
-    case 8:
-        r = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
-            __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30,
-                                    31);
-        break;
-    case 4:
-        r = __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26,
-                                    27) +
-            __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30,
-                                    31);
-        break;
-    case 2:
-        r = __builtin_shufflevector(a, b, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28,
-                                    29) +
-            __builtin_shufflevector(a, b, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30,
-                                    31);
-        break;
-    default:
-        r = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28,
-                                    30) +
-            __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29,
-                                    31);
-        break;
-    }
-    t[i] = r;
-}
+/* Lane j of a fold at half-width h takes, from a's and then b's lanes (0-31), lane
+ * FOLD_LO(h, j) plus the lane h further on: the low and the high half of each group of 2h. */
+#define FOLD_LO(h, j) ((j) / (h)*2 * (h) + (j) % (h))
+#define FOLD_HALF(a, b, h, o)                                                                      \
+    __builtin_shufflevector(                                                                       \
+        a, b, FOLD_LO(h, 0) + (o), FOLD_LO(h, 1) + (o), FOLD_LO(h, 2) + (o), FOLD_LO(h, 3) + (o),  \
+        FOLD_LO(h, 4) + (o), FOLD_LO(h, 5) + (o), FOLD_LO(h, 6) + (o), FOLD_LO(h, 7) + (o),        \
+        FOLD_LO(h, 8) + (o), FOLD_LO(h, 9) + (o), FOLD_LO(h, 10) + (o), FOLD_LO(h, 11) + (o),      \
+        FOLD_LO(h, 12) + (o), FOLD_LO(h, 13) + (o), FOLD_LO(h, 14) + (o), FOLD_LO(h, 15) + (o))
+/* t[i] = the fold of t[2i] and t[2i+1] at half-width h (a constant: the shuffles' lanes must
+ * be). Vectors pass by pointer: by value, their ABI differs with and without AVX-512. */
+#define FOLD(t, i, h)                                                                              \
+    do {                                                                                           \
+        const lanes_t a_ = (t)[2 * (i)], b_ = (t)[2 * (i) + 1];                                    \
+        (t)[i] = FOLD_HALF(a_, b_, h, 0) + FOLD_HALF(a_, b_, h, h);                                \
+    } while (0)
 
 /* out[d] = the sum of the lanes of v[d], d < n <= DOT_LANES. */
 static inline __attribute__((always_inline)) void lane_sums(float (*v)[DOT_LANES], size_t n,
@@ -213,12 +197,12 @@ static inline __attribute__((always_inline)) void lane_sums(float (*v)[DOT_LANES
         t[d] = z;
     }
     for (int i = 0; i < 8; i++)
-        fold(t, i, 8);
+        FOLD(t, i, 8);
     for (int i = 0; i < 4; i++)
-        fold(t, i, 4);
+        FOLD(t, i, 4);
     for (int i = 0; i < 2; i++)
-        fold(t, i, 2);
-    fold(t, 0, 1);
+        FOLD(t, i, 2);
+    FOLD(t, 0, 1);
     float sums[DOT_LANES];
     memcpy(sums, &t[0], sizeof sums);
     for (size_t d = 0; d < n; d++)

@@ -133,7 +133,7 @@ static void product_forward(const conv_dims_t *d, const float *wg, const float *
                             size_t cols, float *yg, size_t ldy)
 {
     dpt_product(is_thin_gemm(d), false, false, d->og, cols, d->ckg, wg, d->ckg, colg, ldc, yg, ldy,
-                false);
+                false, NULL);
 }
 
 /* dW_g^T [CKg x OUT/G] (+)= col_g dY_g^T. In BLIS, the same product with the long side as M
@@ -142,8 +142,8 @@ static void product_forward(const conv_dims_t *d, const float *wg, const float *
 static void product_weight_grad(const conv_dims_t *d, const float *colg, size_t ldc,
                                 const float *dyg, size_t ldy, size_t cols, bool acc, float *dwtg)
 {
-    dpt_product(is_thin(d), false, true, d->ckg, d->og, cols, colg, ldc, dyg, ldy, dwtg, d->og,
-                acc);
+    dpt_product(is_thin(d), false, true, d->ckg, d->og, cols, colg, ldc, dyg, ldy, dwtg, d->og, acc,
+                NULL);
 }
 
 /* dcol_g [CKg x cols] (+)= W_g^T dY_g, into dst (row stride ldd). */
@@ -151,7 +151,7 @@ static void product_input_grad(const conv_dims_t *d, const float *wg, const floa
                                size_t cols, bool acc, float *dst, size_t ldd)
 {
     dpt_product(is_thin_gemm(d), true, false, d->ckg, cols, d->og, wg, d->ckg, dyg, ldy, dst, ldd,
-                acc);
+                acc, NULL);
 }
 
 static const dpt_spec_key_t conv_keys[] = {DPT_SPEC_I("out", NULL, 1, 65536, DPT_SPEC_POS),

@@ -24,7 +24,6 @@
 #include <string.h>
 
 #include "kernels/gemm.h"
-#include "kernels/thin.h"
 
 /* Tile columns a block of samples aims for. Measured on one thread (AMD EPYC Zen 4, zen3
  * kernels), the 16 products of a block against the im2col product of the same samples:
@@ -74,20 +73,6 @@ static size_t run_lanes(size_t tw)
     return 7 * round_up(tw, g) <= 8 * tw ? g : 1;
 }
 
-/* Input channels from which the weight gradient dU^T = V dM^T runs as dM^T transposed once
- * (dpt_thin_transpose) and then a dpt_thin_gemm, instead of C x OUT dot products of tile
- * columns (dpt_thin_dots, whose every 6 x 4 block of dots ends in lane sums). The transpose
- * costs OUT x cols copies against C x OUT x cols multiply-adds, so it pays from enough
- * channels. AMD EPYC Zen 5, backward of a 16-row shard (build/perf-style microbenchmark,
- * inputs cold): 64 -> 64 channels at 8x8 0.84 -> 0.70 ms; 32 -> 32 at 16x16 0.97-1.00 against
- * 0.97-1.05 (no gain); per product, 16 -> 16 at 32x32 5.6 against 4.2 us (a loss). */
-#define WINO_DW_GEMM_MIN_C 64
-
-static bool dw_by_gemm(const dpt_wino_dims_t *d)
-{
-    return d->c >= WINO_DW_GEMM_MIN_C && dpt_gemm_thin_wins();
-}
-
 static wino_layout_t layout_of(const dpt_wino_dims_t *d, size_t rows)
 {
     wino_layout_t l = {.th = (d->h + 1) / 2, .tw = (d->w + 1) / 2};
@@ -105,7 +90,7 @@ static wino_layout_t layout_of(const dpt_wino_dims_t *d, size_t rows)
     l.v = l.dut + TILE * d->c * d->out;
     l.m = l.v + TILE * l.vs;
     l.mt = l.m + TILE * l.ms;
-    l.planes = l.mt + (d->c >= WINO_DW_GEMM_MIN_C ? l.cols * d->out : 0);
+    l.planes = l.mt + dpt_product_scratch_floats(false, true, d->c, d->out, l.cols);
     l.off = l.planes + (l.nb + 1) * l.ps;
     l.total = l.off + l.cols;
     return l;
@@ -516,7 +501,7 @@ void dpt_wino_forward(const dpt_wino_dims_t *d, const float *w, const float *bia
         lower_block(d, &l, off, x + r0 * in_sz, nb, v, ws + l.planes);
         for (size_t xi = 0; xi < TILE; xi++) /* M[xi] [OUT x cols] = U[xi] V[xi] */
             dpt_product(thin, false, false, d->out, cols, d->c, u + xi * d->out * d->c, d->c,
-                        v + xi * l.vs, l.ld, m + xi * l.ms, l.ld, false);
+                        v + xi * l.vs, l.ld, m + xi * l.ms, l.ld, false, NULL);
         raise_block(d, &l, off, m, nb, bias, y + r0 * out_sz, ws + l.planes);
     }
 }
@@ -528,7 +513,7 @@ void dpt_wino_backward(const dpt_wino_dims_t *d, const float *w, const float *x,
     const size_t in_sz = d->c * d->h * d->w, out_sz = d->out * d->h * d->w;
     float *u = ws + l.u, *dut = ws + l.dut, *v = ws + l.v, *m = ws + l.m, *mt = ws + l.mt;
     const int32_t *off = tile_table(&l, ws);
-    const bool thin = dpt_gemm_thin_wins(), by_gemm = dw_by_gemm(d);
+    const bool thin = dpt_gemm_thin_wins();
     if (dx) transform_weights(d, w, u);
     if (rows == 0) memset(dut, 0, TILE * d->c * d->out * sizeof *dut);
     for (size_t r0 = 0; r0 < rows; r0 += l.nb) {
@@ -538,18 +523,14 @@ void dpt_wino_backward(const dpt_wino_dims_t *d, const float *w, const float *x,
         lower_grad_block(d, &l, off, dy + r0 * out_sz, nb, m, ws + l.planes);
         for (size_t xi = 0; xi < TILE; xi++) {
             float *vx = v + xi * l.vs, *mx = m + xi * l.ms;
-            /* dU[xi]^T [C x OUT] (+)= V dM^T: the first block writes, the others add */
-            if (by_gemm) {
-                dpt_thin_transpose(d->out, cols, mx, l.ld, mt, d->out);
-                dpt_thin_gemm(d->c, d->out, cols, vx, l.ld, 1, mt, d->out, dut + xi * d->c * d->out,
-                              d->out, r0 > 0);
-            } else
-                dpt_product(thin, false, true, d->c, d->out, cols, vx, l.ld, mx, l.ld,
-                            dut + xi * d->c * d->out, d->out, r0 > 0);
+            /* dU[xi]^T [C x OUT] (+)= V dM^T: the first block writes, the others add (from 64
+             * channels through dM^T in mt and a GEMM, gemm.c) */
+            dpt_product(thin, false, true, d->c, d->out, cols, vx, l.ld, mx, l.ld,
+                        dut + xi * d->c * d->out, d->out, r0 > 0, mt);
             /* dV[xi] = U^T dM over V[xi], which this block no longer needs */
             if (dx)
                 dpt_product(thin, true, false, d->c, cols, d->out, u + xi * d->out * d->c, d->c, mx,
-                            l.ld, vx, l.ld, false);
+                            l.ld, vx, l.ld, false, NULL);
         }
         if (dx) raise_grad_block(d, &l, off, v, nb, dx + r0 * in_sz, dx_acc, ws + l.planes);
     }

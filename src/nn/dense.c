@@ -51,7 +51,7 @@ static void dense_forward(const dpt_node_t *n, const dpt_op_io_t *io)
      * the small CNN's 16 x 128 x 3136 at 127 against 86); the weight and input gradients
      * stay on BLIS, which was as fast or faster there (docs/performance.md). */
     dpt_product(dpt_gemm_thin_any_shape(), false, false, rows, out, in, io->x[0], in, w, out, io->y,
-                out, n->a.bias);
+                out, n->a.bias, NULL);
 }
 
 static void dense_backward(const dpt_node_t *n, const dpt_op_io_t *io)

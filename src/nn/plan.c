@@ -81,19 +81,28 @@ static int take_buffer(grad_buffers_t *gb, bool *busy, size_t floats)
     return best;
 }
 
-static void plan_grad_buffers(const dpt_model_t *m, const bool *needs, const bool *runs,
-                              grad_buffers_t *gb)
+/* consumers[j]: how many inputs of later nodes are node j's output. */
+static void count_consumers(const dpt_model_t *m, size_t *consumers)
 {
-    bool busy[DPT_MAX_NODES] = {0}, consumed[DPT_MAX_NODES] = {0};
-    gb->n = 0;
-    for (size_t i = 0; i < m->n_nodes; i++) {
-        gb->of[i] = -1;
+    memset(consumers, 0, m->n_nodes * sizeof *consumers);
+    for (size_t i = 0; i < m->n_nodes; i++)
         for (size_t k = 0; k < m->nodes[i].n_in; k++)
-            if (runs[i] && m->nodes[i].in[k] != DPT_NODE_INPUT) consumed[m->nodes[i].in[k]] = true;
-    }
+            if (m->nodes[i].in[k] != DPT_NODE_INPUT) consumers[m->nodes[i].in[k]]++;
+}
+
+/* Every consumer of a node whose gradient is needed runs its backward (dpt_graph_needs_grad),
+ * so a needed gradient with consumers is written by the last of them and freed after its own
+ * node; the logits' gradient (written by the loss) and an unused branch's have none. */
+static void plan_grad_buffers(const dpt_model_t *m, const bool *needs, const bool *runs,
+                              const size_t *consumers, grad_buffers_t *gb)
+{
+    bool busy[DPT_MAX_NODES] = {0};
+    gb->n = 0;
+    for (size_t i = 0; i < m->n_nodes; i++)
+        gb->of[i] = -1;
     const size_t last = m->n_nodes - 1;
     for (size_t i = 0; i < last; i++) /* unused branches: a buffer each, never freed */
-        if (needs[i] && !consumed[i])
+        if (needs[i] && !consumers[i])
             gb->of[i] = take_buffer(gb, busy, dpt_shape_size(m->nodes[i].out));
     gb->of[last] = take_buffer(gb, busy, dpt_shape_size(m->nodes[last].out)); /* dL/dlogits */
     for (size_t i = m->n_nodes; i-- > 0;) {
@@ -103,8 +112,7 @@ static void plan_grad_buffers(const dpt_model_t *m, const bool *needs, const boo
             if (j != DPT_NODE_INPUT && needs[j] && gb->of[j] < 0)
                 gb->of[j] = take_buffer(gb, busy, dpt_shape_size(m->nodes[j].out));
         }
-        if (gb->of[i] >= 0 && consumed[i]) busy[gb->of[i]] = false;
-        if (i == last) busy[gb->of[i]] = false;
+        if (gb->of[i] >= 0 && (consumers[i] || i == last)) busy[gb->of[i]] = false;
     }
 }
 
@@ -133,10 +141,8 @@ static size_t plan_layout(const dpt_model_t *m, size_t rows, bool input_grad, co
         if (base) *(slot) = base + total;                                                          \
         total += dpt_round_floats(sz);                                                             \
     } while (0)
-    size_t consumers[DPT_MAX_NODES] = {0};
-    for (size_t i = 0; i < m->n_nodes; i++)
-        for (size_t k = 0; k < m->nodes[i].n_in; k++)
-            if (m->nodes[i].in[k] != DPT_NODE_INPUT) consumers[m->nodes[i].in[k]]++;
+    size_t consumers[DPT_MAX_NODES];
+    count_consumers(m, consumers);
     TAKE(base ? &p->input : NULL, dpt_shape_size(m->in));
     if (input_grad) TAKE(base ? &p->input_grad_slot : NULL, dpt_shape_size(m->in));
     for (size_t i = 0; i < m->n_nodes; i++) {
@@ -155,16 +161,14 @@ static size_t plan_layout(const dpt_model_t *m, size_t rows, bool input_grad, co
             if (w > ws) ws = w;
         }
     }
-    grad_buffers_t *gb = malloc(sizeof *gb);
+    grad_buffers_t gb;
     float *buf[DPT_MAX_NODES];
-    if (!gb) return 0;
-    plan_grad_buffers(m, needs, runs, gb);
-    for (size_t b = 0; b < gb->n; b++)
-        TAKE(base ? &buf[b] : NULL, gb->floats[b]);
+    plan_grad_buffers(m, needs, runs, consumers, &gb);
+    for (size_t b = 0; b < gb.n; b++)
+        TAKE(base ? &buf[b] : NULL, gb.floats[b]);
     if (base)
         for (size_t i = 0; i < m->n_nodes; i++)
-            p->grad[i] = gb->of[i] >= 0 ? buf[gb->of[i]] : NULL;
-    free(gb);
+            p->grad[i] = gb.of[i] >= 0 ? buf[gb.of[i]] : NULL;
     if (base) p->ws = base + total;
     total += dpt_round_floats(ws);
 #undef TAKE
