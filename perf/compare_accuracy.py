@@ -9,7 +9,7 @@
 Both programs train the same model on Fashion-MNIST (inputs standardised with the training
 set's mean/std), batch 128 with a fresh shuffle per epoch (the last, partial batch included),
 SGD momentum 0.9, mean cross-entropy, and report the test accuracy after every epoch.
-  mlp  784-256-128-10 (ReLU), Glorot-uniform weights, zero biases; defaults: 3 epochs,
+  mlp  784-256-128-10 (ReLU), PyTorch's default initialisation (dptrain's); defaults: 3 epochs,
        lr 0.05, constant (`dptrain train`'s defaults), 12 seeds.
   cnn  conv:32:3,bn,relu,maxpool:2,conv:64:3,bn,relu,maxpool:2,dense:128,relu,dropout:0.3,
        dense:10 (PyTorch: compare_pytorch.torch_model, dptrain's initialisation); defaults:
@@ -21,10 +21,10 @@ each epoch's end. The dptrain command is
     build/dptrain train --data fashion-mnist --model SPEC --optimizer sgd:momentum=0.9
         --lr 0.05 --lr-schedule cosine:T_max=10 --epochs 10 --batch-size 128 --seed S
         --quiet --out DIR
-(--lr-schedule constant for --schedule constant). dptrain computes batch-norm statistics per
-micro-shard (a ghost batch: 16 rows for this CNN by default) and folds each shard's into the
-running statistics (8 momentum updates per step at batch 128); --micro-batch 128 makes it use
-the whole batch and one update per step, as PyTorch does. After a handful of steps (a --limit
+(--lr-schedule constant for --schedule constant). dptrain normalises with batch-norm
+statistics per micro-shard (a ghost batch: 16 rows for this CNN by default) and pools the
+shards' statistics into the batch's for the running statistics (one momentum update per step,
+as PyTorch does); --micro-batch 128 makes it normalise over the whole batch too. After a handful of steps (a --limit
 smoke test) PyTorch's running statistics are still far from the data's, so its test accuracy
 is much lower; over full epochs the difference vanishes.
 

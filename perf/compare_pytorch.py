@@ -66,8 +66,10 @@ MODELS = {
 
 def torch_model(torch, name):
     """The PyTorch twin of dptrain's model `name` (mlp, cnn, resnet20), initialised as dptrain
-    initialises it: dense weights Xavier-uniform, conv weights He-normal (fan_in), biases 0,
-    batch-norm gamma 1 and beta 0 (eps 1e-5, momentum 0.1, PyTorch's defaults)."""
+    initialises it. Layers written without init= (mlp, cnn) start from PyTorch's own defaults,
+    which are dptrain's (init=torch: weights and biases U(+-1/sqrt(fan_in))); the resnet20
+    preset spells out He-normal conv weights (fan_in), a Xavier-uniform dense layer and zero
+    biases, set here. Batch norm: gamma 1, beta 0, eps 1e-5, momentum 0.1 in both."""
     nn = torch.nn
     if name == "mlp":
         net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
@@ -83,6 +85,8 @@ def torch_model(torch, name):
         assert n == RESNET20_PARAMS, f"ResNet-20 has {n} parameters, dptrain's {RESNET20_PARAMS}"
     else:
         raise ValueError(f"unknown model {name!r}")
+    if name != "resnet20":
+        return net
     for m in net.modules():
         if isinstance(m, nn.Linear):
             nn.init.xavier_uniform_(m.weight)

@@ -78,7 +78,8 @@ Test(vision, resnet20_on_cifar10_files_trains_evaluates_predicts_and_resumes)
     snprintf(mpath, n, "%s/r/metrics.csv", run);
     snprintf(cfg, n, "%s/r/config.txt", run);
     char *metrics = t_read_file(mpath, NULL), *config = t_read_file(cfg, NULL);
-    cr_assert(strstr(config, "model = 3x32x32 -> conv:16:3:bias=0,bn,relu,res("), "%s", config);
+    cr_assert(strstr(config, "model = 3x32x32 -> conv:16:3:bias=0:init=he,bn,relu,res("), "%s",
+              config);
     cr_assert(strstr(config, "weight_decay=0.0001,nesterov=0,no_decay=bn"), "%s", config);
     double acc2 = last_val_accuracy(metrics);
     free(metrics);

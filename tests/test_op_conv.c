@@ -439,16 +439,21 @@ Test(op_conv, declare_and_flops)
     cr_assert_eq(w->shape[2], 3);
     cr_assert_eq(w->shape[3], 3);
     cr_assert_eq(w->role, DPT_TENSOR_WEIGHT);
-    cr_assert_eq(w->init, DPT_INIT_HE);
+    cr_assert_eq(w->init, DPT_INIT_TORCH);
     cr_assert_eq(w->fan_in, 9);
     cr_assert_eq(w->fan_out, 6 * 9 / 3);
     cr_assert_str_eq(b->suffix, "bias");
     cr_assert_eq(b->ndim, 1);
     cr_assert_eq(b->shape[0], 6);
     cr_assert_eq(b->role, DPT_TENSOR_BIAS);
-    cr_assert_eq(b->init, DPT_INIT_ZERO);
+    cr_assert_eq(b->init, DPT_INIT_TORCH);
+    cr_assert_eq(b->fan_in, 9, "the bias is drawn with the weights' bound");
     /* 2 * OUT * C/G * K*K * Ho*Wo, Ho = 4, Wo = 3 */
     cr_assert_float_eq(dpt_op_conv.flops(&t.n), 2.0 * 6 * 1 * 9 * 12, 1e-9);
+
+    build_ok(&t, "conv:16:3:init=he", SHAPE(8, 4, 4));
+    cr_assert_eq(t.decl[0].init, DPT_INIT_HE);
+    cr_assert_eq(t.decl[1].init, DPT_INIT_ZERO, "a bias starts at 0 unless init=torch");
 
     build_ok(&t, "conv:16:3:bias=0", SHAPE(8, 4, 4));
     cr_assert_eq(t.n_decl, 1);

@@ -124,7 +124,7 @@ Test(norms_determinism, lamb, .timeout = 120)
 Test(norms_determinism, lars_with_clipping, .timeout = 120)
 {
     lr_value = 1.0;
-    expect_same_for_1_to_4_threads("lars:weight_decay=1e-4", 0.5);
+    expect_same_for_1_to_4_threads("lars:weight_decay=1e-4", 0.25);
 }
 
 /* A wider model (about 140k parameters, ~35 blocks of 4096) so that the blocks are really
@@ -216,7 +216,9 @@ Test(clipping, rejects_negative_max)
 Test(lamb_engine, learns_the_table, .timeout = 60)
 {
     lr_value = 0.02;
-    result_t a = run("lamb", "dense:32,relu,dense:4", 0, 2, 0);
+    /* LAMB's step scales with each layer's weight norm; this lr learns the table in two
+     * epochs from Xavier's scale (PyTorch's default draws ~2x smaller weights here) */
+    result_t a = run("lamb", "dense:32:xavier,relu,dense:4:xavier", 0, 2, 0);
     dpt_epoch_stats_t second = a.stats;
     cr_assert_lt(second.loss, log(4.0) * 0.8, "lamb did not learn: loss %g", second.loss);
     free(a.params);

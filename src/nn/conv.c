@@ -154,14 +154,18 @@ static void product_input_grad(const conv_dims_t *d, const float *wg, const floa
                 acc, NULL);
 }
 
-static const dpt_spec_key_t conv_keys[] = {DPT_SPEC_I("out", NULL, 1, 65536, DPT_SPEC_POS),
-                                           DPT_SPEC_I("k", NULL, 1, 64, DPT_SPEC_POS),
-                                           DPT_SPEC_I("stride", "1", 1, 64, 0),
-                                           DPT_SPEC_I("pad", "@(k-1)/2: same", 0, 64, 0),
-                                           DPT_SPEC_B("bias", "1"),
-                                           DPT_SPEC_I("groups", "1", 1, 65536, 0),
-                                           DPT_SPEC_E("algo", "auto", "auto|im2col|winograd"),
-                                           DPT_SPEC_END};
+/* init defaults to PyTorch's nn.Conv2d initialisation (docs/design.md, "Initialisation") */
+static const dpt_spec_key_t conv_keys[] = {
+    DPT_SPEC_I("out", NULL, 1, 65536, DPT_SPEC_POS),
+    DPT_SPEC_I("k", NULL, 1, 64, DPT_SPEC_POS),
+    DPT_SPEC_I("stride", "1", 1, 64, 0),
+    DPT_SPEC_I("pad", "@(k-1)/2: same", 0, 64, 0),
+    DPT_SPEC_B("bias", "1"),
+    DPT_SPEC_I("groups", "1", 1, 65536, 0),
+    DPT_SPEC_E("algo", "auto", "auto|im2col|winograd"),
+    DPT_SPEC_E("init", "torch", DPT_WEIGHT_INITS),
+    DPT_SPEC_END,
+};
 
 static dpt_status_t conv_parse(dpt_node_t *n, const dpt_spec_part_t *p)
 {
@@ -173,6 +177,7 @@ static dpt_status_t conv_parse(dpt_node_t *n, const dpt_spec_part_t *p)
     n->a.bias = dpt_spec_int(p, "bias") != 0;
     n->a.groups = dpt_spec_size(p, "groups");
     n->a.algo = dpt_spec_int(p, "algo");
+    n->a.init = (int)dpt_weight_init(dpt_spec_int(p, "init"));
     return DPT_OK;
 }
 
@@ -220,7 +225,7 @@ static size_t conv_declare(const dpt_node_t *n, dpt_tensor_decl_t *decl)
                                   .ndim = 4,
                                   .shape = {out, cg, k, k},
                                   .role = DPT_TENSOR_WEIGHT,
-                                  .init = DPT_INIT_HE,
+                                  .init = n->a.init,
                                   .fan_in = cg * k * k,
                                   .fan_out = out * k * k / n->a.groups};
     if (!n->a.bias) return 1;
@@ -228,7 +233,8 @@ static size_t conv_declare(const dpt_node_t *n, dpt_tensor_decl_t *decl)
                                   .ndim = 1,
                                   .shape = {out},
                                   .role = DPT_TENSOR_BIAS,
-                                  .init = DPT_INIT_ZERO};
+                                  .init = dpt_bias_init(n->a.init),
+                                  .fan_in = cg * k * k};
     return 2;
 }
 

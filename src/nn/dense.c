@@ -7,14 +7,15 @@
 
 static const dpt_spec_key_t dense_keys[] = {
     DPT_SPEC_I("units", NULL, 1, 65536, DPT_SPEC_POS),
-    {"init", DPT_SPEC_ENUM, "xavier", 0, 0, DPT_SPEC_POS, "xavier|he"}, /* dense:10:he */
+    /* dense:10:he; the default is PyTorch's nn.Linear (docs/design.md, "Initialisation") */
+    {"init", DPT_SPEC_ENUM, "torch", 0, 0, DPT_SPEC_POS, DPT_WEIGHT_INITS},
     DPT_SPEC_B("bias", "1"),
     DPT_SPEC_END};
 
 static dpt_status_t dense_parse(dpt_node_t *n, const dpt_spec_part_t *p)
 {
     n->a.out = dpt_spec_size(p, "units");
-    n->a.init_he = dpt_spec_int(p, "init") == 1;
+    n->a.init = (int)dpt_weight_init(dpt_spec_int(p, "init"));
     n->a.bias = dpt_spec_int(p, "bias") != 0;
     return DPT_OK;
 }
@@ -28,11 +29,10 @@ static dpt_status_t dense_infer(dpt_node_t *n)
 static size_t dense_declare(const dpt_node_t *n, dpt_tensor_decl_t *d)
 {
     size_t in = dpt_shape_size(n->in_shape[0]), out = n->a.out;
-    d[0] = (dpt_tensor_decl_t){
-        "weight", 2,  {in, out}, DPT_TENSOR_WEIGHT, n->a.init_he ? DPT_INIT_HE : DPT_INIT_XAVIER,
-        in,       out};
+    d[0] = (dpt_tensor_decl_t){"weight", 2, {in, out}, DPT_TENSOR_WEIGHT, n->a.init, in, out};
     if (!n->a.bias) return 1;
-    d[1] = (dpt_tensor_decl_t){"bias", 1, {out}, DPT_TENSOR_BIAS, DPT_INIT_ZERO, in, out};
+    d[1] =
+        (dpt_tensor_decl_t){"bias", 1, {out}, DPT_TENSOR_BIAS, dpt_bias_init(n->a.init), in, out};
     return 2;
 }
 

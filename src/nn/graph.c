@@ -375,8 +375,14 @@ static void init_tensor(const dpt_model_t *m, size_t i, float *params, uint64_t 
     float *p = params + t->offset;
     size_t n = t->rows * t->cols;
     dpt_rng_t r;
-    /* One stream per node: the weights of a layer do not change when another layer does. */
-    dpt_rng_seed(&r, seed, 1000 + m->tensor_node[i]);
+    /* One stream per tensor of a node, the first (the weight) on the node's own stream: the
+     * weights of a layer do not change when another layer does, and a drawn bias is not a
+     * copy of the first weights. */
+    const dpt_node_t *node = &m->nodes[m->tensor_node[i]];
+    uint64_t slot = 0;
+    while (node->tensor[slot] != i)
+        slot++;
+    dpt_rng_seed(&r, seed, 1000 + m->tensor_node[i] + (slot << 32));
     switch (m->tensor_init[i]) {
     case DPT_INIT_ZERO:
         break; /* the buffer is zeroed */
@@ -392,6 +398,12 @@ static void init_tensor(const dpt_model_t *m, size_t i, float *params, uint64_t 
     }
     case DPT_INIT_XAVIER: {
         double a = sqrt(6.0 / (double)(m->tensor_fan_in[i] + m->tensor_fan_out[i]));
+        for (size_t k = 0; k < n; k++)
+            p[k] = (float)((dpt_rng_uniform(&r) * 2 - 1) * a);
+        break;
+    }
+    case DPT_INIT_TORCH: {
+        double a = 1.0 / sqrt((double)m->tensor_fan_in[i]);
         for (size_t k = 0; k < n; k++)
             p[k] = (float)((dpt_rng_uniform(&r) * 2 - 1) * a);
         break;

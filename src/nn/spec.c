@@ -116,6 +116,11 @@ dpt_status_t dpt_spec_build(dpt_model_t *m, const char *spec)
 
 /* ---- presets ---------------------------------------------------------------------------- */
 
+/* Presets spell out their initialisation, whatever the layers' defaults: He-normal
+ * convolutions (He et al. 2015, which the ResNet paper and the usual batch-norm VGG recipes
+ * use) and Xavier-uniform dense layers, the initialisation their documented results and
+ * recipes (docs/models.md) were measured with. */
+
 typedef struct {
     char *out;
     size_t cap, len;
@@ -138,17 +143,18 @@ static void put(sbuf_t *b, const char *fmt, ...)
  * parameter-free zero-padding shortcut ("option A") where a stage halves the size. */
 static void resnet_cifar(sbuf_t *b, size_t n, dpt_shape_t in, size_t classes)
 {
-    put(b, "conv:16:3:bias=0,bn,relu");
+    put(b, "conv:16:3:bias=0:init=he,bn,relu");
     for (size_t stage = 0; stage < 3; stage++)
         for (size_t k = 0; k < n; k++) {
             size_t c = 16u << stage, s = stage > 0 && k == 0 ? 2 : 1;
-            put(b, ",res(conv:%zu:3:stride=%zu:bias=0,bn,relu,conv:%zu:3:bias=0,bn", c, s, c);
+            put(b, ",res(conv:%zu:3:stride=%zu:bias=0:init=he,bn,relu,conv:%zu:3:bias=0:init=he,bn",
+                c, s, c);
             if (s == 2)
                 put(b, "|zpad:%zu:stride=2),relu", c);
             else
                 put(b, "),relu");
         }
-    put(b, ",gap,dense:%zu", classes);
+    put(b, ",gap,dense:%zu:xavier", classes);
 }
 
 static void resnet20(sbuf_t *b, dpt_shape_t in, size_t k)
@@ -169,19 +175,20 @@ static void resnet56(sbuf_t *b, dpt_shape_t in, size_t k)
  * shortcuts where the shape changes. */
 static void resnet18(sbuf_t *b, dpt_shape_t in, size_t classes)
 {
-    put(b, "conv:64:3:bias=0,bn,relu");
+    put(b, "conv:64:3:bias=0:init=he,bn,relu");
     size_t prev = 64;
     for (size_t stage = 0; stage < 4; stage++)
         for (size_t k = 0; k < 2; k++) {
             size_t c = 64u << stage, s = stage > 0 && k == 0 ? 2 : 1;
-            put(b, ",res(conv:%zu:3:stride=%zu:bias=0,bn,relu,conv:%zu:3:bias=0,bn", c, s, c);
+            put(b, ",res(conv:%zu:3:stride=%zu:bias=0:init=he,bn,relu,conv:%zu:3:bias=0:init=he,bn",
+                c, s, c);
             if (s != 1 || c != prev)
-                put(b, "|conv:%zu:1:stride=%zu:pad=0:bias=0,bn),relu", c, s);
+                put(b, "|conv:%zu:1:stride=%zu:pad=0:bias=0:init=he,bn),relu", c, s);
             else
                 put(b, "),relu");
             prev = c;
         }
-    put(b, ",gap,dense:%zu", classes);
+    put(b, ",gap,dense:%zu:xavier", classes);
 }
 
 /* VGG with batch norm (Simonyan & Zisserman's configurations A and D), for small images:
@@ -193,7 +200,7 @@ static void vgg(sbuf_t *b, const int *cfg, size_t n, dpt_shape_t in, size_t clas
     const char *sep = "";
     for (size_t i = 0; i < n; i++) {
         if (cfg[i] > 0) {
-            put(b, "%sconv:%d:3:bias=0,bn,relu", sep, cfg[i]);
+            put(b, "%sconv:%d:3:bias=0:init=he,bn,relu", sep, cfg[i]);
         } else if (h >= 2 && w >= 2) {
             put(b, "%smaxpool:2", sep);
             h /= 2, w /= 2;
@@ -202,7 +209,7 @@ static void vgg(sbuf_t *b, const int *cfg, size_t n, dpt_shape_t in, size_t clas
         }
         sep = ",";
     }
-    put(b, ",gap,dense:%zu", classes);
+    put(b, ",gap,dense:%zu:xavier", classes);
 }
 
 static void vgg11(sbuf_t *b, dpt_shape_t in, size_t k)
@@ -223,8 +230,8 @@ static void vgg16(sbuf_t *b, dpt_shape_t in, size_t k)
 static void lenet5(sbuf_t *b, dpt_shape_t in, size_t k)
 {
     put(b,
-        "conv:6:5:pad=2,relu,maxpool:2,conv:16:5:pad=0,relu,maxpool:2,dense:120,relu,"
-        "dense:84,relu,dense:%zu",
+        "conv:6:5:pad=2:init=he,relu,maxpool:2,conv:16:5:pad=0:init=he,relu,maxpool:2,"
+        "dense:120:xavier,relu,dense:84:xavier,relu,dense:%zu:xavier",
         k);
 }
 
