@@ -16,7 +16,9 @@ if [ "${PHASE:-all}" != tta ]; then
   cp "$BIN" "$OUT/dptrain" # a rebuild during the study must not swap the binary under it
   BIN="$OUT/dptrain"
 fi
-MODEL="conv:32:3,bn,relu,maxpool:2,conv:64:3,bn,relu,maxpool:2,dense:128,relu,dropout:0.3,dense:10"
+# the small CNN with the initialisation the study was measured with (He-normal convolutions,
+# Xavier dense layers: the defaults before 2026-12-07, docs/models.md "Initialisation")
+MODEL="conv:32:3:init=he,bn,relu,maxpool:2,conv:64:3:init=he,bn,relu,maxpool:2,dense:128:xavier,relu,dropout:0.3,dense:10:xavier"
 AUG="crop:pad=2+hflip+rotate:degrees=10"
 SEEDS=${SEEDS:-"1 2 3"}
 CSV="$OUT/augment_study.csv"

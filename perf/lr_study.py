@@ -31,7 +31,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "dptrain")
 FMNIST = "/usr/share/datasets/fashion-mnist"
 SEEDS = "1,2,3"
-SMALL_CNN = "conv:32:3,bn,relu,maxpool:2,conv:64:3,bn,relu,maxpool:2,dense:128,relu,dense:10"
+# The study's models with the initialisation it was measured with (He-normal convolutions,
+# Xavier dense layers: the defaults before 2026-12-07, docs/models.md "Initialisation").
+MLP = "dense:256:xavier,relu,dense:128:xavier,relu,dense:10:xavier"
+SMALL_CNN = ("conv:32:3:init=he,bn,relu,maxpool:2,conv:64:3:init=he,bn,relu,maxpool:2,"
+             "dense:128:xavier,relu,dense:10:xavier")
+
+
+def with_model(args):
+    """args, with the study's MLP unless they name a model."""
+    return list(args) if "--model" in args else list(args) + ["--model", MLP]
 
 # Part 2: schedules for E epochs (steps_per_epoch is filled in for onecycle by dptrain itself).
 def schedules(e):
@@ -58,7 +67,7 @@ OPTIMIZERS = [
 def sweep(out, grid, flags, seeds=SEEDS, extra=()):
     """Runs (or continues) one sweep; returns its trials.csv rows."""
     cmd = [BIN, "sweep", "--out", out, "--grid", grid, "--seeds", seeds, "--parallel", "2",
-           "--threads", "2", "--data", "fashion-mnist"] + list(flags) + list(extra)
+           "--threads", "2", "--data", "fashion-mnist"] + with_model(list(flags) + list(extra))
     print("+", " ".join(cmd), file=sys.stderr, flush=True)
     with open(out + ".txt", "w") as log:
         rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -195,7 +204,7 @@ def part3(out, epochs):
 def part4(out, name="p4-lr-find.csv", extra=()):
     csv_path = os.path.join(out, name)
     cmd = [BIN, "lr-find", "--data", "fashion-mnist", "--optimizer", "sgd:momentum=0.9",
-           "--threads", "2", "--out", csv_path] + list(extra)
+           "--threads", "2", "--out", csv_path] + with_model(extra)
     print("+", " ".join(cmd), file=sys.stderr, flush=True)
     res = subprocess.run(cmd, capture_output=True, text=True)
     return (res.stdout + res.stderr).strip()
