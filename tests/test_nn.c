@@ -535,17 +535,36 @@ static void moments(const float *x, size_t n, double bound, double *mean, double
     *mean = s / (double)n, *var = ss / (double)n - *mean * *mean;
 }
 
+/* A model of `spec` and its initial parameters for `seed`. */
+static float *init_model(const char *spec, dpt_shape_t in, size_t classes, uint64_t seed,
+                         dpt_model_t **m)
+{
+    cr_assert_eq(dpt_model_create_shaped(spec, in, classes, m), DPT_OK, "%s", dpt_last_error());
+    float *p = calloc(dpt_model_param_count(*m), 4);
+    dpt_model_init_params(*m, p, seed);
+    return p;
+}
+
+static const float *tensor_at(const dpt_model_t *m, const float *p, const char *name)
+{
+    const dpt_tensor_info_t *t = dpt_model_tensor_named(m, name);
+    cr_assert(t, "no tensor %s", name);
+    return p + t->offset;
+}
+
+static void expect_zeros(const float *x, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(x[i], 0.0f, "%s[%zu] = %g", name, i, x[i]);
+}
+
 /* The default initialisation (init=torch) is PyTorch's for nn.Conv2d / nn.Linear: weights and
  * biases U(+-1/sqrt(fan_in)), so variance 1 / (3 fan_in); the bias is drawn on its own stream,
  * not a copy of the weights. */
 Test(model, default_initialisation_is_pytorchs_for_weights_and_biases)
 {
     dpt_model_t *m;
-    cr_assert_eq(
-        dpt_model_create_shaped("conv:64:3,dense:32,dense:4:xavier", (dpt_shape_t){4, 8, 8}, 4, &m),
-        DPT_OK, "%s", dpt_last_error());
-    float *p = calloc(dpt_model_param_count(m), 4);
-    dpt_model_init_params(m, p, 5);
+    float *p = init_model("conv:64:3,dense:32,dense:4:xavier", (dpt_shape_t){4, 8, 8}, 4, 5, &m);
     const struct {
         const char *name;
         double fan_in;
@@ -555,23 +574,19 @@ Test(model, default_initialisation_is_pytorchs_for_weights_and_biases)
              {"dense0.weight", 64 * 64, 64 * 64 * 32},
              {"dense0.bias", 64 * 64, 32}};
     for (size_t i = 0; i < 4; i++) {
-        const float *x = p + dpt_model_tensor_named(m, t[i].name)->offset;
         double mean, var, bound = 1 / sqrt(t[i].fan_in);
         bool in;
-        moments(x, t[i].n, bound, &mean, &var, &in);
+        moments(tensor_at(m, p, t[i].name), t[i].n, bound, &mean, &var, &in);
         cr_assert(in, "%s: a value outside +-%g", t[i].name, bound);
         /* 64 and 32 draws for the biases: a loose band; thousands for the weights */
         double tol = t[i].n < 100 ? 0.45 : 0.08;
         cr_assert(fabs(var * 3 * t[i].fan_in - 1) < tol, "%s: variance %g, expected %g", t[i].name,
                   var, 1 / (3 * t[i].fan_in));
     }
-    const float *w = p + dpt_model_tensor_named(m, "conv0.weight")->offset;
-    const float *b = p + dpt_model_tensor_named(m, "conv0.bias")->offset;
-    cr_assert_neq(memcmp(w, b, 64 * 4), 0, "the bias repeats the weights' stream");
+    cr_assert_neq(memcmp(tensor_at(m, p, "conv0.weight"), tensor_at(m, p, "conv0.bias"), 64 * 4), 0,
+                  "the bias repeats the weights' stream");
     /* a layer given another init keeps a zero bias */
-    const float *b1 = p + dpt_model_tensor_named(m, "dense1.bias")->offset;
-    for (size_t i = 0; i < 4; i++)
-        cr_assert_eq(b1[i], 0.0f);
+    expect_zeros(tensor_at(m, p, "dense1.bias"), 4, "dense1.bias");
     free(p);
     dpt_model_free(m);
 }
@@ -582,22 +597,17 @@ Test(model, default_initialisation_is_pytorchs_for_weights_and_biases)
 Test(presets, spell_out_he_convolutions_and_a_xavier_classifier)
 {
     dpt_model_t *m;
-    cr_assert_eq(dpt_model_create_shaped("resnet20", (dpt_shape_t){3, 32, 32}, 10, &m), DPT_OK);
-    float *p = calloc(dpt_model_param_count(m), 4);
-    dpt_model_init_params(m, p, 2);
+    float *p = init_model("resnet20", (dpt_shape_t){3, 32, 32}, 10, 2, &m);
     double mean, var;
     bool in;
-    const dpt_tensor_info_t *c = dpt_model_tensor_named(m, "conv9.weight"); /* 32 x 32 x 3 x 3 */
-    cr_assert(c && c->rows * c->cols == 32 * 288);
-    moments(p + c->offset, 32 * 288, INFINITY, &mean, &var, &in);
+    /* conv9: 32 x 32 x 3 x 3, fan_in 288 */
+    moments(tensor_at(m, p, "conv9.weight"), 32 * 288, INFINITY, &mean, &var, &in);
     cr_assert(fabs(var * 288 / 2 - 1) < 0.05, "conv9: variance %g, He's %g", var, 2.0 / 288);
-    const dpt_tensor_info_t *d = dpt_model_tensor_named(m, "dense0.weight"); /* 64 x 10 */
-    moments(p + d->offset, 640, sqrt(6.0 / 74), &mean, &var, &in);
+    /* dense0: 64 x 10 */
+    moments(tensor_at(m, p, "dense0.weight"), 640, sqrt(6.0 / 74), &mean, &var, &in);
     cr_assert(in && fabs(var * 74 / 2 - 1) < 0.2, "dense0: variance %g, Xavier's %g", var,
               2.0 / 74);
-    const float *b = p + dpt_model_tensor_named(m, "dense0.bias")->offset;
-    for (size_t i = 0; i < 10; i++)
-        cr_assert_eq(b[i], 0.0f);
+    expect_zeros(tensor_at(m, p, "dense0.bias"), 10, "dense0.bias");
     free(p);
     dpt_model_free(m);
 }
