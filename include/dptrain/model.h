@@ -118,9 +118,9 @@ double dpt_model_forward_flops(const dpt_model_t *m);
  * gradient, once for the first such node). */
 double dpt_model_train_flops(const dpt_model_t *m);
 
-/* Initialises params (dpt_model_param_count floats): Xavier/Glorot-uniform dense weights
- * (Keras's default; measured better than He here for the MLP, docs/design.md), He-normal for
- * dense:N:he and for convolutions (fan-out mode, as torchvision's ResNets), zero biases, batch
+/* Initialises params (dpt_model_param_count floats) as each layer's `init` says: by default
+ * PyTorch's (weights and biases uniform in +-1/sqrt(fan_in)), `he` He-normal over fan_in,
+ * `xavier` Glorot-uniform, both with zero biases (docs/models.md, "Initialisation"); batch
  * norm gamma 1, beta 0, running mean 0 and variance 1; depends only on seed. */
 void dpt_model_init_params(const dpt_model_t *m, float *params, uint64_t seed);
 
