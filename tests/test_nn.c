@@ -461,6 +461,9 @@ Test(model_spec, bad_initialisation)
     expect_spec_error(
         "dense:8:lecun,dense:3", 3,
         "model spec: 'dense:8:lecun': init must be one of xavier, he, torch, got 'lecun'");
+    expect_spec_error_shaped("conv:8:3:init=kaiming,gap,dense:3", (dpt_shape_t){1, 8, 8}, 3,
+                             "model spec: 'conv:8:3:init=kaiming': init must be one of xavier, "
+                             "he, torch, got 'kaiming'");
 }
 Test(model_spec, unknown_option_lists_the_usage)
 {

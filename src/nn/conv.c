@@ -177,7 +177,7 @@ static dpt_status_t conv_parse(dpt_node_t *n, const dpt_spec_part_t *p)
     n->a.bias = dpt_spec_int(p, "bias") != 0;
     n->a.groups = dpt_spec_size(p, "groups");
     n->a.algo = dpt_spec_int(p, "algo");
-    n->a.init = (int)dpt_weight_init(dpt_spec_int(p, "init"));
+    n->a.init = dpt_weight_init(dpt_spec_int(p, "init"));
     return DPT_OK;
 }
 

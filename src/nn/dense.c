@@ -15,7 +15,7 @@ static const dpt_spec_key_t dense_keys[] = {
 static dpt_status_t dense_parse(dpt_node_t *n, const dpt_spec_part_t *p)
 {
     n->a.out = dpt_spec_size(p, "units");
-    n->a.init = (int)dpt_weight_init(dpt_spec_int(p, "init"));
+    n->a.init = dpt_weight_init(dpt_spec_int(p, "init"));
     n->a.bias = dpt_spec_int(p, "bias") != 0;
     return DPT_OK;
 }

@@ -369,6 +369,13 @@ double dpt_model_train_flops(const dpt_model_t *m)
     return f;
 }
 
+/* p[0..n) uniform in [-bound, bound). */
+static void fill_uniform(float *p, size_t n, dpt_rng_t *r, double bound)
+{
+    for (size_t k = 0; k < n; k++)
+        p[k] = (float)((dpt_rng_uniform(r) * 2 - 1) * bound);
+}
+
 static void init_tensor(const dpt_model_t *m, size_t i, float *params, uint64_t seed)
 {
     const dpt_tensor_info_t *t = &m->tensors[i];
@@ -396,18 +403,12 @@ static void init_tensor(const dpt_model_t *m, size_t i, float *params, uint64_t 
             p[k] = (float)(dpt_rng_normal(&r) * std);
         break;
     }
-    case DPT_INIT_XAVIER: {
-        double a = sqrt(6.0 / (double)(m->tensor_fan_in[i] + m->tensor_fan_out[i]));
-        for (size_t k = 0; k < n; k++)
-            p[k] = (float)((dpt_rng_uniform(&r) * 2 - 1) * a);
+    case DPT_INIT_XAVIER:
+        fill_uniform(p, n, &r, sqrt(6.0 / (double)(m->tensor_fan_in[i] + m->tensor_fan_out[i])));
         break;
-    }
-    case DPT_INIT_TORCH: {
-        double a = 1.0 / sqrt((double)m->tensor_fan_in[i]);
-        for (size_t k = 0; k < n; k++)
-            p[k] = (float)((dpt_rng_uniform(&r) * 2 - 1) * a);
+    case DPT_INIT_TORCH:
+        fill_uniform(p, n, &r, 1.0 / sqrt((double)m->tensor_fan_in[i]));
         break;
-    }
     }
 }
 

@@ -33,6 +33,29 @@ static inline size_t dpt_shape_size(dpt_shape_t s)
     return s.c * s.h * s.w;
 }
 
+/* XAVIER: Glorot uniform, U(+-sqrt(6 / (fan_in + fan_out))); HE: He normal over fan_in,
+ * N(0, 2 / fan_in); TORCH: PyTorch's default for nn.Linear / nn.Conv2d weights and biases,
+ * U(+-1 / sqrt(fan_in)) (its kaiming_uniform with a = sqrt(5)). */
+typedef enum {
+    DPT_INIT_ZERO,
+    DPT_INIT_ONE,
+    DPT_INIT_XAVIER,
+    DPT_INIT_HE,
+    DPT_INIT_TORCH
+} dpt_init_t;
+/* The `init` key of the layers with weights (dense, conv): the values of DPT_WEIGHT_INITS
+ * in order are XAVIER, HE, TORCH. A layer's bias starts at 0, except under TORCH, where it
+ * is drawn as PyTorch draws it (same bound as the weights). */
+#define DPT_WEIGHT_INITS "xavier|he|torch"
+static inline dpt_init_t dpt_weight_init(int spec_index)
+{
+    return (dpt_init_t)(DPT_INIT_XAVIER + spec_index);
+}
+static inline dpt_init_t dpt_bias_init(dpt_init_t weight_init)
+{
+    return weight_init == DPT_INIT_TORCH ? DPT_INIT_TORCH : DPT_INIT_ZERO;
+}
+
 /* The parsed attributes of a node; each op reads the fields it declared in its parse. */
 typedef struct dpt_node_attr {
     size_t out;      /* dense: features; conv: output channels; zpad: channels */
@@ -42,7 +65,7 @@ typedef struct dpt_node_attr {
     size_t groups;   /* conv */
     int algo;        /* conv: lowering, a conv_algo_t of nn/conv.c */
     bool bias;       /* dense/conv: has a bias */
-    int init;        /* dense/conv: weight initialiser, a dpt_init_t (dpt_weight_init) */
+    dpt_init_t init; /* dense/conv: weight initialiser (dpt_weight_init) */
     float p;         /* dropout probability */
     double eps;      /* bn */
     double momentum; /* bn: running-statistics momentum (PyTorch's convention) */
@@ -77,28 +100,6 @@ typedef struct dpt_node {
 dpt_status_t dpt_op_infer_same(dpt_node_t *n);
 
 /* A tensor an op declares; the graph lays it out in the parameter buffer. */
-/* XAVIER: Glorot uniform, U(+-sqrt(6 / (fan_in + fan_out))); HE: He normal over fan_in,
- * N(0, 2 / fan_in); TORCH: PyTorch's default for nn.Linear / nn.Conv2d weights and biases,
- * U(+-1 / sqrt(fan_in)) (its kaiming_uniform with a = sqrt(5)). */
-typedef enum {
-    DPT_INIT_ZERO,
-    DPT_INIT_ONE,
-    DPT_INIT_XAVIER,
-    DPT_INIT_HE,
-    DPT_INIT_TORCH
-} dpt_init_t;
-/* The `init` key of the layers with weights (dense, conv): the values of DPT_WEIGHT_INITS
- * in order are XAVIER, HE, TORCH. A layer's bias starts at 0, except under TORCH, where it
- * is drawn as PyTorch draws it (same bound as the weights). */
-#define DPT_WEIGHT_INITS "xavier|he|torch"
-static inline dpt_init_t dpt_weight_init(int spec_index)
-{
-    return (dpt_init_t)(DPT_INIT_XAVIER + spec_index);
-}
-static inline dpt_init_t dpt_bias_init(int weight_init)
-{
-    return weight_init == DPT_INIT_TORCH ? DPT_INIT_TORCH : DPT_INIT_ZERO;
-}
 typedef struct dpt_tensor_decl {
     const char *suffix; /* "weight", "bias", "running_mean", ... (name = node.suffix) */
     size_t ndim;
